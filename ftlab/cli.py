@@ -1,0 +1,36 @@
+"""Command line: `main.py [train] [flags]`. Later subcommands plug into COMMANDS."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Optional
+
+from ftlab.errors import UserError
+
+
+def _train(argv: list[str]) -> int:
+    from ftlab.config import build_parser, parse_args
+
+    if any(arg in ("-h", "--help") for arg in argv):
+        build_parser().print_help()
+        return 0
+    cfg = parse_args(argv)
+    from ftlab.hub import enter_offline_mode_if_unreachable
+
+    enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches
+    from ftlab.run import run_training
+
+    run_training(cfg)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
+    try:
+        return COMMANDS[command](argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

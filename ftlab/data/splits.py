@@ -1,0 +1,143 @@
+"""From whatever a source gave us to three labelled splits with columns text/label: the same every time."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import datasets
+
+from ftlab.data.sources import RawData
+from ftlab.errors import DataError
+
+
+@dataclass
+class PreparedData:
+    splits: datasets.DatasetDict  # train / validation / test, columns text + label (ClassLabel)
+    label_names: list[str]
+    origin: str
+    notes: list[str] = field(default_factory=list)
+    test_is_validation: bool = False
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(split) for name, split in self.splits.items()}
+
+
+def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
+    out = {}
+    for split_name, split in raw.splits.items():
+        if split_name not in ("train", "validation", "test"):
+            continue
+        for role, column in (("text", raw.text_column), ("label", raw.label_column)):
+            if column not in split.column_names:
+                raise DataError(f"--dataset {dataset_name}: split {split_name!r} has no {role} column {column!r}; "
+                                f"its columns are {', '.join(split.column_names)} "
+                                f"(choose with --{role}_column)")
+        split = split.select_columns([raw.text_column, raw.label_column])
+        if raw.text_column != "text":
+            split = split.rename_column(raw.text_column, "text")
+        if raw.label_column != "label":
+            split = split.rename_column(raw.label_column, "label")
+        out[split_name] = split
+    return datasets.DatasetDict(out)
+
+
+def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str]) -> datasets.DatasetDict:
+    out = {}
+    for name, split in splits.items():
+        kept = split.filter(lambda batch: [t is not None and str(t).strip() != "" for t in batch["text"]],
+                            batched=True)
+        dropped = len(split) - len(kept)
+        if dropped:
+            message = f"dropped {dropped} empty or missing texts from the {name} split"
+            print(f"[ftlab] {message}", flush=True)
+            notes.append(message)
+        if len(kept) == 0:
+            raise DataError(f"split {name!r} has no non-empty texts left ({dropped} empty or missing)")
+        out[name] = kept
+    return datasets.DatasetDict(out)
+
+
+def _is_unlabelled(split: datasets.Dataset) -> bool:
+    # GLUE-style hidden test labels are stored as -1.
+    labels = split["label"]
+    return all(label is None or label == -1 for label in labels)
+
+
+def _encode_labels(splits: datasets.DatasetDict) -> tuple[datasets.DatasetDict, list[str]]:
+    """One label mapping shared by all splits (per-split encoding would disagree when a split lacks a class)."""
+    feature = splits["train"].features["label"]
+    if isinstance(feature, datasets.ClassLabel):
+        return splits, list(feature.names)
+    values = sorted({v for split in splits.values() for v in split["label"] if v is not None and v != -1},
+                    key=lambda v: (isinstance(v, str), v))
+    names = [str(v) for v in values]
+    index = {v: i for i, v in enumerate(values)}
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
+
+    def encode(batch: dict) -> dict:
+        return {"text": batch["text"], "label": [index.get(v, -1) for v in batch["label"]]}
+
+    encoded = {name: split.map(encode, batched=True, features=features) if not _is_unlabelled(split)
+               else split for name, split in splits.items()}
+    return datasets.DatasetDict(encoded), names
+
+
+def _stratified_take(split: datasets.Dataset, n: Optional[int], seed: int) -> datasets.Dataset:
+    if n is None or n >= len(split):
+        return split
+    try:
+        return split.train_test_split(train_size=n, stratify_by_column="label", seed=seed)["train"]
+    except ValueError:  # a class too rare to stratify at this size: fall back to a seeded shuffle
+        return split.shuffle(seed=seed).select(range(n))
+
+
+def _carve(split: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+    try:
+        parts = split.train_test_split(test_size=fraction, stratify_by_column="label", seed=seed)
+    except ValueError:
+        parts = split.train_test_split(test_size=fraction, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: float, test_fraction: float,
+                   data_seed: int, max_train: Optional[int], max_eval: Optional[int],
+                   max_test: Optional[int]) -> PreparedData:
+    notes = list(raw.notes)
+    if "train" not in raw.splits:
+        raise DataError(f"--dataset {dataset_name}: no 'train' split (splits: {', '.join(raw.splits)})")
+    splits = _drop_empty_texts(_select_columns(raw, dataset_name), notes)
+    splits, label_names = _encode_labels(splits)
+
+    train = splits["train"]
+    test_is_validation = False
+    test = splits.get("test")
+    if test is not None and _is_unlabelled(test):
+        test = None
+        test_is_validation = True
+        notes.append("the test split has no labels: test figures are computed on the validation split")
+    validation = splits.get("validation")
+    if validation is None:
+        train, validation = _carve(train, validation_fraction, data_seed)
+        notes.append(f"validation carved from train ({validation_fraction:g}, stratified, seed {data_seed})")
+    if test is None and not test_is_validation:
+        train, test = _carve(train, test_fraction, data_seed)
+        notes.append(f"test carved from train ({test_fraction:g}, stratified, seed {data_seed})")
+
+    train = _stratified_take(train, max_train, data_seed)
+    validation = _stratified_take(validation, max_eval, data_seed)
+    test = validation if test_is_validation else _stratified_take(test, max_test, data_seed)
+
+    for name, split in (("train", train), ("validation", validation), ("test", test)):
+        if len(split) == 0:
+            raise DataError(f"--dataset {dataset_name}: the {name} split is empty")
+    train_classes = set(train.unique("label"))
+    if len(train_classes) < 2:
+        only = label_names[next(iter(train_classes))] if train_classes else "none"
+        raise DataError(f"--dataset {dataset_name}: the training split has a single class ({only!r}); "
+                        f"a classifier needs at least two")
+    return PreparedData(datasets.DatasetDict({"train": train, "validation": validation, "test": test}),
+                        label_names, raw.origin, notes, test_is_validation)

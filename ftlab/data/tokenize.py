@@ -1,0 +1,49 @@
+"""Tokenisation, cached on disk, and the batch collator."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import datasets
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from ftlab.assets import cache_root
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """Identify a tokenizer by what it does (its serialised vocabulary and rules), not by its path."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    payload = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                    pad_to_max_length: bool) -> datasets.DatasetDict:
+    """Tokenise each split once per (tokenizer, max length, padding, split fingerprint); later runs reuse it.
+
+    We key the cache ourselves instead of relying on datasets' hashing of the map function, which pickles the
+    tokenizer and is not stable across processes for every tokenizer.
+    """
+    tok_key = tokenizer_fingerprint(tokenizer)
+    cache_dir = cache_root() / "tokenized"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    padding = "max_length" if pad_to_max_length else False
+
+    def encode(batch: dict) -> dict:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length, padding=padding)
+        # The real (non-pad) length: the Trainer's length grouping and the tokens/s figures both read it.
+        encoded["length"] = [sum(mask) for mask in encoded["attention_mask"]]
+        return encoded
+
+    out = {}
+    for name, split in splits.items():
+        key = hashlib.sha256(f"{tok_key}|{max_length}|{padding}|{split._fingerprint}".encode()).hexdigest()[:24]
+        out[name] = split.map(encode, batched=True, remove_columns=["text"], new_fingerprint=key,
+                              cache_file_name=str(cache_dir / f"{key}.arrow"), load_from_cache_file=True,
+                              desc=f"tokenising {name}")
+    return datasets.DatasetDict(out)
+
+
+def make_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> DataCollatorWithPadding:
+    # Padding to a multiple of 8 keeps tensor-core friendly shapes on GPU and costs nothing on CPU.
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if pad_to_max_length else 8)

@@ -1,0 +1,17 @@
+"""Errors that are the user's to fix: the CLI prints them as one line and exits 2, with no traceback."""
+
+
+class UserError(Exception):
+    """Bad input: a flag, a config file, a dataset, a model name. The message names the value and what is allowed."""
+
+
+class ConfigError(UserError):
+    pass
+
+
+class DataError(UserError):
+    pass
+
+
+class ModelSourceError(UserError):
+    pass

@@ -1,0 +1,55 @@
+"""Per-architecture module names: which linear layers LoRA targets, and which modules form the head."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ftlab.errors import ConfigError
+
+LORA_SWITCHES = ("query", "key", "value", "projection", "mlp")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    # Module paths inside one transformer block, per LoRA switch.
+    query: str
+    key: str
+    value: str
+    projection: str
+    mlp: tuple[str, ...]
+    # Top-level modules of the classification head (trained by `head`, saved in full by LoRA).
+    head: tuple[str, ...]
+
+    def block_targets(self, switches: tuple[str, ...] = LORA_SWITCHES) -> list[str]:
+        targets: list[str] = []
+        for switch in switches:
+            value = getattr(self, switch)
+            targets.extend(value if isinstance(value, tuple) else [value])
+        return targets
+
+    def target_regex(self, switches: tuple[str, ...] = LORA_SWITCHES) -> str:
+        """A full-match pattern for PEFT's target_modules. A suffix list would be ambiguous for BERT, where
+        'output.dense' is also the tail of 'attention.output.dense'; anchoring on 'layer.<n>.' is exact."""
+        alternatives = "|".join(re.escape(t) for t in self.block_targets(switches))
+        return rf".*\.layer\.\d+\.(?:{alternatives})"
+
+
+_BERT_LIKE = dict(query="attention.self.query", key="attention.self.key", value="attention.self.value",
+                  projection="attention.output.dense", mlp=("intermediate.dense", "output.dense"))
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "distilbert": Architecture(query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
+                               projection="attention.out_lin", mlp=("ffn.lin1", "ffn.lin2"),
+                               head=("pre_classifier", "classifier")),
+    "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier")),
+    # RoBERTa's head is classifier.dense + classifier.out_proj, one module; it has no pooler in use.
+    "roberta": Architecture(**_BERT_LIKE, head=("classifier",)),
+}
+
+
+def architecture_of(model_type: str) -> Architecture:
+    try:
+        return ARCHITECTURES[model_type]
+    except KeyError:
+        raise ConfigError(f"model type {model_type!r} has no module map; supported: "
+                          f"{', '.join(ARCHITECTURES)}") from None

@@ -1,0 +1,51 @@
+"""The run record: one self-describing JSON file per run, written atomically, and its console summary."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def environment() -> dict[str, Any]:
+    import datasets
+    import peft
+    import torch
+    import transformers
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "datasets": datasets.__version__, "device": device,
+            "platform": platform.platform()}
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    """Write to a temporary file beside the target, then rename: readers never see a half-written record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def format_summary(record: dict[str, Any]) -> str:
+    cfg = record["config"]
+    params = record["parameters"]
+    header = (f"{cfg['method']['method']} | {cfg['model']['model']} | {cfg['data']['dataset']} | "
+              f"trainable {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']:.2f}%)")
+    rows = [f"{'split':<11}{'n':>7}{'accuracy':>10}{'precision':>11}{'recall':>8}{'f1':>8}"]
+    for split, m in record["metrics"].items():
+        rows.append(f"{split:<11}{m['num_samples']:>7}{m['accuracy']:>10.4f}{m['precision']:>11.4f}"
+                    f"{m['recall']:>8.4f}{m['f1']:>8.4f}")
+    footer = (f"train {record['train_seconds']:.1f} s, {record['train_samples_per_second']:.1f} samples/s, "
+              f"{record['train_tokens_per_second']:.0f} tokens/s, peak memory {record['peak_memory_mb']:.0f} MB")
+    return "\n".join([header, *rows, footer, f"record: {record['output_dir']}/result.json"])

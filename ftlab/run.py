@@ -1,0 +1,78 @@
+"""One fine-tuning run, top to bottom: config -> data -> model + method -> Trainer -> record."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ftlab.config import Config
+
+
+def default_output_dir(cfg: Config) -> str:
+    dataset = Path(cfg.data.dataset).stem if Path(cfg.data.dataset).exists() else cfg.data.dataset
+    return str(Path("runs") / f"{dataset.replace('/', '_')}-{cfg.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def run_training(cfg: Config) -> dict[str, Any]:
+    # Heavy imports live here, after the config has been validated.
+    from transformers import set_seed
+
+    from ftlab.data.sources import load_raw
+    from ftlab.data.splits import prepare_splits
+    from ftlab.data.tokenize import tokenize_splits
+    from ftlab.models.load import load_classifier, load_tokenizer
+    from ftlab.models.methods import apply_method, count_parameters
+    from ftlab.models.sources import resolve_model
+    from ftlab.results import environment, format_summary, write_json_atomic
+    from ftlab.train import build_trainer, train_and_evaluate
+
+    output_dir = Path(cfg.run.output_dir or default_output_dir(cfg))
+    cfg.run.output_dir = str(output_dir)
+    # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
+    source = resolve_model(cfg.model.model)
+    raw = load_raw(cfg.data.dataset, cfg.data.text_column, cfg.data.label_column)
+    data = prepare_splits(raw, cfg.data.dataset, validation_fraction=cfg.data.validation_fraction,
+                          test_fraction=cfg.data.test_fraction, data_seed=cfg.data.data_seed,
+                          max_train=cfg.data.max_train_samples, max_eval=cfg.data.max_eval_samples,
+                          max_test=cfg.data.max_test_samples)
+    print(f"[ftlab] data: {cfg.data.dataset} from {data.origin}, splits {data.sizes()}, labels {data.label_names}",
+          flush=True)
+    print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location})", flush=True)
+
+    tokenizer = load_tokenizer(source)
+    tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
+    set_seed(cfg.run.seed)  # the new head's initial weights depend on it
+    model = load_classifier(source, data.label_names, quantize_4bit=cfg.method.method == "qlora")
+    model = apply_method(model, cfg.method)
+    params = count_parameters(model)
+    print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
+          f"({params.percent:.2f}%)", flush=True)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir))
+    outcome = train_and_evaluate(trainer, tokenized, data)
+
+    record = {
+        "config": cfg.to_dict(),
+        "output_dir": str(output_dir),
+        "model_source": {"origin": source.origin, "location": source.location},
+        "data": {"origin": data.origin, "sizes": data.sizes(), "label_names": data.label_names,
+                 "test_is_validation": data.test_is_validation, "notes": data.notes},
+        "metrics": outcome.metrics,
+        "trainable_params": params.trainable,
+        "total_params": params.total,
+        "parameters": {"trainable": params.trainable, "total": params.total,
+                       "trainable_percent": params.percent},
+        "train_seconds": outcome.train_seconds,
+        "train_samples_per_second": outcome.train_samples_per_second,
+        "train_tokens_per_second": outcome.train_tokens_per_second,
+        "peak_memory_mb": outcome.peak_memory_mb,
+        "loss_history": outcome.loss_history,
+        "environment": environment(),
+    }
+    write_json_atomic(output_dir / "result.json", record)
+    print(format_summary(record), flush=True)
+    return record

@@ -1,0 +1,99 @@
+"""Build the Hugging Face Trainer for a run, train, and evaluate every split."""
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+from ftlab.config import Config
+from ftlab.data.splits import PreparedData
+from ftlab.data.tokenize import make_collator
+from ftlab.metrics import classification_metrics, confusion, trainer_metrics
+
+
+@dataclass
+class Outcome:
+    train_seconds: float
+    train_samples_per_second: float
+    train_tokens_per_second: float
+    peak_memory_mb: float
+    metrics: dict[str, dict[str, Any]]  # split -> accuracy, precision, recall, f1, loss, confusion_matrix
+    loss_history: list[dict[str, float]] = field(default_factory=list)
+
+
+def training_arguments(cfg: Config, output_dir: str) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=cfg.optim.epochs,
+        learning_rate=cfg.optim.lr,
+        per_device_train_batch_size=cfg.optim.batch_size,
+        per_device_eval_batch_size=cfg.optim.eval_batch_size,
+        gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_steps=cfg.optim.warmup_ratio,  # transformers 5: a float below 1 is a ratio of total steps
+        lr_scheduler_type="linear",
+        # Every epoch but the last: the final model is evaluated on validation and test after training anyway.
+        eval_strategy="epoch" if cfg.optim.epochs > 1 else "no",
+        save_strategy="no",
+        logging_steps=cfg.run.logging_steps,
+        seed=cfg.run.seed,
+        report_to="none",
+        # PEFT wraps the model's forward, so the Trainer cannot infer the label column by itself.
+        label_names=["labels"],
+        # Batches of similar length waste little compute on padding; pointless when everything is padded.
+        train_sampling_strategy="random" if cfg.data.pad_to_max_length else "group_by_length",
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+
+
+def peak_memory_mb() -> float:
+    """CUDA: peak allocated by tensors during the run. CPU: the process's peak resident set."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
+                  cfg: Config, output_dir: str) -> Trainer:
+    return Trainer(model=model, args=training_arguments(cfg, output_dir), train_dataset=tokenized["train"],
+                   eval_dataset=tokenized["validation"], processing_class=tokenizer,
+                   data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length),
+                   compute_metrics=trainer_metrics(data.num_labels))
+
+
+def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) -> dict[str, Any]:
+    output = trainer.predict(split, metric_key_prefix=name)
+    predictions = np.argmax(output.predictions, axis=-1)
+    result = classification_metrics(output.label_ids, predictions, num_labels)
+    result["loss"] = float(output.metrics.get(f"{name}_loss", float("nan")))
+    result["samples_per_second"] = float(output.metrics.get(f"{name}_samples_per_second", 0.0))
+    result["confusion_matrix"] = confusion(output.label_ids, predictions, num_labels)
+    result["num_samples"] = int(len(split))
+    return result
+
+
+def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData) -> Outcome:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    real_tokens = int(sum(tokenized["train"]["length"])) * trainer.args.num_train_epochs
+    start = time.perf_counter()
+    train_output = trainer.train()
+    train_seconds = time.perf_counter() - start
+    metrics = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels)
+               for name in ("validation", "test")}
+    losses = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0), "loss": entry["loss"]}
+              for entry in trainer.state.log_history if "loss" in entry]
+    return Outcome(
+        train_seconds=train_seconds,
+        train_samples_per_second=float(train_output.metrics.get("train_samples_per_second", 0.0)),
+        train_tokens_per_second=real_tokens / train_seconds if train_seconds else 0.0,
+        peak_memory_mb=peak_memory_mb(),
+        metrics=metrics,
+        loss_history=losses,
+    )

@@ -1,0 +1,86 @@
+"""Shared fixtures: a tiny DistilBERT built from a config (no download) and small learnable datasets."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+POSITIVE = ["good", "great", "wonderful", "superb", "lovely"]
+NEGATIVE = ["bad", "awful", "terrible", "dreadful", "boring"]
+NEUTRAL = ["the", "film", "movie", "plot", "actor", "scene", "was", "and", "it", "story", "very", "quite"]
+
+# Tests never reach the hub: the offline path is what they check.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def build_tiny_model_dir(out: Path, num_labels: int = 2) -> Path:
+    """A 2-layer DistilBERT (hidden 32) and a word-level tokenizer over the fixture vocabulary, saved like a hub
+    checkpoint so that `--model DIR` loads it through the real from_pretrained path."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = specials + sorted(set(POSITIVE + NEGATIVE + NEUTRAL + ["neutral", "meh", "okay"]))
+    vocab = {word: i for i, word in enumerate(words)}
+    backend = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
+                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                              max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
+    DistilBertForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-distilbert"))
+
+
+def synthetic_rows(n: int, seed: int = 0, classes: tuple[str, ...] = ("pos", "neg")) -> list[tuple[str, str]]:
+    """Texts whose label is given away by one sentiment word among neutral filler: learnable in a few steps."""
+    rng = random.Random(seed)
+    cue = {"pos": POSITIVE, "neg": NEGATIVE, "neutral": ["neutral", "meh", "okay"]}
+    rows = []
+    for i in range(n):
+        label = classes[i % len(classes)]
+        words = rng.choices(NEUTRAL, k=rng.randint(4, 12))
+        words.insert(rng.randrange(len(words)), rng.choice(cue[label]))
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("sentence", "polarity")) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ftlab cache for tests that must see what gets written to it."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("FTLAB_CACHE", str(path))
+    return path
+
+
+def run_main(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run main.py as users do, in a fresh interpreter."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,107 @@
+import json
+import time
+
+import pytest
+import yaml
+
+from ftlab.config import DEFAULT_LR, DEFAULT_MODEL, parse_args, read_config_file
+from ftlab.errors import ConfigError, DataError
+from tests.conftest import run_main
+
+
+def test_no_arguments_is_the_embedded_default():
+    cfg = parse_args([])
+    assert (cfg.method.method, cfg.model.model, cfg.data.dataset) == ("lora", DEFAULT_MODEL, "imdb")
+    assert cfg.optim.lr == DEFAULT_LR["lora"]  # derived default filled in, so the saved config says what ran
+
+
+def test_file_values_apply_and_flags_override_them(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"method": "full", "lora_r": 4, "epochs": 3, "max_train_samples": "all"}))
+    cfg = parse_args(["--config", str(path), "--epochs", "2"])
+    assert cfg.method.method == "full"
+    assert cfg.method.lora_r == 4
+    assert cfg.optim.epochs == 2.0
+    assert cfg.data.max_train_samples is None
+    assert cfg.optim.lr == DEFAULT_LR["full"]
+
+
+def test_json_config_and_group_sections(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"method": {"method": "head"}, "optim": {"batch_size": 4}}))
+    cfg = parse_args(["--config", str(path)])
+    assert (cfg.method.method, cfg.optim.batch_size) == ("head", 4)
+
+
+def test_saved_config_reproduces_the_run(tmp_path):
+    cfg = parse_args(["--method", "qlora", "--lora_r", "16", "--max_length", "64", "--seed", "7"])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    assert parse_args(["--config", str(path)]) == cfg
+
+
+def test_unknown_key_in_file_is_rejected_with_a_suggestion(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("lora_rnk: 4\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'lora_rnk' \(did you mean 'lora_r'\?\)"):
+        read_config_file(str(path))
+
+
+def test_bad_value_in_file_names_key_and_allowed(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("lora_r: 0\n")
+    with pytest.raises(ConfigError, match=r"--lora_r 0: must be an integer >= 1"):
+        parse_args(["--config", str(path)])
+
+
+@pytest.mark.parametrize("argv, method", [(["--lora"], "lora"), (["--q_lora"], "qlora"), (["--task", "fft"], "full"),
+                                          (["--task", "cls"], "head"), (["--task", "lora"], "lora")])
+def test_seed_aliases_map_to_method(argv, method):
+    assert parse_args(argv).method.method == method
+
+
+def test_lora_rank_alias_and_conflicts():
+    assert parse_args(["--lora_rank", "4"]).method.lora_r == 4
+    with pytest.raises(ConfigError, match="conflicting"):
+        parse_args(["--lora_rank", "4", "--lora_r", "8"])
+    with pytest.raises(ConfigError, match="conflicting method flags"):
+        parse_args(["--q_lora", "--task", "fft"])
+
+
+def test_dataset_name_checked_before_anything_loads():
+    with pytest.raises(DataError, match="unknown dataset; use one of imdb, rotten_tomatoes, sst2"):
+        parse_args(["--dataset", "nosuch"])
+    with pytest.raises(DataError, match="no such file"):
+        parse_args(["--dataset", "./missing.csv"])
+    assert parse_args(["--dataset", "someone/their_dataset"]).data.dataset == "someone/their_dataset"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--method", "lorra"], "invalid choice: 'lorra' (choose from 'full', 'head', 'lora', 'qlora')"),
+    (["--lora_r", "0"], "--lora_r 0: must be an integer >= 1"),
+    (["--dataset", "nosuch"], "--dataset nosuch: unknown dataset"),
+    (["--lr", "-1"], "--lr -1.0: must be a number > 0"),
+    (["--max_length", "4"], "--max_length 4: must be an integer from 8 to 8192"),
+    (["--batch_size", "two"], "'two' is not an integer >= 1"),
+    (["--config", "missing.yaml"], "--config missing.yaml: no such file"),
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+])
+def test_bad_flag_fails_fast_with_one_line_and_touches_nothing(argv, expected, tmp_path):
+    cache = tmp_path / "cache"
+    start = time.monotonic()
+    proc = run_main(*argv, cwd=tmp_path, env={"FTLAB_CACHE": str(cache)}, timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+    # Nothing downloaded, nothing written.
+    assert not cache.exists() and not (tmp_path / "runs").exists()
+
+
+def test_help_lists_flag_groups(tmp_path):
+    proc = run_main("--help", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0
+    for text in ("--method {full,head,lora,qlora}", "--max_train_samples", "--q_lora", "--task"):
+        assert text in proc.stdout
+

@@ -1,0 +1,87 @@
+import datasets
+import pytest
+
+from ftlab.data.sources import RawData, load_raw
+from ftlab.data.splits import prepare_splits
+from ftlab.errors import DataError
+from tests.conftest import synthetic_rows, write_csv
+
+SPLIT_ARGS = dict(validation_fraction=0.1, test_fraction=0.1, data_seed=42, max_train=None, max_eval=None,
+                  max_test=None)
+
+
+def _prepare(raw: RawData, **overrides) -> "PreparedData":  # noqa: F821
+    return prepare_splits(raw, "test-data", **{**SPLIT_ARGS, **overrides})
+
+
+def _raw(splits: dict[str, list[tuple]], origin="local") -> RawData:
+    return RawData(datasets.DatasetDict({name: datasets.Dataset.from_dict(
+        {"text": [r[0] for r in rows], "label": [r[1] for r in rows]}) for name, rows in splits.items()}),
+        origin, "text", "label")
+
+
+def test_local_csv_with_custom_columns_and_string_labels(tmp_path):
+    path = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
+    raw = load_raw(str(path), "sentence", "polarity")
+    data = _prepare(raw)
+    assert data.label_names == ["neg", "pos"]
+    assert data.sizes() == {"train": 160, "validation": 20, "test": 20}
+    assert data.splits["train"].features["label"].names == ["neg", "pos"]
+    # Stratified carving keeps both classes balanced in every split.
+    assert sorted(data.splits["validation"]["label"]).count(0) == 10
+
+
+def test_missing_column_lists_the_columns(tmp_path):
+    path = write_csv(tmp_path / "reviews.csv", synthetic_rows(20))
+    with pytest.raises(DataError, match=r"no text column 'text'; its columns are sentence, polarity "
+                                        r"\(choose with --text_column\)"):
+        _prepare(load_raw(str(path), None, None))
+
+
+def test_three_classes_share_one_mapping_across_splits():
+    rows = synthetic_rows(90, classes=("pos", "neg", "neutral"))
+    data = _prepare(_raw({"train": rows, "test": rows[:9]}))
+    assert data.label_names == ["neg", "neutral", "pos"]
+    assert data.num_labels == 3
+
+
+def test_empty_texts_are_dropped_and_counted(capsys):
+    rows = synthetic_rows(40) + [("", "pos"), ("   ", "neg"), (None, "pos")]
+    data = _prepare(_raw({"train": rows}))
+    assert sum(data.sizes().values()) == 40
+    assert "dropped 3 empty or missing texts from the train split" in capsys.readouterr().out
+
+
+def test_nothing_left_after_dropping_empty_texts_fails():
+    with pytest.raises(DataError, match="split 'train' has no non-empty texts left"):
+        _prepare(_raw({"train": [("", "pos"), (None, "neg")]}))
+
+
+def test_single_class_training_split_fails():
+    rows = [(text, "pos") for text, _ in synthetic_rows(40)]
+    with pytest.raises(DataError, match=r"the training split has a single class \('pos'\)"):
+        _prepare(_raw({"train": rows}))
+
+
+def test_unlabelled_test_split_falls_back_to_validation():
+    rows = [(t, 1 if label == "pos" else 0) for t, label in synthetic_rows(60)]
+    data = _prepare(_raw({"train": rows[:40], "validation": rows[40:], "test": [(t, -1) for t, _ in rows[40:]]}))
+    assert data.test_is_validation
+    assert data.splits["test"]["text"] == data.splits["validation"]["text"]
+
+
+def test_subsamples_are_stratified_and_repeatable():
+    rows = synthetic_rows(400)
+    first = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10)
+    second = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10)
+    assert first.sizes() == {"train": 50, "validation": 10, "test": 10}
+    assert first.splits["train"]["text"] == second.splits["train"]["text"]
+    assert first.splits["train"]["label"].count(0) == 25
+    other_seed = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10, data_seed=1)
+    assert other_seed.splits["train"]["text"] != first.splits["train"]["text"]
+
+
+def test_sst2_offline_says_how_to_get_it(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="SST-2 has no offline mirror.*save_to_disk"):
+        load_raw("sst2", None, None)
