@@ -15,7 +15,9 @@ def _train(argv: list[str]) -> int:
         return 0
     cfg = parse_args(argv)
     from ftlab.hub import enter_offline_mode_if_unreachable
+    from ftlab.runtime import tune_glibc_malloc
 
+    tune_glibc_malloc()
     enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches
     from ftlab.run import run_training
 

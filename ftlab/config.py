@@ -94,7 +94,7 @@ class DataArgs:
     label_column: Optional[str] = option(None, "Label column (default: the dataset's own, else 'label').")
     max_train_samples: Optional[int] = option(2000, "Stratified subsample of the training split ('all' for all).",
                                               parse=_parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
-    max_eval_samples: Optional[int] = option(500, "Stratified subsample of the validation split ('all' for all).",
+    max_eval_samples: Optional[int] = option(250, "Stratified subsample of the validation split ('all' for all).",
                                              parse=_parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
     max_test_samples: Optional[int] = option(1000, "Stratified subsample of the test split ('all' for all).",
                                              parse=_parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
@@ -119,7 +119,8 @@ class MethodArgs:
     lora_r: int = option(8, "LoRA rank.", parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
     lora_alpha: float = option(16.0, "LoRA scaling numerator (scale = alpha / r).", parse=_parse_float,
                                check=lambda v: v > 0, allowed="a number > 0")
-    lora_dropout: float = option(0.1, "Dropout on the LoRA input.", parse=_parse_float,
+    # PEFT's own default; on CPU, dropout 0.1 costs ~40% of LoRA's training speed (5.6 vs 9.9 samples/s).
+    lora_dropout: float = option(0.0, "Dropout on the LoRA input.", parse=_parse_float,
                                  check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
 
 
@@ -291,7 +292,7 @@ def validate(cfg: Config) -> Config:
     for name, (group, f) in FIELDS.items():
         value = getattr(getattr(cfg, group), name)
         check = f.metadata["check"]
-        if value is None and f.default is not None:
+        if value is None and not str(f.type).startswith("Optional"):
             raise ConfigError(f"--{name}: a value is required ({f.metadata['allowed']})")
         if check is not None and value is not None and not check(value):
             raise ConfigError(f"--{name} {value}: must be {f.metadata['allowed']}")

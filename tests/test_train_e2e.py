@@ -14,12 +14,19 @@ def _record(output_dir):
     return json.loads((output_dir / "result.json").read_text())
 
 
-@pytest.mark.parametrize("method", ["lora", "full", "head"])
+# Tiny-model learning rates found by a sweep; chance is 0.5. The head alone cannot separate the classes on a
+# random 2-layer encoder, so for it we check that exactly the head trained.
+TINY_RUNS = {"lora": ("1e-2", 0.85), "full": ("5e-3", 0.95), "head": ("1e-2", None)}
+TINY_HEAD_PARAMS = (32 * 32 + 32) + (32 * 2 + 2)  # pre_classifier + classifier at hidden size 32
+
+
+@pytest.mark.parametrize("method", list(TINY_RUNS))
 def test_tiny_model_learns_a_local_csv(method, tiny_model_dir, tmp_path):
+    lr, min_accuracy = TINY_RUNS[method]
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
     out = tmp_path / "run"
     proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
-                    "--label_column", "polarity", "--method", method, "--epochs", "4", "--lr", "5e-3",
+                    "--label_column", "polarity", "--method", method, "--epochs", "8", "--lr", lr,
                     "--batch_size", "16", "--max_length", "32", "--output_dir", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = _record(out)
@@ -30,8 +37,10 @@ def test_tiny_model_learns_a_local_csv(method, tiny_model_dir, tmp_path):
     assert record["data"]["sizes"] == {"train": 320, "validation": 40, "test": 40}
     assert 0 < record["trainable_params"] <= record["total_params"]
     assert record["loss_history"] and record["train_samples_per_second"] > 0
-    if method != "head":  # the head alone on a random 2-layer encoder cannot separate the words reliably
-        assert record["metrics"]["test"]["accuracy"] >= 0.9
+    if min_accuracy is None:
+        assert record["trainable_params"] == TINY_HEAD_PARAMS
+    else:
+        assert record["metrics"]["test"]["accuracy"] >= min_accuracy
     # The resolved config is saved and reproduces the run's settings.
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved == record["config"] and saved["method"]["method"] == method

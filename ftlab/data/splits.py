@@ -95,11 +95,12 @@ def _stratified_take(split: datasets.Dataset, n: Optional[int], seed: int) -> da
         return split.shuffle(seed=seed).select(range(n))
 
 
-def _carve(split: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+def _carve(split: datasets.Dataset, count: int, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+    count = max(1, count)
     try:
-        parts = split.train_test_split(test_size=fraction, stratify_by_column="label", seed=seed)
+        parts = split.train_test_split(test_size=count, stratify_by_column="label", seed=seed)
     except ValueError:
-        parts = split.train_test_split(test_size=fraction, seed=seed)
+        parts = split.train_test_split(test_size=count, seed=seed)
     return parts["train"], parts["test"]
 
 
@@ -113,6 +114,7 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
     splits, label_names = _encode_labels(splits)
 
     train = splits["train"]
+    original_train_size = len(train)  # both fractions are of the original training split
     test_is_validation = False
     test = splits.get("test")
     if test is not None and _is_unlabelled(test):
@@ -121,10 +123,10 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
         notes.append("the test split has no labels: test figures are computed on the validation split")
     validation = splits.get("validation")
     if validation is None:
-        train, validation = _carve(train, validation_fraction, data_seed)
+        train, validation = _carve(train, round(validation_fraction * original_train_size), data_seed)
         notes.append(f"validation carved from train ({validation_fraction:g}, stratified, seed {data_seed})")
     if test is None and not test_is_validation:
-        train, test = _carve(train, test_fraction, data_seed)
+        train, test = _carve(train, round(test_fraction * original_train_size), data_seed)
         notes.append(f"test carved from train ({test_fraction:g}, stratified, seed {data_seed})")
 
     train = _stratified_take(train, max_train, data_seed)
