@@ -16,9 +16,10 @@ from typing import Any, Callable, Optional
 
 from ftlab.errors import ConfigError
 
-METHODS = ("full", "head", "lora", "qlora")
+METHODS = ("full", "head", "selective", "lora", "qlora", "scratch_lora")
+LORA_METHODS = ("lora", "qlora", "scratch_lora")
 # Learning rates that work for each method on small encoders; an explicit --lr always wins.
-DEFAULT_LR = {"full": 5e-5, "head": 1e-3, "lora": 5e-4, "qlora": 5e-4}
+DEFAULT_LR = {"full": 5e-5, "head": 1e-3, "selective": 1e-4, "lora": 5e-4, "qlora": 5e-4, "scratch_lora": 5e-4}
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -122,6 +123,34 @@ class MethodArgs:
     # PEFT's own default; on CPU, dropout 0.1 costs ~40% of LoRA's training speed (5.6 vs 9.9 samples/s).
     lora_dropout: float = option(0.0, "Dropout on the LoRA input.", parse=_parse_float,
                                  check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
+    lora_query: bool = option(True, "LoRA on the attention query projection.", parse=_parse_bool,
+                              allowed="true or false")
+    lora_key: bool = option(True, "LoRA on the attention key projection.", parse=_parse_bool, allowed="true or false")
+    lora_value: bool = option(True, "LoRA on the attention value projection.", parse=_parse_bool,
+                              allowed="true or false")
+    lora_projection: bool = option(True, "LoRA on the attention output projection.", parse=_parse_bool,
+                                   allowed="true or false")
+    lora_mlp: bool = option(True, "LoRA on both feed-forward linears.", parse=_parse_bool, allowed="true or false")
+    lora_head: bool = option(False, "LoRA on the head's linears instead of training the head in full.",
+                             parse=_parse_bool, allowed="true or false")
+    lora_target_modules: Optional[str] = option(None, "Comma-separated module names for LoRA (e.g. 'q_lin,v_lin'); "
+                                                "overrides the --lora_<module> switches.")
+    use_rslora: bool = option(False, "Rank-stabilised LoRA: scale = alpha / sqrt(r).", parse=_parse_bool,
+                              allowed="true or false")
+    use_dora: bool = option(False, "Weight-decomposed LoRA (DoRA).", parse=_parse_bool, allowed="true or false")
+    unfreeze_layers: int = option(2, "selective: how many of the last transformer blocks train (plus the head).",
+                                  parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
+    bnb_4bit_quant_type: str = option("nf4", "qlora: 4-bit data type.", choices=("nf4", "fp4"))
+    bnb_4bit_use_double_quant: bool = option(True, "qlora: quantise the quantisation constants too.",
+                                             parse=_parse_bool, allowed="true or false")
+    bnb_4bit_compute_dtype: str = option("auto", "qlora: dtype of the 4-bit matmuls (auto: bfloat16 on GPUs that "
+                                         "have it, else float32).",
+                                         choices=("auto", "float32", "bfloat16", "float16"))
+    load_adapter: Optional[str] = option(None, "Start from a saved LoRA adapter: lora/qlora continue training it; "
+                                         "other methods merge it into the base first (e.g. LoRA, then the head).")
+    save_adapter: Optional[str] = option(None, "Save the trained LoRA adapter (with its head and tokenizer) here.")
+    merge: bool = option(False, "LoRA methods: merge the adapter into the weights and save a plain model to "
+                         "<output_dir>/merged (loads without peft).", parse=_parse_bool, allowed="true or false")
 
 
 @dataclass
@@ -299,7 +328,27 @@ def validate(cfg: Config) -> Config:
     from ftlab.data.registry import check_dataset_name  # light: no datasets import
 
     check_dataset_name(cfg.data.dataset)
+    _check_method(cfg.method)
     return cfg
+
+
+def _check_method(args: MethodArgs) -> None:
+    if args.method in LORA_METHODS and not args.lora_target_modules and not any(
+            getattr(args, f"lora_{switch}") for switch in ("query", "key", "value", "projection", "mlp", "head")):
+        raise ConfigError("no LoRA target: every --lora_<module> switch is off; turn one on or pass "
+                          "--lora_target_modules")
+    if (args.save_adapter or args.merge) and args.method not in LORA_METHODS:
+        flag = "--save_adapter" if args.save_adapter else "--merge"
+        raise ConfigError(f"{flag} needs a LoRA method (one of {', '.join(LORA_METHODS)}), not --method {args.method}")
+    if args.save_adapter and args.method == "scratch_lora":
+        raise ConfigError("--save_adapter is for PEFT adapters; with --method scratch_lora use --merge")
+    if args.use_dora and args.method == "scratch_lora":
+        raise ConfigError("--use_dora is not implemented by scratch_lora; use --method lora")
+    if args.load_adapter:
+        from pathlib import Path
+
+        if not (Path(args.load_adapter) / "adapter_config.json").is_file():
+            raise ConfigError(f"--load_adapter {args.load_adapter}: no adapter_config.json there")
 
 
 def resolve_defaults(cfg: Config) -> Config:

@@ -22,6 +22,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
     from ftlab.data.sources import load_raw
     from ftlab.data.splits import prepare_splits
     from ftlab.data.tokenize import tokenize_splits
+    from ftlab.models.export import export_models
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method, count_parameters
     from ftlab.models.sources import resolve_model
@@ -44,7 +45,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
     tokenizer = load_tokenizer(source)
     tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
-    model = load_classifier(source, data.label_names, quantize_4bit=cfg.method.method == "qlora")
+    model = load_classifier(source, data.label_names, cfg.method)
     model = apply_method(model, cfg.method)
     params = count_parameters(model)
     print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
@@ -54,6 +55,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
     (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir))
     outcome = train_and_evaluate(trainer, tokenized, data)
+    saved = export_models(trainer.model, tokenizer, cfg.method, output_dir)
 
     record = {
         "config": cfg.to_dict(),
@@ -71,6 +73,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
         "train_tokens_per_second": outcome.train_tokens_per_second,
         "peak_memory_mb": outcome.peak_memory_mb,
         "loss_history": outcome.loss_history,
+        "saved": saved,
         "environment": environment(),
     }
     write_json_atomic(output_dir / "result.json", record)

@@ -19,9 +19,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
-def build_tiny_model_dir(out: Path, num_labels: int = 2) -> Path:
+def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0) -> Path:
     """A 2-layer DistilBERT (hidden 32) and a word-level tokenizer over the fixture vocabulary, saved like a hub
-    checkpoint so that `--model DIR` loads it through the real from_pretrained path."""
+    checkpoint so that `--model DIR` loads it through the real from_pretrained path.
+
+    Like a real pretrained encoder, its body already tells the sentiment words apart: it is briefly trained on
+    the synthetic task, then its head is re-initialised. (On a random frozen body LoRA and head-only training
+    land anywhere between chance and 100% depending on the init seed, which would test nothing.)"""
+    import torch
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerFast
@@ -38,7 +43,22 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2) -> Path:
                                         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
     config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
                               max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
-    DistilBertForSequenceClassification(config).save_pretrained(out)
+    torch.manual_seed(seed)
+    model = DistilBertForSequenceClassification(config)
+    rows = synthetic_rows(256, seed=1000 + seed, classes=("pos", "neg", "neutral")[:max(2, num_labels)])
+    batch = tokenizer([text for text, _ in rows], padding=True, return_tensors="pt")
+    names = sorted({label for _, label in rows})
+    labels = torch.tensor([names.index(label) for _, label in rows])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(60):
+        part = slice(32 * (step % 8), 32 * (step % 8 + 1))
+        model(input_ids=batch["input_ids"][part], attention_mask=batch["attention_mask"][part],
+              labels=labels[part]).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.pre_classifier.reset_parameters()
+    model.classifier.reset_parameters()
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 

@@ -85,3 +85,79 @@ def test_sst2_offline_says_how_to_get_it(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="SST-2 has no offline mirror.*save_to_disk"):
         load_raw("sst2", None, None)
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".jsonl", ".parquet", "dir"])
+def test_local_formats_load_the_same_rows(suffix, tmp_path):
+    rows = synthetic_rows(50)
+    frame = datasets.Dataset.from_dict({"text": [r[0] for r in rows], "label": [r[1] for r in rows]})
+    path = tmp_path / f"data{suffix if suffix != 'dir' else ''}"
+    if suffix == ".tsv":
+        frame.to_csv(str(path), sep="\t", index=False)
+    elif suffix == ".jsonl":
+        frame.to_json(str(path))
+    elif suffix == ".parquet":
+        frame.to_parquet(str(path))
+    else:
+        datasets.DatasetDict({"train": frame}).save_to_disk(str(path))
+    data = _prepare(load_raw(str(path), None, None))
+    assert sum(data.sizes().values()) == 50
+    assert sorted(data.splits["train"]["text"] + data.splits["validation"]["text"] +
+                  data.splits["test"]["text"]) == sorted(r[0] for r in rows)
+
+
+def test_tokenisation_is_cached_across_calls(tiny_model_dir, cache_dir):
+    from transformers import AutoTokenizer
+
+    from ftlab.data.tokenize import tokenize_splits
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    data = _prepare(_raw({"train": synthetic_rows(100)}))
+    first = tokenize_splits(data.splits, tokenizer, 32, False)
+    calls = []
+    original = type(tokenizer).__call__
+    type(tokenizer).__call__ = lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    try:
+        second = tokenize_splits(data.splits, tokenizer, 32, False)
+        assert calls == []  # nothing re-tokenised
+        assert second["train"]["input_ids"] == first["train"]["input_ids"]
+        tokenize_splits(data.splits, tokenizer, 16, False)  # another max length is another cache entry
+        assert calls
+    finally:
+        type(tokenizer).__call__ = original
+    assert len(list((cache_dir / "tokenized").glob("*.arrow"))) == 6
+
+
+MIRROR_PROBE = """
+import json, sys
+from ftlab.data.sources import load_raw
+from ftlab.data.splits import prepare_splits
+raw = load_raw("imdb", None, None)
+data = prepare_splits(raw, "imdb", validation_fraction=0.1, test_fraction=0.1, data_seed=42, max_train=2000,
+                      max_eval=250, max_test=1000)
+print(json.dumps({"origin": data.origin, "notes": data.notes, "sizes": data.sizes(),
+                  "fingerprints": {k: v._fingerprint for k, v in data.splits.items()},
+                  "first_test_text": data.splits["test"][0]["text"][:80]}))
+"""
+
+
+@pytest.mark.e2e
+def test_imdb_mirror_is_identical_across_processes(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", MIRROR_PROBE], env=env, capture_output=True,
+                                      text=True, check=True, cwd=tmp_path).stdout.strip().splitlines()[-1])
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+    probe = runs[0]
+    assert probe["origin"] == "mirror"
+    assert probe["sizes"] == {"train": 2000, "validation": 250, "test": 1000}
+    conversion = next(note for note in probe["notes"] if note.startswith("mirror conversion"))
+    assert "rows_in 50,000" in conversion and "duplicates_dropped 418" in conversion
+    assert "<br />" not in probe["first_test_text"]

@@ -14,7 +14,7 @@ from ftlab.models.methods import apply_method, count_parameters
 def distilbert_base_counts():
     """distilbert-base-uncased's exact shape (DistilBertConfig() defaults), 2 labels, each method applied."""
     counts = {}
-    for method in ("full", "head", "lora"):
+    for method in ("full", "head", "lora", "selective"):
         model = DistilBertForSequenceClassification(DistilBertConfig(num_labels=2))
         counts[method] = count_parameters(apply_method(model, MethodArgs(method=method, lora_r=8)))
     return counts
@@ -25,6 +25,7 @@ def test_distilbert_base_parameter_counts_are_exact(distilbert_base_counts):
     assert distilbert_base_counts["head"].trainable == 592_130  # pre_classifier 768x768 + classifier
     # LoRA r=8 on q/k/v/out_lin/lin1/lin2 = 663,552, plus the head saved in full.
     assert distilbert_base_counts["lora"].trainable == 1_255_682
+    assert distilbert_base_counts["selective"].trainable == 2 * 7_087_872 + 592_130  # last 2 blocks + head
 
 
 def _lora_targets(model) -> list[str]:
@@ -78,3 +79,79 @@ def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(ConfigError, match="model type 'gpt2' has no module map; supported: distilbert, bert"):
         architecture_of("gpt2")
     assert set(ARCHITECTURES) == {"distilbert", "bert", "roberta"}
+
+
+def _tiny_distilbert():
+    return DistilBertForSequenceClassification(DistilBertConfig(dim=32, n_layers=3, n_heads=2, hidden_dim=64,
+                                                                vocab_size=100, num_labels=2))
+
+
+def test_selective_trains_the_last_blocks_and_the_head():
+    model = apply_method(_tiny_distilbert(), MethodArgs(method="selective", unfreeze_layers=2))
+    trainable = {name.split(".")[0] if not name.startswith("distilbert.transformer.layer.") else
+                 ".".join(name.split(".")[:4]) for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"distilbert.transformer.layer.1", "distilbert.transformer.layer.2", "pre_classifier",
+                         "classifier"}
+    with pytest.raises(ConfigError, match="--unfreeze_layers 4: the model has only 3 transformer blocks"):
+        apply_method(_tiny_distilbert(), MethodArgs(method="selective", unfreeze_layers=4))
+
+
+@pytest.mark.parametrize("switches, expected", [
+    (dict(lora_key=False, lora_projection=False, lora_mlp=False), {"q_lin", "v_lin"}),
+    (dict(lora_query=False, lora_key=False, lora_value=False, lora_projection=False), {"lin1", "lin2"}),
+    (dict(lora_target_modules="q_lin, lin2"), {"q_lin", "lin2"}),
+])
+def test_lora_module_switches_and_explicit_targets(switches, expected):
+    model = apply_method(_tiny_distilbert(), MethodArgs(method="lora", **switches))
+    assert {t.rsplit(".", 1)[-1] for t in _lora_targets(model)} == expected
+    assert len(_lora_targets(model)) == 3 * len(expected)
+
+
+def test_lora_head_puts_adapters_on_the_head_instead_of_training_it():
+    model = apply_method(_tiny_distilbert(), MethodArgs(method="lora", lora_head=True))
+    targets = {t.replace("base_model.model.", "") for t in _lora_targets(model)}
+    assert {"pre_classifier", "classifier"} <= targets
+    assert not [n for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]
+
+
+def test_rslora_and_dora_reach_peft():
+    rs = apply_method(_tiny_distilbert(), MethodArgs(method="lora", lora_r=4, lora_alpha=8, use_rslora=True))
+    layer = rs.base_model.model.distilbert.transformer.layer[0].attention.q_lin
+    assert layer.scaling["default"] == pytest.approx(8 / 4 ** 0.5)
+    dora = apply_method(_tiny_distilbert(), MethodArgs(method="lora", use_dora=True))
+    assert any("lora_magnitude_vector" in name for name, _ in dora.named_parameters())
+
+
+def test_qlora_on_cpu_quantises_the_body_keeps_the_head_and_learns(tiny_model_dir):
+    import bitsandbytes as bnb
+    import torch
+
+    from ftlab.models.load import load_classifier
+    from ftlab.models.sources import ModelSource
+
+    args = MethodArgs(method="qlora", lora_r=8)
+    base = load_classifier(ModelSource("tiny", str(tiny_model_dir), "local"), ["neg", "pos"], args)
+    model = apply_method(base, args)
+    quantised = [name for name, module in model.named_modules() if isinstance(module, bnb.nn.Linear4bit)]
+    assert len(quantised) == 2 * 6  # six linears in each of the two blocks
+    head = model.base_model.model.classifier.modules_to_save["default"]
+    assert type(head) is torch.nn.Linear and head.weight.dtype == torch.float32
+    assert not isinstance(model.base_model.model.pre_classifier.original_module, bnb.nn.Linear4bit)
+
+    from transformers import AutoTokenizer
+
+    from tests.conftest import synthetic_rows
+
+    rows = synthetic_rows(32, seed=5)
+    batch = AutoTokenizer.from_pretrained(tiny_model_dir)([t for t, _ in rows], padding=True, return_tensors="pt")
+    labels = torch.tensor([1 if label == "pos" else 0 for _, label in rows])
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses

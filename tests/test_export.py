@@ -1,0 +1,67 @@
+"""Saving adapters, merging them, and chaining a saved adapter into another method."""
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from ftlab.config import MethodArgs
+from ftlab.models.export import merged_model
+from ftlab.models.methods import apply_method
+from tests.conftest import run_main, synthetic_rows, write_csv
+
+MERGE_ATOL = 1e-5  # fp32 re-association of W x + B A x vs (W + B A) x
+
+
+def _batch():
+    torch.manual_seed(1)
+    inputs = torch.randint(5, 30, (8, 12))
+    return {"input_ids": inputs, "attention_mask": torch.ones_like(inputs)}
+
+
+@pytest.mark.parametrize("method", ["lora", "scratch_lora"])
+def test_merged_and_unmerged_give_the_same_logits(method, tiny_model_dir):
+    model = apply_method(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir),
+                         MethodArgs(method=method, lora_r=4))
+    with torch.no_grad():  # non-zero B, else merging is trivially exact
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    model.eval()
+    with torch.no_grad():
+        before = model(**_batch()).logits
+        merged = merged_model(model, method).eval()
+        after = merged(**_batch()).logits
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    assert torch.allclose(before, after, atol=MERGE_ATOL), (before - after).abs().max()
+
+
+def test_adapter_saved_then_chained_into_head_training(tiny_model_dir, tmp_path):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
+    common = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+              "--label_column", "polarity", "--max_length", "32", "--epochs", "4", "--lr", "1e-2"]
+    adapter = tmp_path / "adapter"
+    first = run_main(*common, "--method", "lora", "--save_adapter", str(adapter), "--merge",
+                     "--output_dir", str(tmp_path / "lora"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert {"adapter_config.json", "adapter_model.safetensors", "config.json", "tokenizer.json"} <= {
+        p.name for p in adapter.iterdir()}
+    record = json.loads((tmp_path / "lora" / "result.json").read_text())
+    assert record["saved"] == {"adapter": str(adapter), "merged": str(tmp_path / "lora" / "merged")}
+    # The merged model is a plain transformers model: no peft needed, labels preserved.
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "lora" / "merged")
+    assert merged.config.id2label == {0: "neg", 1: "pos"}
+
+    second = run_main(*common, "--method", "head", "--load_adapter", str(adapter),
+                      "--output_dir", str(tmp_path / "head"), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    chained = json.loads((tmp_path / "head" / "result.json").read_text())
+    assert chained["trainable_params"] == (32 * 32 + 32) + (32 * 2 + 2)  # only the head trains in stage two
+    # Stage two starts from the LoRA-tuned encoder, so it is at least as good as the LoRA run left it.
+    assert chained["metrics"]["test"]["accuracy"] >= record["metrics"]["test"]["accuracy"] - 0.05
+
+
+def test_save_adapter_needs_a_lora_method(tmp_path):
+    proc = run_main("--method", "full", "--save_adapter", str(tmp_path / "a"), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert "--save_adapter needs a LoRA method" in proc.stderr
