@@ -1,4 +1,4 @@
-"""Command line: `main.py [train] [flags]`. Later subcommands plug into COMMANDS."""
+"""Command line: `main.py [train] [flags]` and `main.py predict ...`; each subcommand is one entry of COMMANDS."""
 from __future__ import annotations
 
 import sys
@@ -25,7 +25,13 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train}
+def _predict(argv: list[str]) -> int:
+    from ftlab.predict import main as predict_main  # imports peft only when asked to predict
+
+    return predict_main(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "predict": _predict}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

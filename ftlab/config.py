@@ -206,7 +206,7 @@ TASK_ALIASES = {"fft": "full", "cls": "head", "lora": "lora"}
 
 # --- building the config ------------------------------------------------------------------------------------
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse prints the whole usage before an error; users asked for one line naming the bad value."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -226,7 +226,7 @@ def _argparse_type(name: str, parse: Callable[[Any], Any], allowed: str) -> Call
 def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
     # Defaults are suppressed so that we can tell flags the user typed from values they left alone; the
     # dataclass defaults apply later, under the config file.
-    parser = _OneLineParser(prog=prog, argument_default=argparse.SUPPRESS,
+    parser = OneLineParser(prog=prog, argument_default=argparse.SUPPRESS,
                             description="Fine-tune a transformer encoder for text classification.")
     parser.add_argument("--config", help="YAML or JSON file of options; flags given here override it.")
     for group_name, cls in _GROUP_CLASSES.items():

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftlab.config import _OneLineParser
+from ftlab.config import OneLineParser
 from ftlab.errors import ConfigError, DataError, ModelSourceError
 
 if TYPE_CHECKING:  # torch/transformers are imported late so that the CLI can set the hub's offline switch first
@@ -45,9 +45,10 @@ def load_for_inference(model_dir: str) -> tuple[PreTrainedModel, PreTrainedToken
 
 
 def _load_adapter(directory: Path) -> tuple[PreTrainedModel, str]:
-    """Base model + adapter. Not AutoPeftModelForSequenceClassification: it loads the base with the base's own
-    config (2 labels, names LABEL_i), and the only way to hand it ours is kwargs that it forwards to PEFT's adapter
-    loader as well, where ignore_mismatched_sizes would silently drop a head of the wrong shape."""
+    """Base model + adapter, by hand. AutoPeftModelForSequenceClassification loads the base with the base's own
+    config (its label count, names LABEL_i), so a 3-label adapter on a 2-label checkpoint fails with a size mismatch;
+    its `config` argument is the PEFT config, and the ignore_mismatched_sizes we would need goes on to PEFT's adapter
+    loader too, where it would silently skip a saved head of the wrong shape."""
     from peft import PeftConfig, PeftModel
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -67,12 +68,11 @@ def _load_adapter(directory: Path) -> tuple[PreTrainedModel, str]:
                                f"names: {str(exc).splitlines()[0]}") from None
     model = PeftModel.from_pretrained(base, str(directory))
     # Weights missing from the base checkpoint were initialised at random both in training and here, so unless the
-    # adapter saved them (modules_to_save), the predictions would be noise. This happens with --lora_head on a
-    # checkpoint without a classification head: the adapter holds only the head's LoRA deltas.
+    # adapter saved them (modules_to_save), the predictions would be noise. This happens with --lora_head when the
+    # base checkpoint has no head or one for another label count: the adapter holds only the head's LoRA deltas.
     saved = list(model.peft_config["default"].modules_to_save or ())
-    fresh = [key for key in [*info["missing_keys"], *(m[0] if isinstance(m, tuple) else m
-                                                      for m in info["mismatched_keys"])]
-             if not any(f".{name}." in f".{key}" for name in saved)]
+    mismatched = [entry[0] if isinstance(entry, tuple) else entry for entry in info["mismatched_keys"]]
+    fresh = [key for key in [*info["missing_keys"], *mismatched] if not any(f".{name}." in f".{key}" for name in saved)]
     if fresh:
         raise ModelSourceError(f"the adapter in {directory} does not hold {', '.join(sorted(fresh))}, which the base "
                                f"model {base_location!r} lacks; predict with a merged model (--merge) instead")
@@ -136,8 +136,8 @@ def read_texts(path: str, text_column: str = "text") -> list[str]:
     return [str(row[text_column]) for row in rows]
 
 
-def build_parser(prog: str = "main.py predict") -> _OneLineParser:
-    parser = _OneLineParser(prog=prog, description="Label texts with a model or LoRA adapter that a run saved.")
+def build_parser(prog: str = "main.py predict") -> OneLineParser:
+    parser = OneLineParser(prog=prog, description="Label texts with a model or LoRA adapter that a run saved.")
     parser.add_argument("texts", nargs="*", help="Texts to label (or use --file).")
     parser.add_argument("--model_dir", required=True, help="A saved model directory or LoRA adapter directory.")
     parser.add_argument("--file", help="Texts to label: .txt (one per line), .csv or .jsonl (see --text_column).")

@@ -77,7 +77,8 @@ def test_dataset_name_checked_before_anything_loads():
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--method", "lorra"], "invalid choice: 'lorra' (choose from 'full', 'head', 'lora', 'qlora')"),
+    (["--method", "lorra"], "invalid choice: 'lorra' (choose from 'full', 'head', 'selective', 'lora', 'qlora', "
+                            "'scratch_lora')"),
     (["--lora_r", "0"], "--lora_r 0: must be an integer >= 1"),
     (["--dataset", "nosuch"], "--dataset nosuch: unknown dataset"),
     (["--lr", "-1"], "--lr -1.0: must be a number > 0"),
@@ -102,6 +103,7 @@ def test_bad_flag_fails_fast_with_one_line_and_touches_nothing(argv, expected, t
 def test_help_lists_flag_groups(tmp_path):
     proc = run_main("--help", cwd=tmp_path, timeout=60)
     assert proc.returncode == 0
-    for text in ("--method {full,head,lora,qlora}", "--max_train_samples", "--q_lora", "--task"):
+    for text in ("--method {full,head,selective,lora,qlora,scratch_lora}", "--max_train_samples", "--q_lora",
+                 "--task", "--lora_target_modules", "--merge"):
         assert text in proc.stdout
 

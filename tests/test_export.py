@@ -65,3 +65,30 @@ def test_save_adapter_needs_a_lora_method(tmp_path):
     proc = run_main("--method", "full", "--save_adapter", str(tmp_path / "a"), cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "--save_adapter needs a LoRA method" in proc.stderr
+
+
+def test_predict_reproduces_the_runs_test_accuracy(tiny_model_dir, tmp_path):
+    """The saved model, merged or as base + adapter, labels the run's own test texts as well as the run scored."""
+    from ftlab.data.sources import load_raw
+    from ftlab.data.splits import prepare_splits
+    from ftlab.predict import load_for_inference, predict
+
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(300, seed=3))
+    out, adapter = tmp_path / "run", tmp_path / "adapter"
+    proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+                    "--label_column", "polarity", "--method", "lora", "--epochs", "2", "--lr", "3e-3",
+                    "--max_length", "32", "--save_adapter", str(adapter), "--merge", "--output_dir", str(out),
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "result.json").read_text())
+    # The same split the run made (same data seed and fractions): splits are deterministic.
+    split = prepare_splits(load_raw(str(data), "sentence", "polarity"), str(data), validation_fraction=0.1,
+                           test_fraction=0.1, data_seed=42, max_train=None, max_eval=None, max_test=None)
+    test = split.splits["test"]
+    assert len(test) == record["metrics"]["test"]["num_samples"]
+    for directory in (out / "merged", adapter):
+        model, tokenizer = load_for_inference(str(directory))
+        labels = [row["label"] for row in predict(model, tokenizer, list(test["text"]), max_length=32)]
+        truth = [split.label_names[i] for i in test["label"]]
+        accuracy = sum(p == t for p, t in zip(labels, truth)) / len(truth)
+        assert accuracy == pytest.approx(record["metrics"]["test"]["accuracy"])

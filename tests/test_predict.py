@@ -12,7 +12,7 @@ from ftlab.config import MethodArgs
 from ftlab.errors import ConfigError, DataError, ModelSourceError
 from ftlab.models.methods import apply_method
 from ftlab.predict import load_for_inference, main, predict
-from tests.conftest import build_tiny_model_dir, synthetic_rows
+from tests.conftest import synthetic_rows
 
 CUED = {"a good film and a great plot": "pos", "the movie was awful": "neg", "quite a lovely story": "pos",
         "the plot was terrible and boring": "neg"}
@@ -45,15 +45,13 @@ def _train(model, tokenizer, classes: tuple[str, ...], *, steps: int, lr: float)
 
 
 @pytest.fixture(scope="module")
-def plain_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def plain_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fully fine-tuned tiny classifier, saved as the merged/plain export does: save_pretrained + tokenizer."""
     from transformers import AutoTokenizer
 
-    torch.manual_seed(0)  # the tiny model's random init: the same model on every run
-    base = build_tiny_model_dir(tmp_path_factory.mktemp("base"))
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = _classifier(base, ["neg", "pos"])
-    _train(model, tokenizer, ("pos", "neg"), steps=30, lr=1e-2)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = _classifier(tiny_model_dir, ["neg", "pos"])
+    _train(model, tokenizer, ("pos", "neg"), steps=15, lr=1e-2)
     out = tmp_path_factory.mktemp("plain")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -87,17 +85,15 @@ def test_plain_model_predicts_the_cue_words(plain_model_dir):
             assert batched["probabilities"][name] == pytest.approx(p, abs=1e-5)
 
 
-def test_lora_adapter_dir_loads_to_the_trained_model(tmp_path):
+def test_lora_adapter_dir_loads_to_the_trained_model(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
     # A 3-label run on a 2-label base checkpoint: the base loads with a fresh head of another shape, so the
     # predictions come out right only if the label config and the adapter's saved head are both used.
-    torch.manual_seed(0)
-    base = build_tiny_model_dir(tmp_path / "base", num_labels=2)
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     labels = ["neg", "neutral", "pos"]
-    model = apply_method(_classifier(base, labels), MethodArgs(method="lora"))
-    _train(model, tokenizer, ("pos", "neg", "neutral"), steps=10, lr=1e-2)
+    model = apply_method(_classifier(tiny_model_dir, labels), MethodArgs(method="lora"))
+    _train(model, tokenizer, ("pos", "neg", "neutral"), steps=3, lr=1e-2)
     adapter_dir = tmp_path / "adapter"
     _save_adapter(model, tokenizer, adapter_dir)
     saved = {path.name for path in adapter_dir.iterdir()}
@@ -110,23 +106,21 @@ def test_lora_adapter_dir_loads_to_the_trained_model(tmp_path):
     with torch.no_grad():
         expected = model(**batch).logits
         got = loaded(**batch).logits
-        with model.disable_adapter():  # the same weights without LoRA: must differ, else the check proves nothing
-            without_lora = model(**batch).logits
+    # LoRA's B starts at zero: the training steps make the deltas count, so an adapter that failed to load differs.
+    assert all(param.abs().max() > 1e-3 for name, param in model.named_parameters() if "lora_B" in name)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
-    assert not torch.allclose(without_lora, expected, atol=1e-3)
     records = predict(loaded, loaded_tokenizer, list(CUED))
     assert [r["label_id"] for r in records] == expected.argmax(-1).tolist()
     assert all(set(r["probabilities"]) == set(labels) for r in records)
 
 
-def test_adapter_without_the_head_it_needs_is_refused(tmp_path):
+def test_adapter_without_the_head_it_needs_is_refused(tiny_model_dir, tmp_path):
     # --lora_head saves only the head's LoRA deltas; the head's own weights were freshly initialised (the base has
     # 2 labels, the run 3) and are in no file, so loading would give noise.
     from transformers import AutoTokenizer
 
-    base = build_tiny_model_dir(tmp_path / "base", num_labels=2)
-    model = apply_method(_classifier(base, ["a", "b", "c"]), MethodArgs(method="lora", lora_head=True))
-    _save_adapter(model, AutoTokenizer.from_pretrained(base), tmp_path / "adapter")
+    model = apply_method(_classifier(tiny_model_dir, ["a", "b", "c"]), MethodArgs(method="lora", lora_head=True))
+    _save_adapter(model, AutoTokenizer.from_pretrained(tiny_model_dir), tmp_path / "adapter")
     with pytest.raises(ModelSourceError, match="classifier.weight.*--merge"):
         load_for_inference(str(tmp_path / "adapter"))
 
@@ -175,14 +169,13 @@ def test_main_reads_a_file_and_writes_jsonl(suffix, plain_model_dir, tmp_path, c
     (["--model_dir", "{model}", "--file", "{tmp}/rows.csv", "--text_column", "review"], DataError,
      "no column 'review'"),
 ])
-def test_bad_input_is_a_one_line_user_error(argv, error, match, plain_model_dir, tmp_path, monkeypatch, capsys):
+def test_bad_input_is_a_one_line_user_error(argv, error, match, plain_model_dir, tmp_path, capsys):
     (tmp_path / "texts.txt").write_text("good\n")
     (tmp_path / "rows.csv").write_text("text\ngood\n")
     argv = [arg.format(tmp=tmp_path, model=plain_model_dir) for arg in argv]
     with pytest.raises(error, match=match):
         main(argv)
-    # Through the CLI (as the lead will register it): exit status 2 and a single `error: ...` line, no usage text.
-    monkeypatch.setitem(cli.COMMANDS, "predict", main)
+    # Through the CLI: exit status 2 and a single `error: ...` line, no usage text.
     capsys.readouterr()
     assert cli.main(["predict", *argv]) == 2
     captured = capsys.readouterr()

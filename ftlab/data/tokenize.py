@@ -11,10 +11,18 @@ from ftlab.assets import cache_root
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
-    """Identify a tokenizer by what it does (its serialised vocabulary and rules), not by its path."""
+    """Identify a tokenizer by what it does (its serialised vocabulary and rules), not by its path.
+
+    The serialisation also holds the truncation/padding settings of the last call, which every call rewrites;
+    they are per-call arguments (keyed separately), so they are left out."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    payload = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+    else:
+        state = tokenizer.get_vocab()
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int,

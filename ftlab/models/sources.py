@@ -63,7 +63,8 @@ def resolve_model(name: str) -> ModelSource:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelSourceError(f"--model {name}: directory has no config.json")
-        return ModelSource(name, str(path), "local")
+        # Absolute, because a saved adapter records this as its base_model_name_or_path.
+        return ModelSource(name, str(path.resolve()), "local")
     if name.startswith((".", "/", "~")):
         raise ModelSourceError(f"--model {name}: no such directory")
     hub_id = MODEL_ALIASES.get(name, name)
