@@ -35,6 +35,13 @@ def _parse_int(text: Any) -> int:
     return int(str(text).strip())
 
 
+def _parse_positive_int(text: Any) -> int:
+    value = _parse_int(text)
+    if value < 1:
+        raise ValueError
+    return value
+
+
 def _parse_float(text: Any) -> float:
     if isinstance(text, bool):
         raise ValueError
@@ -180,6 +187,8 @@ class RunArgs:
                                        "runs/<dataset>-<method>-<time>).")
     logging_steps: int = option(10, "Log the training loss every N optimizer steps.", parse=_parse_int,
                                 check=lambda v: v >= 1, allowed="an integer >= 1")
+    overwrite_output_dir: bool = option(False, "Allow replacing a finished run's record in --output_dir.",
+                                        parse=_parse_bool, allowed="true or false")
 
 
 @dataclass
@@ -223,6 +232,9 @@ def _argparse_type(name: str, parse: Callable[[Any], Any], allowed: str) -> Call
     return convert
 
 
+POSITIVE_INT = _argparse_type("positive_int", _parse_positive_int, "an integer >= 1")
+
+
 def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
     # Defaults are suppressed so that we can tell flags the user typed from values they left alone; the
     # dataclass defaults apply later, under the config file.
@@ -244,8 +256,7 @@ def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
     aliases = parser.add_argument_group("aliases from the seed projects")
     aliases.add_argument("--lora", dest="alias_lora", action="store_true", help="= --method lora")
     aliases.add_argument("--q_lora", dest="alias_q_lora", action="store_true", help="= --method qlora")
-    aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=_argparse_type("lora_rank", _parse_int,
-                         "an integer >= 1"), help="= --lora_r")
+    aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help="= --lora_r")
     aliases.add_argument("--task", dest="alias_task", choices=tuple(TASK_ALIASES),
                          help="fft = --method full, cls = --method head, lora = --method lora")
     return parser
@@ -329,6 +340,9 @@ def validate(cfg: Config) -> Config:
 
     check_dataset_name(cfg.data.dataset)
     _check_method(cfg.method)
+    if cfg.run.output_dir and not cfg.run.overwrite_output_dir and (Path(cfg.run.output_dir) / "result.json").exists():
+        raise ConfigError(f"--output_dir {cfg.run.output_dir} already holds a finished run (result.json); choose "
+                          f"another directory or pass --overwrite_output_dir")
     return cfg
 
 
@@ -345,8 +359,6 @@ def _check_method(args: MethodArgs) -> None:
     if args.use_dora and args.method == "scratch_lora":
         raise ConfigError("--use_dora is not implemented by scratch_lora; use --method lora")
     if args.load_adapter:
-        from pathlib import Path
-
         if not (Path(args.load_adapter) / "adapter_config.json").is_file():
             raise ConfigError(f"--load_adapter {args.load_adapter}: no adapter_config.json there")
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftlab.config import OneLineParser
+from ftlab.config import POSITIVE_INT, OneLineParser
 from ftlab.errors import ConfigError, DataError, ModelSourceError
 
 if TYPE_CHECKING:  # torch/transformers are imported late so that the CLI can set the hub's offline switch first
@@ -142,22 +142,10 @@ def build_parser(prog: str = "main.py predict") -> OneLineParser:
     parser.add_argument("--model_dir", required=True, help="A saved model directory or LoRA adapter directory.")
     parser.add_argument("--file", help="Texts to label: .txt (one per line), .csv or .jsonl (see --text_column).")
     parser.add_argument("--text_column", default="text", help="--file .csv/.jsonl: the column of texts.")
-    parser.add_argument("--batch_size", type=_positive_int, default=32, help="Texts per forward pass.")
-    parser.add_argument("--max_length", type=_positive_int, default=512, help="Tokens per text; longer ones are cut.")
+    parser.add_argument("--batch_size", type=POSITIVE_INT, default=32, help="Texts per forward pass.")
+    parser.add_argument("--max_length", type=POSITIVE_INT, default=512, help="Tokens per text; longer ones are cut.")
     parser.add_argument("--output", help="Also write the predictions here as JSON Lines.")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
-    return value
 
 
 def main(argv: list[str]) -> int:

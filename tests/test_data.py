@@ -57,6 +57,11 @@ def test_nothing_left_after_dropping_empty_texts_fails():
         _prepare(_raw({"train": [("", "pos"), (None, "neg")]}))
 
 
+def test_empty_split_fails():
+    with pytest.raises(DataError, match="the validation split is empty"):
+        _prepare(_raw({"train": synthetic_rows(20), "validation": []}))
+
+
 def test_single_class_training_split_fails():
     rows = [(text, "pos") for text, _ in synthetic_rows(40)]
     with pytest.raises(DataError, match=r"the training split has a single class \('pos'\)"):

@@ -90,7 +90,16 @@ def test_three_classes_train_with_macro_f1(tiny_model_dir, tmp_path):
     (synthetic_rows(30), ["--text_column", "review"], "no text column 'review'; its columns are text, label"),
 ])
 def test_bad_data_is_one_line_and_exit_2(rows, flags, message, tiny_model_dir, tmp_path):
-    data = write_csv(tmp_path / "bad.csv", rows, header=("text", "label"))
+    _assert_one_line_exit_2(write_csv(tmp_path / "bad.csv", rows, header=("text", "label")), flags, message,
+                            tiny_model_dir, tmp_path)
+
+
+def test_empty_file_is_one_line_and_exit_2(tiny_model_dir, tmp_path):
+    _assert_one_line_exit_2(write_csv(tmp_path / "empty.csv", [], header=("text", "label")), [],
+                            "the train split is empty (the file has no data rows)", tiny_model_dir, tmp_path)
+
+
+def _assert_one_line_exit_2(data, flags, message, tiny_model_dir, tmp_path):
     proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *flags,
                     "--output_dir", str(tmp_path / "run"), cwd=tmp_path)
     assert proc.returncode == 2

@@ -21,13 +21,29 @@ class RawData:
     notes: list[str] = field(default_factory=list)
 
 
+def _has_data_rows(path: Path) -> bool:
+    """Text formats only: at least one row besides a CSV/TSV header. (datasets' own error for an empty file,
+    'Instruction "train" corresponds to no data', does not say what is wrong.)"""
+    needed = 1 if path.suffix.lower() in (".json", ".jsonl") else 2
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        found = 0
+        for line in handle:
+            found += bool(line.strip())
+            if found >= needed:
+                return True
+    return False
+
+
 def _load_local(path: Path) -> datasets.DatasetDict:
     if path.is_dir():
         try:
             loaded = datasets.load_from_disk(str(path))
-        except FileNotFoundError as exc:
-            raise DataError(f"--dataset {path}: not a datasets save_to_disk directory ({exc})") from None
+        except Exception as exc:  # missing metadata, or datasets failing on e.g. an empty split: unreadable as given
+            raise DataError(f"--dataset {path}: cannot read it as a save_to_disk directory: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
         return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
+    if path.suffix.lower() != ".parquet" and not _has_data_rows(path):
+        raise DataError(f"--dataset {path}: the train split is empty (the file has no data rows)")
     builder = LOCAL_SUFFIXES[path.suffix.lower()]
     kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
     try:

@@ -45,9 +45,11 @@ def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
     return datasets.DatasetDict(out)
 
 
-def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str]) -> datasets.DatasetDict:
+def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str], dataset_name: str) -> datasets.DatasetDict:
     out = {}
     for name, split in splits.items():
+        if len(split) == 0:
+            raise DataError(f"--dataset {dataset_name}: the {name} split is empty")
         kept = split.filter(lambda batch: [t is not None and str(t).strip() != "" for t in batch["text"]],
                             batched=True)
         dropped = len(split) - len(kept)
@@ -110,7 +112,7 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
     notes = list(raw.notes)
     if "train" not in raw.splits:
         raise DataError(f"--dataset {dataset_name}: no 'train' split (splits: {', '.join(raw.splits)})")
-    splits = _drop_empty_texts(_select_columns(raw, dataset_name), notes)
+    splits = _drop_empty_texts(_select_columns(raw, dataset_name), notes, dataset_name)
     splits, label_names = _encode_labels(splits)
 
     train = splits["train"]
