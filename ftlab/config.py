@@ -203,7 +203,7 @@ class Config:
         return dataclasses.asdict(self)
 
 
-_GROUP_CLASSES = {"model": ModelArgs, "data": DataArgs, "method": MethodArgs, "optim": OptimArgs, "run": RunArgs}
+_GROUP_CLASSES = {f.name: f.default_factory for f in dataclasses.fields(Config)}
 # flag name -> (group name, dataclass field)
 FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
     f.name: (group, f) for group, cls in _GROUP_CLASSES.items() for f in dataclasses.fields(cls)

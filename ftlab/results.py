@@ -39,9 +39,8 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
 
 def format_summary(record: dict[str, Any]) -> str:
     cfg = record["config"]
-    params = record["parameters"]
-    header = (f"{cfg['method']['method']} | {cfg['model']['model']} | {cfg['data']['dataset']} | "
-              f"trainable {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']:.2f}%)")
+    header = (f"{cfg['method']['method']} | {cfg['model']['model']} | {cfg['data']['dataset']} | trainable "
+              f"{record['trainable_params']:,} of {record['total_params']:,} ({record['trainable_percent']:.2f}%)")
     rows = [f"{'split':<11}{'n':>7}{'accuracy':>10}{'precision':>11}{'recall':>8}{'f1':>8}"]
     for split, m in record["metrics"].items():
         rows.append(f"{split:<11}{m['num_samples']:>7}{m['accuracy']:>10.4f}{m['precision']:>11.4f}"
