@@ -21,6 +21,8 @@ LORA_METHODS = ("lora", "qlora", "scratch_lora")
 # Learning rates that work for each method on small encoders; an explicit --lr always wins.
 DEFAULT_LR = {"full": 5e-5, "head": 1e-3, "selective": 1e-4, "lora": 5e-4, "qlora": 5e-4, "scratch_lora": 5e-4}
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+OPTIMIZERS = ("adamw", "adam", "sgd", "sgd_nesterov", "adamw_8bit", "paged_adamw_8bit")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr", "onecycle")
 
 
 # --- value parsers: turn a flag's text (or a file's scalar) into a typed value, or say what is allowed -------
@@ -173,8 +175,14 @@ class OptimArgs:
                                   check=lambda v: v >= 1, allowed="an integer >= 1")
     gradient_accumulation_steps: int = option(1, "Batches per optimizer step.", parse=_parse_int,
                                               check=lambda v: v >= 1, allowed="an integer >= 1")
-    weight_decay: float = option(0.01, "AdamW weight decay.", parse=_parse_float, check=lambda v: v >= 0,
-                                 allowed="a number >= 0")
+    optimizer: str = option("adamw", "Optimizer (8-bit ones from bitsandbytes).", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "sgd / sgd_nesterov: momentum.", parse=_parse_float, check=lambda v: 0 <= v < 1,
+                             allowed="a number in [0, 1)")
+    weight_decay: float = option(0.01, "Weight decay (decoupled for AdamW, L2 for Adam and SGD).",
+                                 parse=_parse_float, check=lambda v: v >= 0, allowed="a number >= 0")
+    scheduler: str = option("linear", "Learning-rate schedule.", choices=SCHEDULERS)
+    cycle_momentum: bool = option(False, "onecycle: cycle momentum (SGD) or beta1 (Adam) inversely to the rate.",
+                                  parse=_parse_bool, allowed="true or false")
     warmup_ratio: float = option(0.06, "Share of optimizer steps spent warming up the learning rate.",
                                  parse=_parse_float, check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
 
@@ -340,6 +348,12 @@ def validate(cfg: Config) -> Config:
 
     check_dataset_name(cfg.data.dataset)
     _check_method(cfg.method)
+    if cfg.optim.cycle_momentum and (cfg.optim.scheduler != "onecycle" or (
+            cfg.optim.optimizer in ("sgd", "sgd_nesterov") and cfg.optim.momentum == 0)):
+        raise ConfigError("--cycle_momentum needs --scheduler onecycle and an optimizer with momentum "
+                          "(Adam's beta1, or SGD with --momentum > 0)")
+    if cfg.optim.optimizer == "sgd_nesterov" and cfg.optim.momentum == 0:
+        raise ConfigError("--optimizer sgd_nesterov needs --momentum > 0")
     if cfg.run.output_dir and not cfg.run.overwrite_output_dir and (Path(cfg.run.output_dir) / "result.json").exists():
         raise ConfigError(f"--output_dir {cfg.run.output_dir} already holds a finished run (result.json); choose "
                           f"another directory or pass --overwrite_output_dir")

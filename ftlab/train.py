@@ -5,7 +5,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
 from ftlab.metrics import classification_metrics, confusion, trainer_metrics
+from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
 
 
 @dataclass
@@ -27,7 +28,23 @@ class Outcome:
     loss_history: list[dict[str, float]] = field(default_factory=list)
 
 
+class HarnessTrainer(Trainer):
+    """The Trainer, plus schedules it does not have (LinearLR, OneCycleLR), built from its own step count."""
+
+    def __init__(self, *args: Any, scheduler_factory: Optional[SchedulerFactory] = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.scheduler_factory = scheduler_factory
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Optional[torch.optim.Optimizer] = None):
+        if self.scheduler_factory is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        self.lr_scheduler = self.scheduler_factory(optimizer or self.optimizer, num_training_steps)
+        self._created_lr_scheduler = True  # as the base class does: the Trainer re-creates it on a second train()
+        return self.lr_scheduler
+
+
 def training_arguments(cfg: Config, output_dir: str) -> TrainingArguments:
+    optim, _ = optimizer_choice(cfg.optim)
     return TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=cfg.optim.epochs,
@@ -37,7 +54,9 @@ def training_arguments(cfg: Config, output_dir: str) -> TrainingArguments:
         gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps,
         weight_decay=cfg.optim.weight_decay,
         warmup_steps=cfg.optim.warmup_ratio,  # transformers 5: a float below 1 is a ratio of total steps
-        lr_scheduler_type="linear",
+        optim=optim,
+        # Ignored for linearlr/onecycle, which HarnessTrainer builds itself.
+        lr_scheduler_type=cfg.optim.scheduler if cfg.optim.scheduler in TRAINER_SCHEDULERS else "linear",
         # Every epoch but the last: the final model is evaluated on validation and test after training anyway.
         eval_strategy="epoch" if cfg.optim.epochs > 1 else "no",
         save_strategy="no",
@@ -60,11 +79,13 @@ def peak_memory_mb() -> float:
 
 
 def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
-                  cfg: Config, output_dir: str) -> Trainer:
-    return Trainer(model=model, args=training_arguments(cfg, output_dir), train_dataset=tokenized["train"],
-                   eval_dataset=tokenized["validation"], processing_class=tokenizer,
-                   data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length),
-                   compute_metrics=trainer_metrics(data.num_labels))
+                  cfg: Config, output_dir: str) -> HarnessTrainer:
+    return HarnessTrainer(model=model, args=training_arguments(cfg, output_dir), train_dataset=tokenized["train"],
+                          eval_dataset=tokenized["validation"], processing_class=tokenizer,
+                          data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length),
+                          compute_metrics=trainer_metrics(data.num_labels),
+                          optimizer_cls_and_kwargs=optimizer_choice(cfg.optim)[1],
+                          scheduler_factory=scheduler_factory(cfg.optim))
 
 
 def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) -> dict[str, Any]:
