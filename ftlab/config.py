@@ -361,8 +361,10 @@ def validate(cfg: Config) -> Config:
 
 
 def _check_method(args: MethodArgs) -> None:
+    from ftlab.models.architectures import LORA_SWITCHES  # light: re and dataclasses only
+
     if args.method in LORA_METHODS and not args.lora_target_modules and not any(
-            getattr(args, f"lora_{switch}") for switch in ("query", "key", "value", "projection", "mlp", "head")):
+            getattr(args, f"lora_{switch}") for switch in (*LORA_SWITCHES, "head")):
         raise ConfigError("no LoRA target: every --lora_<module> switch is off; turn one on or pass "
                           "--lora_target_modules")
     if (args.save_adapter or args.merge) and args.method not in LORA_METHODS:

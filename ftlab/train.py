@@ -43,8 +43,7 @@ class HarnessTrainer(Trainer):
         return self.lr_scheduler
 
 
-def training_arguments(cfg: Config, output_dir: str) -> TrainingArguments:
-    optim, _ = optimizer_choice(cfg.optim)
+def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArguments:
     return TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=cfg.optim.epochs,
@@ -57,7 +56,8 @@ def training_arguments(cfg: Config, output_dir: str) -> TrainingArguments:
         optim=optim,
         # Ignored for linearlr/onecycle, which HarnessTrainer builds itself.
         lr_scheduler_type=cfg.optim.scheduler if cfg.optim.scheduler in TRAINER_SCHEDULERS else "linear",
-        # Every epoch but the last: the final model is evaluated on validation and test after training anyway.
+        # Per-epoch validation only with several epochs: the final model is evaluated on validation and test
+        # after training anyway.
         eval_strategy="epoch" if cfg.optim.epochs > 1 else "no",
         save_strategy="no",
         logging_steps=cfg.run.logging_steps,
@@ -80,11 +80,13 @@ def peak_memory_mb() -> float:
 
 def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
                   cfg: Config, output_dir: str) -> HarnessTrainer:
-    return HarnessTrainer(model=model, args=training_arguments(cfg, output_dir), train_dataset=tokenized["train"],
+    optim, custom_optimizer = optimizer_choice(cfg.optim)
+    return HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim),
+                          train_dataset=tokenized["train"],
                           eval_dataset=tokenized["validation"], processing_class=tokenizer,
                           data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length),
                           compute_metrics=trainer_metrics(data.num_labels),
-                          optimizer_cls_and_kwargs=optimizer_choice(cfg.optim)[1],
+                          optimizer_cls_and_kwargs=custom_optimizer,
                           scheduler_factory=scheduler_factory(cfg.optim))
 
 
