@@ -1,6 +1,7 @@
 """The run record: one self-describing JSON file per run, written atomically, and its console summary."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -34,6 +35,28 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+INDEX_NAME = "index.jsonl"
+
+
+def data_summary(data: Any) -> dict[str, Any]:
+    return {"origin": data.origin, "sizes": data.sizes(), "label_names": data.label_names,
+            "test_is_validation": data.test_is_validation, "notes": data.notes}
+
+
+def save_record(output_dir: Path, record: dict[str, Any]) -> Path:
+    """result.json in the run's directory, and one line in the experiment's index (the run directory's parent).
+
+    The index lets a sweep be read in one pass and survives runs whose directories are later pruned. The lock
+    keeps lines whole when array jobs of one sweep finish at the same moment.
+    """
+    path = write_json_atomic(output_dir / "result.json", record)
+    line = json.dumps(record, sort_keys=False, separators=(",", ":")) + "\n"
+    with open(output_dir.parent / INDEX_NAME, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.write(line)
     return path
 
 

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ftlab.config import Config
+
+if TYPE_CHECKING:
+    from ftlab.data.splits import PreparedData
 
 
 def default_output_dir(cfg: Config) -> str:
@@ -15,24 +18,11 @@ def default_output_dir(cfg: Config) -> str:
     return str(Path("runs") / f"{dataset.replace('/', '_')}-{cfg.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def run_training(cfg: Config) -> dict[str, Any]:
-    # Heavy imports live here, after the config has been validated.
-    from transformers import set_seed
-
+def load_data(cfg: Config) -> "PreparedData":
+    """The splits every method of a study sees: same source, same seeds, same subsamples."""
     from ftlab.data.sources import load_raw
     from ftlab.data.splits import prepare_splits
-    from ftlab.data.tokenize import tokenize_splits
-    from ftlab.models.export import export_models
-    from ftlab.models.load import load_classifier, load_tokenizer
-    from ftlab.models.methods import apply_method, count_parameters
-    from ftlab.models.sources import resolve_model
-    from ftlab.results import environment, format_summary, write_json_atomic
-    from ftlab.train import build_trainer, train_and_evaluate
 
-    output_dir = Path(cfg.run.output_dir or default_output_dir(cfg))
-    cfg.run.output_dir = str(output_dir)
-    # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
-    source = resolve_model(cfg.model.model)
     raw = load_raw(cfg.data.dataset, cfg.data.text_column, cfg.data.label_column)
     data = prepare_splits(raw, cfg.data.dataset, validation_fraction=cfg.data.validation_fraction,
                           test_fraction=cfg.data.test_fraction, data_seed=cfg.data.data_seed,
@@ -40,6 +30,31 @@ def run_training(cfg: Config) -> dict[str, Any]:
                           max_test=cfg.data.max_test_samples)
     print(f"[ftlab] data: {cfg.data.dataset} from {data.origin}, splits {data.sizes()}, labels {data.label_names}",
           flush=True)
+    return data
+
+
+def resolve_output_dir(cfg: Config) -> Path:
+    output_dir = Path(cfg.run.output_dir or default_output_dir(cfg))
+    cfg.run.output_dir = str(output_dir)
+    return output_dir
+
+
+def run_training(cfg: Config) -> dict[str, Any]:
+    # Heavy imports live here, after the config has been validated.
+    from transformers import set_seed
+
+    from ftlab.data.tokenize import tokenize_splits
+    from ftlab.models.export import export_models
+    from ftlab.models.load import load_classifier, load_tokenizer
+    from ftlab.models.methods import apply_method, count_parameters
+    from ftlab.models.sources import resolve_model
+    from ftlab.results import data_summary, environment, format_summary, save_record
+    from ftlab.train import build_trainer, train_and_evaluate
+
+    output_dir = resolve_output_dir(cfg)
+    # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
+    source = resolve_model(cfg.model.model)
+    data = load_data(cfg)
     print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location})", flush=True)
 
     tokenizer = load_tokenizer(source)
@@ -61,8 +76,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
         "config": cfg.to_dict(),
         "output_dir": str(output_dir),
         "model_source": {"origin": source.origin, "location": source.location},
-        "data": {"origin": data.origin, "sizes": data.sizes(), "label_names": data.label_names,
-                 "test_is_validation": data.test_is_validation, "notes": data.notes},
+        "data": data_summary(data),
         "metrics": outcome.metrics,
         "trainable_params": params.trainable,
         "total_params": params.total,
@@ -75,6 +89,6 @@ def run_training(cfg: Config) -> dict[str, Any]:
         "saved": saved,
         "environment": environment(),
     }
-    write_json_atomic(output_dir / "result.json", record)
+    save_record(output_dir, record)
     print(format_summary(record), flush=True)
     return record

@@ -42,6 +42,9 @@ def test_tiny_model_learns_a_local_csv(method, tiny_model_dir, tmp_path):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved == record["config"] and saved["method"]["method"] == method
     assert "test" in proc.stdout and "accuracy" in proc.stdout  # the printed summary table
+    # The experiment's index (the run directory's parent) holds the same record, one line per run.
+    index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
+    assert index == [record]
 
 
 @pytest.mark.e2e
