@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -23,6 +24,8 @@ DEFAULT_LR = {"full": 5e-5, "head": 1e-3, "selective": 1e-4, "lora": 5e-4, "qlor
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgd_nesterov", "adamw_8bit", "paged_adamw_8bit")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr", "onecycle")
+BEST_METRICS = ("accuracy", "f1", "loss")
+WANDB_MODES = ("online", "offline", "disabled")
 
 
 # --- value parsers: turn a flag's text (or a file's scalar) into a typed value, or say what is allowed -------
@@ -197,6 +200,33 @@ class RunArgs:
                                 check=lambda v: v >= 1, allowed="an integer >= 1")
     overwrite_output_dir: bool = option(False, "Allow replacing a finished run's record in --output_dir.",
                                         parse=_parse_bool, allowed="true or false")
+    eval_steps: Optional[int] = option(None, "Evaluate on validation every N optimizer steps (default: every epoch "
+                                       "when there are several epochs, or with --load_best/--early_stopping_patience).",
+                                       parse=_parse_count, check=_positive, allowed="an integer >= 1")
+    save_steps: Optional[int] = option(None, "Write a checkpoint every N optimizer steps (default: every epoch); "
+                                       "with --load_best, checkpoints follow the evaluations.",
+                                       parse=_parse_count, check=_positive, allowed="an integer >= 1")
+    save_total_limit: int = option(1, "Checkpoints kept in --output_dir (the best one is always kept too).",
+                                   parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
+    resume: bool = option(False, "Continue from the latest checkpoint in --output_dir (model, optimizer, "
+                          "scheduler, RNG and data order).", parse=_parse_bool, allowed="true or false")
+    load_best: bool = option(False, "Test (and save) the checkpoint with the best validation --metric_for_best, not "
+                             "the last one.", parse=_parse_bool, allowed="true or false")
+    metric_for_best: str = option("accuracy", "Validation metric for --load_best and early stopping.",
+                                  choices=BEST_METRICS)
+    early_stopping_patience: int = option(0, "Stop after N evaluations without improvement of --metric_for_best "
+                                          "(0: never).", parse=_parse_int, check=lambda v: v >= 0,
+                                          allowed="an integer >= 0")
+
+
+@dataclass
+class TrackingArgs:
+    wandb_mode: Optional[str] = option(None, "Weights & Biases: online, offline (a local run to `wandb sync` later) "
+                                       "or disabled (default: online when --wandb_project is given, else disabled). "
+                                       "Online without a key or network falls back to offline.", choices=WANDB_MODES)
+    wandb_project: Optional[str] = option(None, "W&B project (or set WANDB_PROJECT).")
+    wandb_group: Optional[str] = option(None, "W&B group, e.g. one sweep.")
+    run_name: Optional[str] = option(None, "Run name in W&B (default: the output directory's name).")
 
 
 @dataclass
@@ -206,6 +236,7 @@ class Config:
     method: MethodArgs = field(default_factory=MethodArgs)
     optim: OptimArgs = field(default_factory=OptimArgs)
     run: RunArgs = field(default_factory=RunArgs)
+    tracking: TrackingArgs = field(default_factory=TrackingArgs)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -354,10 +385,23 @@ def validate(cfg: Config) -> Config:
                           "(Adam's beta1, or SGD with --momentum > 0)")
     if cfg.optim.optimizer == "sgd_nesterov" and cfg.optim.momentum == 0:
         raise ConfigError("--optimizer sgd_nesterov needs --momentum > 0")
+    _check_run(cfg.run)
     if cfg.run.output_dir and not cfg.run.overwrite_output_dir and (Path(cfg.run.output_dir) / "result.json").exists():
         raise ConfigError(f"--output_dir {cfg.run.output_dir} already holds a finished run (result.json); choose "
                           f"another directory or pass --overwrite_output_dir")
     return cfg
+
+
+def _check_run(args: RunArgs) -> None:
+    if args.resume:
+        if not args.output_dir:
+            raise ConfigError("--resume needs the --output_dir of the run to continue")
+        if not any(Path(args.output_dir).glob("checkpoint-*/trainer_state.json")):
+            raise ConfigError(f"--resume: no complete checkpoint-* directory in {args.output_dir} to continue from")
+    if (args.load_best or args.early_stopping_patience) and args.save_steps and args.eval_steps \
+            and args.save_steps % args.eval_steps:
+        raise ConfigError(f"--save_steps {args.save_steps} must be a multiple of --eval_steps {args.eval_steps} "
+                          f"with --load_best or early stopping (the best checkpoint must have been evaluated)")
 
 
 def _check_method(args: MethodArgs) -> None:
@@ -383,6 +427,14 @@ def resolve_defaults(cfg: Config) -> Config:
     """Fill values that depend on other values, so the saved config says exactly what ran."""
     if cfg.optim.lr is None:
         cfg.optim.lr = DEFAULT_LR[cfg.method.method]
+    # W&B's own variables are honoured (cluster templates set WANDB_MODE=offline); flags win over them.
+    cfg.tracking.wandb_project = cfg.tracking.wandb_project or os.environ.get("WANDB_PROJECT") or None
+    if cfg.tracking.wandb_mode is None:
+        env_mode = os.environ.get("WANDB_MODE", "").replace("dryrun", "offline")
+        if not cfg.tracking.wandb_project:
+            cfg.tracking.wandb_mode = "disabled"
+        else:
+            cfg.tracking.wandb_mode = env_mode if env_mode in WANDB_MODES else "online"
     return cfg
 
 

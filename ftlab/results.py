@@ -70,4 +70,7 @@ def format_summary(record: dict[str, Any]) -> str:
                     f"{m['recall']:>8.4f}{m['f1']:>8.4f}")
     footer = (f"train {record['train_seconds']:.1f} s, {record['train_samples_per_second']:.1f} samples/s, "
               f"{record['train_tokens_per_second']:.0f} tokens/s, peak memory {record['peak_memory_mb']:.0f} MB")
-    return "\n".join([header, *rows, footer, f"record: {record['output_dir']}/result.json"])
+    lines = [header, *rows, footer]
+    if record.get("collapse"):
+        lines.append(f"COLLAPSED: {record['collapse']}")
+    return "\n".join([*lines, f"record: {record['output_dir']}/result.json"])

@@ -49,7 +49,8 @@ def run_training(cfg: Config) -> dict[str, Any]:
     from ftlab.models.methods import apply_method, count_parameters
     from ftlab.models.sources import resolve_model
     from ftlab.results import data_summary, environment, format_summary, save_record
-    from ftlab.train import build_trainer, train_and_evaluate
+    from ftlab.tracking import finish_run, start_run
+    from ftlab.train import build_trainer, latest_checkpoint, train_and_evaluate
 
     output_dir = resolve_output_dir(cfg)
     # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
@@ -68,8 +69,12 @@ def run_training(cfg: Config) -> dict[str, Any]:
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir))
-    outcome = train_and_evaluate(trainer, tokenized, data)
+    resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
+    if resume_from:
+        print(f"[ftlab] resuming from {resume_from}", flush=True)
+    tracker = start_run(cfg, output_dir)
+    trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir), tracking=tracker is not None)
+    outcome = train_and_evaluate(trainer, tokenized, data, resume_from=resume_from)
     saved = export_models(trainer.model, tokenizer, cfg.method, output_dir)
 
     record = {
@@ -86,9 +91,15 @@ def run_training(cfg: Config) -> dict[str, Any]:
         "train_tokens_per_second": outcome.train_tokens_per_second,
         "peak_memory_mb": outcome.peak_memory_mb,
         "loss_history": outcome.loss_history,
+        "eval_history": outcome.eval_history,
+        "collapse": "; ".join(outcome.collapse) or None,
+        "resumed_from": resume_from,
+        "best_checkpoint": outcome.best_checkpoint,
+        "stopped_early": outcome.stopped_early,
         "saved": saved,
         "environment": environment(),
     }
+    record["tracking"] = finish_run(tracker, record)
     save_record(output_dir, record)
     print(format_summary(record), flush=True)
     return record

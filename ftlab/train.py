@@ -5,16 +5,19 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers import (EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainerState,
+                          TrainingArguments)
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
-from ftlab.metrics import classification_metrics, confusion, trainer_metrics
+from ftlab.metrics import classification_metrics, confusion, find_collapse, trainer_metrics
 from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
 
 
@@ -26,10 +29,36 @@ class Outcome:
     peak_memory_mb: float
     metrics: dict[str, dict[str, Any]]  # split -> accuracy, precision, recall, f1, loss, confusion_matrix
     loss_history: list[dict[str, float]] = field(default_factory=list)
+    eval_history: list[dict[str, float]] = field(default_factory=list)  # validation metrics at each evaluation
+    best_checkpoint: Optional[str] = None  # with --load_best: the checkpoint that was tested
+    stopped_early: bool = False
+    collapse: list[str] = field(default_factory=list)
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches whose order depends only on (seed, epoch).
+
+    The Trainer's LengthGroupedSampler draws from the global RNG when its epoch starts, so a run resumed in the
+    middle of an epoch (RNG restored to the checkpoint's, later, state) would see another order than the
+    uninterrupted run. The Trainer calls set_epoch before each epoch, resumed or not.
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
 
 
 class HarnessTrainer(Trainer):
-    """The Trainer, plus schedules it does not have (LinearLR, OneCycleLR), built from its own step count."""
+    """The Trainer, plus schedules it does not have (LinearLR, OneCycleLR), built from its own step count, and a
+    resumable length-grouped sampler."""
 
     def __init__(self, *args: Any, scheduler_factory: Optional[SchedulerFactory] = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -41,6 +70,37 @@ class HarnessTrainer(Trainer):
         self.lr_scheduler = self.scheduler_factory(optimizer or self.optimizer, num_training_steps)
         self._created_lr_scheduler = True  # as the base class does: the Trainer re-creates it on a second train()
         return self.lr_scheduler
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Optional[torch.utils.data.Sampler]:
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        # Lengths from our tokenizer's `length` column: the Trainer has already dropped that column from the
+        # dataset it passes here and would re-measure every example.
+        return EpochSeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                               lengths=self.train_dataset["length"], seed=self.args.seed)
+
+
+def _schedule(cfg: Config) -> dict[str, Any]:
+    """When to evaluate and checkpoint. Checkpoints follow evaluations when the best one must be picked."""
+    run = cfg.run
+    picks_best = run.load_best or run.early_stopping_patience > 0
+    if run.eval_steps:
+        evaluation = {"eval_strategy": "steps", "eval_steps": run.eval_steps}
+    elif cfg.optim.epochs > 1 or picks_best:
+        evaluation = {"eval_strategy": "epoch"}
+    else:
+        # One epoch: the final model is evaluated on validation and test after training anyway.
+        evaluation = {"eval_strategy": "no"}
+    if picks_best and not run.save_steps:
+        saving = {"save_strategy": evaluation["eval_strategy"], "save_steps": run.eval_steps or 500}
+    elif run.save_steps:
+        saving = {"save_strategy": "steps", "save_steps": run.save_steps}
+    else:
+        saving = {"save_strategy": "epoch"}
+    best = {"load_best_model_at_end": run.load_best}
+    if picks_best:
+        best.update(metric_for_best_model=run.metric_for_best, greater_is_better=run.metric_for_best != "loss")
+    return {**evaluation, **saving, **best, "save_total_limit": run.save_total_limit}
 
 
 def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArguments:
@@ -56,13 +116,11 @@ def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArgu
         optim=optim,
         # Ignored for linearlr/onecycle, which HarnessTrainer builds itself.
         lr_scheduler_type=cfg.optim.scheduler if cfg.optim.scheduler in TRAINER_SCHEDULERS else "linear",
-        # Per-epoch validation only with several epochs: the final model is evaluated on validation and test
-        # after training anyway.
-        eval_strategy="epoch" if cfg.optim.epochs > 1 else "no",
-        save_strategy="no",
+        **_schedule(cfg),
         logging_steps=cfg.run.logging_steps,
         seed=cfg.run.seed,
-        report_to="none",
+        run_name=cfg.tracking.run_name or Path(output_dir).name,
+        report_to="none",  # W&B is added by build_trainer as a fail-safe callback
         # PEFT wraps the model's forward, so the Trainer cannot infer the label column by itself.
         label_names=["labels"],
         # Batches of similar length waste little compute on padding; pointless when everything is padded.
@@ -79,9 +137,16 @@ def peak_memory_mb() -> float:
 
 
 def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
-                  cfg: Config, output_dir: str) -> HarnessTrainer:
+                  cfg: Config, output_dir: str, tracking: bool = False) -> HarnessTrainer:
     optim, custom_optimizer = optimizer_choice(cfg.optim)
-    return HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim),
+    callbacks: list[TrainerCallback] = []
+    if cfg.run.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
+    if tracking:
+        from ftlab.tracking import FailSafeWandbCallback
+
+        callbacks.append(FailSafeWandbCallback())
+    return HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim), callbacks=callbacks,
                           train_dataset=tokenized["train"],
                           eval_dataset=tokenized["validation"], processing_class=tokenizer,
                           data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length),
@@ -90,28 +155,42 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
                           scheduler_factory=scheduler_factory(cfg.optim))
 
 
+# Prefixes the Trainer's loggers file under eval/ and test/ (W&B's rewrite_logs knows only these two).
+METRIC_PREFIX = {"validation": "eval", "test": "test"}
+
+
 def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) -> dict[str, Any]:
-    output = trainer.predict(split, metric_key_prefix=name)
+    prefix = METRIC_PREFIX[name]
+    output = trainer.predict(split, metric_key_prefix=prefix)
     predictions = np.argmax(output.predictions, axis=-1)
     result = classification_metrics(output.label_ids, predictions, num_labels)
-    result["loss"] = float(output.metrics.get(f"{name}_loss", float("nan")))
-    result["samples_per_second"] = float(output.metrics.get(f"{name}_samples_per_second", 0.0))
+    result["loss"] = float(output.metrics.get(f"{prefix}_loss", float("nan")))
+    result["samples_per_second"] = float(output.metrics.get(f"{prefix}_samples_per_second", 0.0))
     result["confusion_matrix"] = confusion(output.label_ids, predictions, num_labels)
     result["num_samples"] = int(len(split))
     return result
 
 
-def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData) -> Outcome:
+def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData,
+                       resume_from: Optional[str] = None) -> Outcome:
+    """Train (from `resume_from`, a checkpoint directory, if given), then evaluate the final or best model."""
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    real_tokens = int(sum(tokenized["train"]["length"])) * trainer.args.num_train_epochs
+    start_epoch = _epoch_of(resume_from)  # read now: checkpoint rotation may delete it during training
     start = time.perf_counter()
-    train_output = trainer.train()
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - start
     metrics = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels)
                for name in ("validation", "test")}
+    history = trainer.state.log_history
     losses = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0), "loss": entry["loss"]}
-              for entry in trainer.state.log_history if "loss" in entry]
+              for entry in history if "loss" in entry]
+    evaluations = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0),
+                    **{key[len("eval_"):]: entry[key] for key in ("eval_accuracy", "eval_f1", "eval_loss")}}
+                   for entry in history if "eval_accuracy" in entry]
+    # Tokens of the epochs actually trained: early stopping and resuming both change that count.
+    epochs_trained = trainer.state.epoch - start_epoch
+    real_tokens = sum(tokenized["train"]["length"]) * epochs_trained
     return Outcome(
         train_seconds=train_seconds,
         train_samples_per_second=float(train_output.metrics.get("train_samples_per_second", 0.0)),
@@ -119,4 +198,26 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData) -> 
         peak_memory_mb=peak_memory_mb(),
         metrics=metrics,
         loss_history=losses,
+        eval_history=evaluations,
+        best_checkpoint=trainer.state.best_model_checkpoint if trainer.args.load_best_model_at_end else None,
+        stopped_early=trainer.state.global_step < trainer.state.max_steps,
+        collapse=find_collapse([entry["loss"] for entry in losses], metrics, data.label_names),
     )
+
+
+def latest_checkpoint(output_dir: Path) -> Optional[str]:
+    """The newest checkpoint that was written completely.
+
+    transformers' get_last_checkpoint takes the highest-numbered directory, but a run killed while saving leaves
+    a partial one; the Trainer writes trainer_state.json last, so its presence marks a finished checkpoint (and
+    older ones are only rotated away after that).
+    """
+    complete = [path for path in output_dir.glob("checkpoint-*")
+                if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda path: int(path.name.split("-")[-1]))) if complete else None
+
+
+def _epoch_of(checkpoint: Optional[str]) -> float:
+    if not checkpoint:
+        return 0.0
+    return TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).epoch or 0.0

@@ -116,3 +116,33 @@ def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
         parse_args(["--output_dir", str(tmp_path)])
     assert parse_args(["--output_dir", str(tmp_path), "--overwrite_output_dir"]).run.overwrite_output_dir
     assert (tmp_path / "result.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--resume"], "--resume needs the --output_dir"),
+    (["--resume", "--output_dir", "{tmp}"], "no complete checkpoint-* directory in {tmp}"),
+    (["--load_best", "--eval_steps", "5", "--save_steps", "7"], "--save_steps 7 must be a multiple of --eval_steps 5"),
+    (["--metric_for_best", "auc"], "invalid choice: 'auc'"),
+    (["--wandb_mode", "cloud"], "invalid choice: 'cloud'"),
+])
+def test_training_loop_flags_are_checked(argv, message, tmp_path):
+    (tmp_path / "checkpoint-10").mkdir()  # incomplete: no trainer_state.json
+    with pytest.raises(ConfigError, match=message.format(tmp=tmp_path).replace("*", r"\*").replace("(", r"\(")):
+        parse_args([arg.format(tmp=tmp_path) for arg in argv])
+
+
+@pytest.mark.parametrize("env, flags, expected", [
+    ({}, [], ("disabled", None)),
+    ({}, ["--wandb_project", "p"], ("online", "p")),
+    ({"WANDB_PROJECT": "q"}, [], ("online", "q")),
+    ({"WANDB_PROJECT": "q", "WANDB_MODE": "offline"}, [], ("offline", "q")),
+    ({"WANDB_MODE": "offline"}, [], ("disabled", None)),  # no project: tracking stays opt-in
+    ({"WANDB_MODE": "offline"}, ["--wandb_project", "p", "--wandb_mode", "online"], ("online", "p")),
+])
+def test_wandb_mode_and_project_from_flags_and_environment(env, flags, expected, monkeypatch):
+    for name in ("WANDB_PROJECT", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cfg = parse_args(flags)
+    assert (cfg.tracking.wandb_mode, cfg.tracking.wandb_project) == expected
