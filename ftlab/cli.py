@@ -31,7 +31,13 @@ def _predict(argv: list[str]) -> int:
     return predict_main(argv)
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "predict": _predict}
+def _bench(argv: list[str]) -> int:
+    from ftlab.bench import main as bench_main
+
+    return bench_main(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "predict": _predict, "bench": _bench}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -26,6 +26,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd", "sgd_nesterov", "adamw_8bit", "paged_adamw
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr", "onecycle")
 BEST_METRICS = ("accuracy", "f1", "loss")
 WANDB_MODES = ("online", "offline", "disabled")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 # --- value parsers: turn a flag's text (or a file's scalar) into a typed value, or say what is allowed -------
@@ -220,6 +221,29 @@ class RunArgs:
 
 
 @dataclass
+class SpeedArgs:
+    precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs, fp32 "
+                            "on CPU (CPUs without bf16 units are ~10x slower in bf16).", choices=PRECISIONS)
+    group_by_length: bool = option(True, "Batch texts of similar length together, so little compute goes to "
+                                   "padding (ignored with --pad_to_max_length).", parse=_parse_bool,
+                                   allowed="true or false")
+    pad_multiple: Optional[int] = option(None, "Pad each batch to a multiple of this many tokens (default 8, "
+                               "tensor-core shapes; 64 with --torch_compile, where it is the bucket width: one "
+                               "compiled graph per bucket).",
+                               parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
+    dataloader_num_workers: Optional[int] = option(None, "Data-loading worker processes (default: 4 on CUDA, 0 on "
+                                                   "CPU, where workers would compete with the math for cores).",
+                                                   parse=_parse_int, check=lambda v: v is None or v >= 0,
+                                                   allowed="an integer >= 0")
+    torch_compile: bool = option(False, "torch.compile the model with static shapes: batches are padded to "
+                                 "--pad_multiple buckets, so it compiles once per bucket and batch size, not per "
+                                 "batch.", parse=_parse_bool, allowed="true or false")
+    torch_compile_backend: str = option("inductor", "torch.compile backend (inductor; aot_eager or eager to check "
+                                        "graph breaks and recompiles without a C++ toolchain).",
+                                        choices=("inductor", "aot_eager", "eager", "cudagraphs"))
+
+
+@dataclass
 class TrackingArgs:
     wandb_mode: Optional[str] = option(None, "Weights & Biases: online, offline (a local run to `wandb sync` later) "
                                        "or disabled (default: online when --wandb_project is given, else disabled). "
@@ -236,6 +260,7 @@ class Config:
     method: MethodArgs = field(default_factory=MethodArgs)
     optim: OptimArgs = field(default_factory=OptimArgs)
     run: RunArgs = field(default_factory=RunArgs)
+    speed: SpeedArgs = field(default_factory=SpeedArgs)
     tracking: TrackingArgs = field(default_factory=TrackingArgs)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -427,6 +452,8 @@ def resolve_defaults(cfg: Config) -> Config:
     """Fill values that depend on other values, so the saved config says exactly what ran."""
     if cfg.optim.lr is None:
         cfg.optim.lr = DEFAULT_LR[cfg.method.method]
+    if cfg.speed.pad_multiple is None:
+        cfg.speed.pad_multiple = 64 if cfg.speed.torch_compile else 8
     # W&B's own variables are honoured (cluster templates set WANDB_MODE=offline); flags win over them.
     cfg.tracking.wandb_project = cfg.tracking.wandb_project or os.environ.get("WANDB_PROJECT") or None
     if cfg.tracking.wandb_mode is None:

@@ -49,10 +49,12 @@ def run_training(cfg: Config) -> dict[str, Any]:
     from ftlab.models.methods import apply_method, count_parameters
     from ftlab.models.sources import resolve_model
     from ftlab.results import data_summary, environment, format_summary, save_record
+    from ftlab.speed import resolve_precision
     from ftlab.tracking import finish_run, start_run
     from ftlab.train import build_trainer, latest_checkpoint, train_and_evaluate
 
     output_dir = resolve_output_dir(cfg)
+    precision = resolve_precision(cfg.speed.precision)  # a precision this device lacks fails before any download
     # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
     source = resolve_model(cfg.model.model)
     data = load_data(cfg)
@@ -90,6 +92,11 @@ def run_training(cfg: Config) -> dict[str, Any]:
         "train_samples_per_second": outcome.train_samples_per_second,
         "train_tokens_per_second": outcome.train_tokens_per_second,
         "peak_memory_mb": outcome.peak_memory_mb,
+        "precision": precision,
+        "steady_step_seconds": outcome.steady_step_seconds,
+        "steady_samples_per_second": outcome.steady_samples_per_second,
+        "compiled_graphs": outcome.compiled_graphs,
+        "mean_train_tokens": outcome.mean_train_tokens,
         "loss_history": outcome.loss_history,
         "eval_history": outcome.eval_history,
         "collapse": "; ".join(outcome.collapse) or None,

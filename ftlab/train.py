@@ -19,6 +19,7 @@ from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
 from ftlab.metrics import classification_metrics, confusion, find_collapse, trainer_metrics
 from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
+from ftlab.speed import StepTimer, configure_compile, speed_arguments
 
 
 @dataclass
@@ -27,12 +28,16 @@ class Outcome:
     train_samples_per_second: float
     train_tokens_per_second: float
     peak_memory_mb: float
+    steady_step_seconds: Optional[float]  # mean optimizer step after warm-up, without evaluation/saving steps
+    steady_samples_per_second: Optional[float]
+    mean_train_tokens: float  # real (non-pad) tokens per training text
     metrics: dict[str, dict[str, Any]]  # split -> accuracy, precision, recall, f1, loss, confusion_matrix
     loss_history: list[dict[str, float]] = field(default_factory=list)
     eval_history: list[dict[str, float]] = field(default_factory=list)  # validation metrics at each evaluation
     best_checkpoint: Optional[str] = None  # with --load_best: the checkpoint that was tested
     stopped_early: bool = False
     collapse: list[str] = field(default_factory=list)
+    compiled_graphs: Optional[int] = None  # with --torch_compile: graphs dynamo compiled (one per shape)
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
@@ -123,8 +128,7 @@ def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArgu
         report_to="none",  # W&B is added by build_trainer as a fail-safe callback
         # PEFT wraps the model's forward, so the Trainer cannot infer the label column by itself.
         label_names=["labels"],
-        # Batches of similar length waste little compute on padding; pointless when everything is padded.
-        train_sampling_strategy="random" if cfg.data.pad_to_max_length else "group_by_length",
+        **speed_arguments(cfg),
         disable_tqdm=not sys.stderr.isatty(),
     )
 
@@ -139,20 +143,24 @@ def peak_memory_mb() -> float:
 def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
                   cfg: Config, output_dir: str, tracking: bool = False) -> HarnessTrainer:
     optim, custom_optimizer = optimizer_choice(cfg.optim)
-    callbacks: list[TrainerCallback] = []
+    configure_compile(cfg)
+    timer = StepTimer()
+    callbacks: list[TrainerCallback] = [timer]
     if cfg.run.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
     if tracking:
         from ftlab.tracking import FailSafeWandbCallback
 
         callbacks.append(FailSafeWandbCallback())
-    return HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim), callbacks=callbacks,
+    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim), callbacks=callbacks,
                           train_dataset=tokenized["train"],
                           eval_dataset=tokenized["validation"], processing_class=tokenizer,
-                          data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length),
+                          data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length, cfg.speed.pad_multiple),
                           compute_metrics=trainer_metrics(data.num_labels),
                           optimizer_cls_and_kwargs=custom_optimizer,
                           scheduler_factory=scheduler_factory(cfg.optim))
+    trainer.step_timer = timer
+    return trainer
 
 
 # Prefixes the Trainer's loggers file under eval/ and test/ (W&B's rewrite_logs knows only these two).
@@ -190,19 +198,32 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData,
                    for entry in history if "eval_accuracy" in entry]
     # Tokens of the epochs actually trained: early stopping and resuming both change that count.
     epochs_trained = trainer.state.epoch - start_epoch
-    real_tokens = sum(tokenized["train"]["length"]) * epochs_trained
+    lengths = tokenized["train"]["length"]
+    real_tokens = sum(lengths) * epochs_trained
+    step_seconds = trainer.step_timer.steady_step_seconds()
+    global_batch = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps * trainer.args.world_size
     return Outcome(
         train_seconds=train_seconds,
         train_samples_per_second=float(train_output.metrics.get("train_samples_per_second", 0.0)),
         train_tokens_per_second=real_tokens / train_seconds if train_seconds else 0.0,
         peak_memory_mb=peak_memory_mb(),
+        steady_step_seconds=step_seconds,
+        steady_samples_per_second=global_batch / step_seconds if step_seconds else None,
+        mean_train_tokens=sum(lengths) / len(lengths),
         metrics=metrics,
         loss_history=losses,
         eval_history=evaluations,
         best_checkpoint=trainer.state.best_model_checkpoint if trainer.args.load_best_model_at_end else None,
         stopped_early=trainer.state.global_step < trainer.state.max_steps,
         collapse=find_collapse([entry["loss"] for entry in losses], metrics, data.label_names),
+        compiled_graphs=_compiled_graphs() if trainer.args.torch_compile else None,
     )
+
+
+def _compiled_graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 def latest_checkpoint(output_dir: Path) -> Optional[str]:

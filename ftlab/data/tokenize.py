@@ -52,6 +52,8 @@ def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
     return datasets.DatasetDict(out)
 
 
-def make_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> DataCollatorWithPadding:
-    # Padding to a multiple of 8 keeps tensor-core friendly shapes on GPU and costs nothing on CPU.
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if pad_to_max_length else 8)
+def make_collator(tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool,
+                  pad_multiple: int = 8) -> DataCollatorWithPadding:
+    # Padding to a multiple (8 by default) keeps tensor-core friendly shapes on GPU and costs nothing on CPU;
+    # a coarser multiple bounds the number of shapes torch.compile sees.
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if pad_to_max_length else pad_multiple)

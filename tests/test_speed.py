@@ -1,0 +1,95 @@
+"""The fast path and the bench command: precision choice, bucketed compilation, the FLOPs model, and the
+reference-vs-default benchmark run end to end on a tiny model."""
+import json
+
+import pytest
+
+from ftlab.bench import forward_flops_per_sample, peak_flops
+from ftlab.errors import ConfigError
+from ftlab.speed import resolve_precision
+from ftlab.train import EpochSeededLengthGroupedSampler
+from tests.conftest import run_main, synthetic_rows, write_csv
+
+TINY = ("--text_column", "sentence", "--label_column", "polarity", "--max_length", "32")
+
+
+def test_precision_on_cpu():
+    assert resolve_precision("auto") == "fp32"  # CPUs without bf16 units are ~10x slower in bf16
+    assert resolve_precision("bf16") == "bf16"
+    with pytest.raises(ConfigError, match="--precision fp16: .* needs a CUDA GPU"):
+        resolve_precision("fp16")
+
+
+def test_flops_model_matches_the_parameter_count():
+    # DistilBERT-base: 6 blocks of 4 attention projections (768x768) and two 768x3072 MLP linears = 42.47M
+    # weights; a forward pass costs 2 FLOPs per weight and token, plus attention, which is small at one token.
+    per_token = forward_flops_per_sample(6, 768, 3072, 1)
+    assert per_token == pytest.approx(2 * 6 * (4 * 768 * 768 + 2 * 768 * 3072), rel=1e-3)
+    # Attention grows quadratically: at 512 tokens it adds 2*512*768 per block and token.
+    assert forward_flops_per_sample(6, 768, 3072, 512) / 512 - per_token == pytest.approx(
+        2 * 6 * 2 * 511 * 768, rel=1e-6)
+    assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert peak_flops("cpu (2 cores)") is None
+
+
+def test_length_grouped_order_depends_only_on_seed_and_epoch():
+    lengths = [5, 30, 7, 12, 31, 2, 18, 9] * 8
+    a, b = EpochSeededLengthGroupedSampler(8, lengths, seed=3), EpochSeededLengthGroupedSampler(8, lengths, seed=3)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert list(a) == list(b)
+    b.set_epoch(3)
+    assert list(a) != list(b)
+    assert sorted(a) == list(range(len(lengths)))
+
+
+def test_torch_compile_compiles_once_per_bucket(tiny_model_dir, tmp_path):
+    # Texts of 6-15 tokens padded to multiples of 16: one bucket, so a couple of graphs (train batch shape,
+    # eval batch shape) instead of one per distinct batch length (8 with --pad_multiple 1, measured).
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
+    out = tmp_path / "run"
+    proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method", "lora",
+                    "--lr", "1e-2", "--epochs", "2", "--torch_compile", "--torch_compile_backend", "aot_eager",
+                    "--pad_multiple", "16", "--output_dir", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "result.json").read_text())
+    assert 1 <= record["compiled_graphs"] <= 2
+    assert record["metrics"]["test"]["accuracy"] == 1.0
+
+
+def test_bench_runs_the_reference_and_the_default_recipe_side_by_side(tiny_model_dir, tmp_path):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
+    bench_dir = tmp_path / "bench"
+    proc = run_main("bench", "--methods", "lora", "--model", str(tiny_model_dir), "--dataset", str(data), *TINY,
+                    "--lr", "1e-2", "--epochs", "2", "--bench_dir", str(bench_dir), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads((bench_dir / "bench.json").read_text())
+    rows = {row["recipe"]: row for row in summary["rows"]}
+    assert set(rows) == {"reference", "default"}
+    assert rows["reference"]["speedup"] == 1.0
+    assert rows["default"]["speedup"] == pytest.approx(
+        rows["default"]["samples_per_second"] / rows["reference"]["samples_per_second"])
+    for row in rows.values():
+        assert row["samples_per_second"] > 0 and row["step_ms"] > 0 and row["test_accuracy"] == 1.0
+        assert row["tokens_per_second"] > row["samples_per_second"]  # several real tokens per text
+    # Each recipe really ran as specified: the records say so.
+    reference = json.loads((bench_dir / "lora-reference" / "result.json").read_text())["config"]
+    default = json.loads((bench_dir / "lora-default" / "result.json").read_text())["config"]
+    assert reference["data"]["pad_to_max_length"] and reference["method"]["lora_dropout"] == 0.1
+    assert not reference["speed"]["group_by_length"] and reference["optim"]["batch_size"] == 16
+    assert not default["data"]["pad_to_max_length"] and default["speed"]["group_by_length"]
+    assert default["method"]["lora_dropout"] == 0.0
+    assert "| lora | default |" in proc.stdout and (bench_dir / "bench.md").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "lora,fancy"], "--methods 'lora,fancy': each item must be one of full, head, lora, qlora"),
+    (["--recipes", "fast"], "--recipes 'fast': each item must be one of"),
+    (["--lora_r", "0"], "--lora_r 0: must be"),
+])
+def test_bench_rejects_bad_flags_before_running_anything(argv, message, tmp_path):
+    proc = run_main("bench", *argv, "--bench_dir", str(tmp_path / "bench"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {proc.stderr.strip()[7:]}"]
+    assert message in proc.stderr
+    assert not (tmp_path / "bench").exists()
