@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
+from ftlab.distributed import cpu_processes
 from ftlab.metrics import classification_metrics, confusion, trainer_metrics
 from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
 
@@ -68,6 +69,12 @@ def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArgu
         # Batches of similar length waste little compute on padding; pointless when everything is padded.
         train_sampling_strategy="random" if cfg.data.pad_to_max_length else "group_by_length",
         disable_tqdm=not sys.stderr.isatty(),
+        # Several processes on a machine without CUDA: train together over gloo instead of each one alone.
+        use_cpu=cpu_processes(),
+        # DDP would otherwise search the graph for unused parameters after every backward (the Trainer's default
+        # for a PeftModel). Frozen weights are outside DDP's view anyway, and every method trains only parameters
+        # that the forward pass uses; a model where that is false stops with DDP's error naming the parameter.
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -97,13 +104,17 @@ def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) ->
     result["loss"] = float(output.metrics.get(f"{name}_loss", float("nan")))
     result["samples_per_second"] = float(output.metrics.get(f"{name}_samples_per_second", 0.0))
     result["confusion_matrix"] = confusion(output.label_ids, predictions, num_labels)
-    result["num_samples"] = int(len(split))
+    # What was scored, gathered from all processes (the duplicates that even out their shards dropped): must equal
+    # the split's size.
+    result["num_samples"] = int(len(output.label_ids))
     return result
 
 
 def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData) -> Outcome:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    # The whole split's tokens: with several processes each trains on a shard in the same time, so this (like the
+    # Trainer's train_samples_per_second) is the throughput of all processes together.
     real_tokens = int(sum(tokenized["train"]["length"])) * trainer.args.num_train_epochs
     start = time.perf_counter()
     train_output = trainer.train()
