@@ -31,10 +31,6 @@ def process_state():
     return PartialState(cpu=cpu_processes())
 
 
-def is_main_process() -> bool:
-    return process_state().is_main_process
-
-
 def main_process_value(value: T) -> T:
     """The main process's value on every process: e.g. a default output directory named after the start time,
     which the processes would otherwise compute a second apart."""
