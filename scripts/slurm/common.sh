@@ -1,9 +1,10 @@
+# shellcheck shell=bash
 # Sourced by the sbatch templates in this folder: the environment every ftlab job on a compute node starts from.
 #   FTLAB_DIR     the repository (default: where sbatch was run; sbatch copies the script itself elsewhere)
 #   FTLAB_PYTHON  the interpreter (default: FTLAB_DIR/.venv/bin/python, else python3)
 #   NUM_PROCESSES processes per node (default: the GPUs SLURM allocated on the node, or 1 without GPUs)
 #   WANDB_MODE    offline unless set: compute nodes rarely reach the internet; `wandb sync` uploads later
-cd "${FTLAB_DIR:=${SLURM_SUBMIT_DIR:-$PWD}}"
+cd "${FTLAB_DIR:=${SLURM_SUBMIT_DIR:-$PWD}}" || exit 1
 if [[ -z "${FTLAB_PYTHON:-}" ]]; then
     if [[ -x .venv/bin/python ]]; then FTLAB_PYTHON="$PWD/.venv/bin/python"; else FTLAB_PYTHON=python3; fi
 fi

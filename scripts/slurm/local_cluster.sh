@@ -23,7 +23,6 @@ fail() {
 
 install_slurm() {
     command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && return
-    [[ $(id -u) == 0 ]] || fail "slurmctld/slurmd/munged are missing and installing them needs root"
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q slurm-wlm >"$dir/apt.log" 2>&1 \
         || { apt-get update -q >>"$dir/apt.log" 2>&1 && apt-get install -y -q slurm-wlm >>"$dir/apt.log" 2>&1; } \
@@ -103,6 +102,7 @@ stop_pidfile() {
 
 case "$action" in
 start)
+    [[ $(id -u) == 0 ]] || fail "needs root: slurmd starts jobs as their submitting user, and munge's key lives in /etc/munge"
     install_slurm
     start_munge
     write_conf
