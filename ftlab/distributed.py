@@ -7,9 +7,12 @@ process group; transformers' TrainingArguments re-creates it later with the same
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 T = TypeVar("T")
 
@@ -24,7 +27,7 @@ def cpu_processes() -> bool:
     return "LOCAL_RANK" in os.environ and not torch.cuda.is_available()
 
 
-def process_state():
+def process_state() -> "PartialState":
     """The run's PartialState, set up on first use (a plain `python main.py` gets a single-process one)."""
     from accelerate import PartialState
 

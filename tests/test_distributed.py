@@ -1,22 +1,15 @@
 """Two CPU processes through the real `accelerate launch` (gloo) against one plain process, on the same data."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
+from tests.conftest import ROOT, free_port, run_main, synthetic_rows, write_csv
 
 pytestmark = pytest.mark.distributed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def accelerate_launch(num_processes: int, *args: str, cwd, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -6,23 +6,16 @@ tests are skipped with the failing step and its log, never run against a stand-i
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, synthetic_rows, write_csv
+from tests.conftest import ROOT, free_port, synthetic_rows, write_csv
 
 pytestmark = pytest.mark.distributed
 SLURM = ROOT / "scripts" / "slurm"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +23,21 @@ def slurm_env(tmp_path_factory: pytest.TempPathFactory):
     """The environment in which sbatch talks to a fresh local cluster (and the jobs find this checkout)."""
     directory = tmp_path_factory.mktemp("slurm")
     # Ports of our own, so that a SLURM already running here (or a second test session) does not answer.
-    env = {**os.environ, "SLURMCTLD_PORT": str(_free_port()), "SLURMD_PORT": str(_free_port())}
+    env = {**os.environ, "SLURMCTLD_PORT": str(free_port()), "SLURMD_PORT": str(free_port())}
     command = ["bash", str(SLURM / "local_cluster.sh"), "start", str(directory)]
+    stop = ["bash", str(SLURM / "local_cluster.sh"), "stop", str(directory)]
     try:
         started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired as exc:
+        subprocess.run(stop, env=env, timeout=60)
         pytest.skip(f"local SLURM: `{' '.join(command)}` timed out after {exc.timeout} s")
     if started.returncode != 0:
+        subprocess.run(stop, env=env, timeout=60)  # whatever daemons did start
         pytest.skip(f"local SLURM could not be started: `{' '.join(command)}` exited {started.returncode}: "
                     f"{(started.stderr or started.stdout)[-1500:]}")
     yield {**env, "SLURM_CONF": str(directory / "slurm.conf"), "FTLAB_DIR": str(ROOT),
            "FTLAB_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    subprocess.run(["bash", str(SLURM / "local_cluster.sh"), "stop", str(directory)], env=env, timeout=60)
+    subprocess.run(stop, env=env, timeout=60)
 
 
 def _submit(env: dict, cwd: Path, *args: str) -> subprocess.Popen:
