@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
@@ -34,16 +34,20 @@ def load_data(cfg: Config) -> "PreparedData":
 
 
 def resolve_output_dir(cfg: Config) -> Path:
-    output_dir = Path(cfg.run.output_dir or default_output_dir(cfg))
+    from ftlab.distributed import main_process_value
+
+    output_dir = Path(cfg.run.output_dir or main_process_value(default_output_dir(cfg)))
     cfg.run.output_dir = str(output_dir)
     return output_dir
 
 
-def run_training(cfg: Config) -> dict[str, Any]:
+def run_training(cfg: Config) -> Optional[dict[str, Any]]:
+    """The run's record on the main process; None on the other processes of a multi-process run."""
     # Heavy imports live here, after the config has been validated.
     from transformers import set_seed
 
     from ftlab.data.tokenize import tokenize_splits
+    from ftlab.distributed import distributed_summary, largest, process_state
     from ftlab.models.export import export_models
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method, count_parameters
@@ -53,15 +57,20 @@ def run_training(cfg: Config) -> dict[str, Any]:
     from ftlab.tracking import finish_run, start_run
     from ftlab.train import build_trainer, latest_checkpoint, train_and_evaluate
 
+    state = process_state()
     output_dir = resolve_output_dir(cfg)
     precision = resolve_precision(cfg.speed.precision)  # a precision this device lacks fails before any download
-    # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
-    source = resolve_model(cfg.model.model)
-    data = load_data(cfg)
-    print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location})", flush=True)
-
-    tokenizer = load_tokenizer(source)
-    tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
+    # With several processes the main one fills the caches (mirrors, tokenised splits) and the others then read
+    # them. Where each machine has its own cache, the processes of the other machines may build theirs at the
+    # same time; harmless, as both the mirror fetch (file lock) and datasets (temporary file, then rename) write
+    # atomically.
+    with state.main_process_first():
+        # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
+        source = resolve_model(cfg.model.model)
+        data = load_data(cfg)
+        print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location})", flush=True)
+        tokenizer = load_tokenizer(source)
+        tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
     model = load_classifier(source, data.label_names, cfg.method)
     model = apply_method(model, cfg.method)
@@ -69,14 +78,19 @@ def run_training(cfg: Config) -> dict[str, Any]:
     print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
           f"({params.percent:.2f}%)", flush=True)
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    if state.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
-    if resume_from:
+    if resume_from and state.is_main_process:
         print(f"[ftlab] resuming from {resume_from}", flush=True)
-    tracker = start_run(cfg, output_dir)
+    tracker = start_run(cfg, output_dir)  # main process only: one W&B run per training run
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir), tracking=tracker is not None)
+    # Every process trains and evaluates (the evaluation gathers all processes' predictions); one writes.
     outcome = train_and_evaluate(trainer, tokenized, data, resume_from=resume_from)
+    peak_memory_mb = largest(outcome.peak_memory_mb)
+    if not state.is_main_process:
+        return None
     saved = export_models(trainer.model, tokenizer, cfg.method, output_dir)
 
     record = {
@@ -91,7 +105,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
         "train_seconds": outcome.train_seconds,
         "train_samples_per_second": outcome.train_samples_per_second,
         "train_tokens_per_second": outcome.train_tokens_per_second,
-        "peak_memory_mb": outcome.peak_memory_mb,
+        "peak_memory_mb": peak_memory_mb,
         "precision": precision,
         "steady_step_seconds": outcome.steady_step_seconds,
         "steady_samples_per_second": outcome.steady_samples_per_second,
@@ -105,6 +119,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
         "stopped_early": outcome.stopped_early,
         "saved": saved,
         "environment": environment(),
+        "distributed": distributed_summary(cfg.optim.batch_size, cfg.optim.gradient_accumulation_steps),
     }
     record["tracking"] = finish_run(tracker, record)
     save_record(output_dir, record)

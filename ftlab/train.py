@@ -17,6 +17,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
+from ftlab.distributed import cpu_processes
 from ftlab.metrics import classification_metrics, confusion, find_collapse, trainer_metrics
 from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
 from ftlab.speed import StepTimer, configure_compile, speed_arguments
@@ -130,6 +131,12 @@ def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArgu
         label_names=["labels"],
         **speed_arguments(cfg),
         disable_tqdm=not sys.stderr.isatty(),
+        # Several processes on a machine without CUDA: train together over gloo instead of each one alone.
+        use_cpu=cpu_processes(),
+        # DDP would otherwise search the graph for unused parameters after every backward (the Trainer's default
+        # for a PeftModel). Frozen weights are outside DDP's view anyway, and every method trains only parameters
+        # that the forward pass uses; a model where that is false stops with DDP's error naming the parameter.
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -175,7 +182,9 @@ def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) ->
     result["loss"] = float(output.metrics.get(f"{prefix}_loss", float("nan")))
     result["samples_per_second"] = float(output.metrics.get(f"{prefix}_samples_per_second", 0.0))
     result["confusion_matrix"] = confusion(output.label_ids, predictions, num_labels)
-    result["num_samples"] = int(len(split))
+    # What was scored, gathered from all processes (the duplicates that even out their shards dropped): must equal
+    # the split's size.
+    result["num_samples"] = int(len(output.label_ids))
     return result
 
 
@@ -196,7 +205,9 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData,
     evaluations = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0),
                     **{key[len("eval_"):]: entry[key] for key in ("eval_accuracy", "eval_f1", "eval_loss")}}
                    for entry in history if "eval_accuracy" in entry]
-    # Tokens of the epochs actually trained: early stopping and resuming both change that count.
+    # Tokens of the epochs actually trained (early stopping and resuming both change that count), over the whole
+    # split: with several processes each trains on a shard in the same time, so this (like the Trainer's
+    # train_samples_per_second) is the throughput of all processes together.
     epochs_trained = trainer.state.epoch - start_epoch
     lengths = tokenized["train"]["length"]
     real_tokens = sum(lengths) * epochs_trained

@@ -5,6 +5,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from ftlab.config import MethodArgs
+from ftlab.distributed import process_state
 from ftlab.errors import ModelSourceError
 from ftlab.models.architectures import architecture_of
 from ftlab.models.sources import ModelSource
@@ -44,7 +45,8 @@ def load_classifier(source: ModelSource, label_names: list[str], args: MethodArg
     kwargs = {}
     if args.method == "qlora":
         kwargs["quantization_config"] = quantization_config(config.model_type, args)
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+        # Each process holds a whole copy on its own GPU: the local rank is the device index on its machine.
+        kwargs["device_map"] = {"": process_state().local_process_index if torch.cuda.is_available() else "cpu"}
     # A checkpoint fine-tuned for another label set (say 2 classes, here 3) gets a fresh head instead of a
     # shape error; transformers names the re-initialised weights in its load report.
     return AutoModelForSequenceClassification.from_pretrained(source.location, config=config,
