@@ -57,9 +57,9 @@ def effective_mode(requested: str) -> str:
 
 def start_run(cfg: Config, output_dir: Path) -> Optional[Any]:
     """Open the W&B run for this training run (main process only); None when tracking is off or cannot start."""
-    from accelerate import PartialState
+    from ftlab.distributed import process_state
 
-    if cfg.tracking.wandb_mode == "disabled" or not PartialState().is_main_process:
+    if cfg.tracking.wandb_mode == "disabled" or not process_state().is_main_process:
         return None
     mode = effective_mode(cfg.tracking.wandb_mode)
     try:
