@@ -37,7 +37,8 @@ def test_two_processes_match_one_and_write_one_record(tiny_model_dir, tmp_path):
     (tmp_path / "two").mkdir()
     start = time.perf_counter()
     # No --output_dir: the default name carries the start time, which both processes must agree on.
-    two = accelerate_launch(2, *flags, cwd=tmp_path / "two")
+    two = accelerate_launch(2, *flags, "--wandb_project", "ftlab-test", "--wandb_mode", "offline",
+                            cwd=tmp_path / "two")
     two_seconds = time.perf_counter() - start
     assert two.returncode == 0, two.stderr[-3000:]
     print(f"1 process {one_seconds:.1f} s, 2 processes {two_seconds:.1f} s (wall, with start-up)")
@@ -49,6 +50,9 @@ def test_two_processes_match_one_and_write_one_record(tiny_model_dir, tmp_path):
     index = (records[0].parent.parent / "index.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in index] == [double]
     assert two.stdout.count("record: ") == 1  # the summary, printed by the main process only
+    # One W&B run, opened by the main process.
+    assert len(list((tmp_path / "two").rglob("offline-run-*/run-*.wandb"))) == 1
+    assert double["tracking"]["mode"] == "offline"
 
     assert single["distributed"]["world_size"] == 1
     assert double["distributed"]["world_size"] == 2
