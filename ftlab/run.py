@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from ftlab.data.splits import PreparedData
 
 
-def default_output_dir(cfg: Config) -> str:
+def default_output_dir(cfg: Config, method: str) -> str:
     dataset = Path(cfg.data.dataset).stem if Path(cfg.data.dataset).exists() else cfg.data.dataset
-    return str(Path("runs") / f"{dataset.replace('/', '_')}-{cfg.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return str(Path("runs") / f"{dataset.replace('/', '_')}-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def load_data(cfg: Config) -> "PreparedData":
@@ -33,8 +33,9 @@ def load_data(cfg: Config) -> "PreparedData":
     return data
 
 
-def resolve_output_dir(cfg: Config) -> Path:
-    output_dir = Path(cfg.run.output_dir or default_output_dir(cfg))
+def resolve_output_dir(cfg: Config, method: Optional[str] = None) -> Path:
+    """--output_dir, else runs/<dataset>-<method>-<time>; `method` names runs that are not cfg.method (the baseline)."""
+    output_dir = Path(cfg.run.output_dir or default_output_dir(cfg, method or cfg.method.method))
     cfg.run.output_dir = str(output_dir)
     return output_dir
 
@@ -69,10 +70,13 @@ def run_training(cfg: Config) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir))
-    outcome = train_and_evaluate(trainer, tokenized, data)
+    outcome = train_and_evaluate(trainer, tokenized, data, train=not cfg.run.eval_only)
     saved = export_models(trainer.model, tokenizer, cfg.method, output_dir)
 
     record = {
+        "method": cfg.method.method,
+        "model": cfg.model.model,
+        "eval_only": cfg.run.eval_only,
         "config": cfg.to_dict(),
         "output_dir": str(output_dir),
         "model_source": {"origin": source.origin, "location": source.location},

@@ -101,20 +101,21 @@ def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) ->
     return result
 
 
-def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData) -> Outcome:
+def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, train: bool = True) -> Outcome:
+    """train=False (--eval_only) evaluates the model as loaded: no step is taken and train figures are 0."""
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     real_tokens = int(sum(tokenized["train"]["length"])) * trainer.args.num_train_epochs
     start = time.perf_counter()
-    train_output = trainer.train()
-    train_seconds = time.perf_counter() - start
+    train_metrics = trainer.train().metrics if train else {}
+    train_seconds = time.perf_counter() - start if train else 0.0
     metrics = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels)
                for name in ("validation", "test")}
     losses = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0), "loss": entry["loss"]}
               for entry in trainer.state.log_history if "loss" in entry]
     return Outcome(
         train_seconds=train_seconds,
-        train_samples_per_second=float(train_output.metrics.get("train_samples_per_second", 0.0)),
+        train_samples_per_second=float(train_metrics.get("train_samples_per_second", 0.0)),
         train_tokens_per_second=real_tokens / train_seconds if train_seconds else 0.0,
         peak_memory_mb=peak_memory_mb(),
         metrics=metrics,
