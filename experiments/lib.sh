@@ -4,8 +4,8 @@
 #
 # Environment:
 #   SIZE=smoke|full   smoke (default): a few hundred examples, 64 tokens, 1 epoch: minutes on a laptop CPU, for CI.
-#                     full: whole splits, 2 epochs, the model's default length (256): the published setting, for GPUs.
-#   MODEL=...         encoder for every fine-tuning run (default: ftlab's, all-MiniLM-L6-v2); e.g. distilbert-base-uncased
+#                     full: whole splits, 2 epochs, batch 32, ftlab's 256 tokens unless a suite sets fewer: for GPUs.
+#   MODEL=...         encoder of every fine-tuning run (default: all-MiniLM-L6-v2), e.g. distilbert-base-uncased
 #   RESULTS=DIR       where the runs go, one directory per run (default runs/<suite>-<size>); every record also lands
 #                     in DIR/index.jsonl, which `main.py report DIR` reads
 #   PYTHON=...        interpreter with ftlab's dependencies (default: python)
