@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ftlab.errors import UserError
+
+if TYPE_CHECKING:
+    from ftlab.config import Config
 
 # The seed projects ran the baseline with a flag; `main.py --check_baseline [flags]` = `main.py baseline [flags]`.
 BASELINE_ALIASES = ("--check_baseline", "--check_baseLine")
 
 
-def _run_config(argv: list[str]):
+def _run_config(argv: list[str]) -> Optional["Config"]:
     """The validated run config, or None after printing --help. Offline switches are set before heavy imports."""
     from ftlab.config import build_parser, parse_args
 

@@ -25,6 +25,9 @@ def quantization_config(model_type: str, args: MethodArgs):
         raise ModelSourceError("--method qlora needs bitsandbytes: pip install bitsandbytes") from None
     from transformers import BitsAndBytesConfig
 
+    # transformers matches a skip name as a prefix or a suffix of the module path: BERT's "pooler" is neither of
+    # "bert.pooler.dense", so the head's linears are listed by their full paths too.
+    arch = architecture_of(model_type)
     if args.bnb_4bit_compute_dtype == "auto":
         # CPUs without bf16 units run bf16 matmuls ~20x slower than fp32 (measured on this project's EPYC).
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -34,7 +37,7 @@ def quantization_config(model_type: str, args: MethodArgs):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=args.bnb_4bit_quant_type,
                               bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
                               bnb_4bit_compute_dtype=compute_dtype,
-                              llm_int8_skip_modules=list(architecture_of(model_type).head))
+                              llm_int8_skip_modules=[*arch.head, *arch.head_linears])
 
 
 def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs) -> PreTrainedModel:
