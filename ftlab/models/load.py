@@ -25,15 +25,15 @@ def quantization_config(model_type: str, args: MethodArgs):
         raise ModelSourceError("--method qlora needs bitsandbytes: pip install bitsandbytes") from None
     from transformers import BitsAndBytesConfig
 
-    # transformers matches a skip name as a prefix or a suffix of the module path: BERT's "pooler" is neither of
-    # "bert.pooler.dense", so the head's linears are listed by their full paths too.
-    arch = architecture_of(model_type)
     if args.bnb_4bit_compute_dtype == "auto":
         # CPUs without bf16 units run bf16 matmuls ~20x slower than fp32 (measured on this project's EPYC).
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         compute_dtype = torch.bfloat16 if bf16 else torch.float32
     else:
         compute_dtype = getattr(torch, args.bnb_4bit_compute_dtype)
+    # transformers matches a skip name as a prefix or a suffix of the module path: BERT's "pooler" is neither of
+    # "bert.pooler.dense", so the head's linears are listed by their full paths too.
+    arch = architecture_of(model_type)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=args.bnb_4bit_quant_type,
                               bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
                               bnb_4bit_compute_dtype=compute_dtype,
