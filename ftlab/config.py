@@ -164,6 +164,8 @@ class MethodArgs:
     save_adapter: Optional[str] = option(None, "Save the trained LoRA adapter (with its head and tokenizer) here.")
     merge: bool = option(False, "LoRA methods: merge the adapter into the weights and save a plain model to "
                          "<output_dir>/merged (loads without peft).", parse=_parse_bool, allowed="true or false")
+    ngram_max: int = option(2, "baseline (TF-IDF + linear SVM): longest word n-gram counted.", parse=_parse_int,
+                            check=lambda v: v >= 1, allowed="an integer >= 1")
 
 
 @dataclass
@@ -195,6 +197,9 @@ class OptimArgs:
 class RunArgs:
     seed: int = option(42, "Training seed (weights of new layers, dropout, batch order).", parse=_parse_int,
                        allowed="an integer")
+    eval_only: bool = option(False, "Evaluate the model as loaded (with the method applied) on validation and test, "
+                             "without training: the raw-model row of a study.", parse=_parse_bool,
+                             allowed="true or false")
     output_dir: Optional[str] = option(None, "Where the run writes result.json and config.yaml (default: "
                                        "runs/<dataset>-<method>-<time>).")
     logging_steps: int = option(10, "Log the training loss every N optimizer steps.", parse=_parse_int,

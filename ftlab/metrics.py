@@ -21,6 +21,12 @@ def confusion(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> l
     return confusion_matrix(labels, predictions, labels=list(range(num_labels))).tolist()
 
 
+def split_metrics(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> dict[str, Any]:
+    """A split's entry in the run record: the scalar metrics, the confusion matrix and the split's size."""
+    return {**classification_metrics(labels, predictions, num_labels),
+            "confusion_matrix": confusion(labels, predictions, num_labels), "num_samples": int(len(labels))}
+
+
 def trainer_metrics(num_labels: int) -> Callable[[Any], dict[str, float]]:
     """The Trainer's compute_metrics hook (scalars only, so every logger can take them)."""
     def compute(eval_prediction: Any) -> dict[str, float]:

@@ -6,20 +6,25 @@ import json
 import os
 import platform
 import tempfile
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
-def environment() -> dict[str, Any]:
-    import datasets
-    import peft
-    import torch
-    import transformers
+def cpu_device() -> str:
+    return f"cpu ({os.cpu_count()} cores)"
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__, "datasets": datasets.__version__, "device": device,
-            "platform": platform.platform()}
+
+def environment(device: Optional[str] = None) -> dict[str, Any]:
+    """Library versions (read from package metadata: importing torch just to name it costs seconds) and the
+    device, asked of torch unless the caller knows it (the SVM baseline runs on the CPU)."""
+    if device is None:
+        import torch
+
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_device()
+    versions = {name: metadata.version(name)
+                for name in ("torch", "transformers", "peft", "datasets", "scikit-learn")}
+    return {"python": platform.python_version(), **versions, "device": device, "platform": platform.platform()}
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
@@ -62,14 +67,16 @@ def save_record(output_dir: Path, record: dict[str, Any]) -> Path:
 
 def format_summary(record: dict[str, Any]) -> str:
     cfg = record["config"]
-    header = (f"{cfg['method']['method']} | {cfg['model']['model']} | {cfg['data']['dataset']} | trainable "
+    header = (f"{record['method']} | {record['model']} | {cfg['data']['dataset']} | trainable "
               f"{record['trainable_params']:,} of {record['total_params']:,} ({record['trainable_percent']:.2f}%)")
     rows = [f"{'split':<11}{'n':>7}{'accuracy':>10}{'precision':>11}{'recall':>8}{'f1':>8}"]
     for split, m in record["metrics"].items():
         rows.append(f"{split:<11}{m['num_samples']:>7}{m['accuracy']:>10.4f}{m['precision']:>11.4f}"
                     f"{m['recall']:>8.4f}{m['f1']:>8.4f}")
+    tokens = record["train_tokens_per_second"]  # None where tokens mean nothing (the TF-IDF baseline)
     footer = (f"train {record['train_seconds']:.1f} s, {record['train_samples_per_second']:.1f} samples/s, "
-              f"{record['train_tokens_per_second']:.0f} tokens/s, peak memory {record['peak_memory_mb']:.0f} MB")
+              f"{'n/a' if tokens is None else format(tokens, '.0f')} tokens/s, "
+              f"peak memory {record['peak_memory_mb']:.0f} MB")
     lines = [header, *rows, footer]
     if record.get("collapse"):
         lines.append(f"COLLAPSED: {record['collapse']}")

@@ -1,6 +1,7 @@
 """One fine-tuning run, top to bottom: config -> data -> model + method -> Trainer -> record."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -13,9 +14,9 @@ if TYPE_CHECKING:
     from ftlab.data.splits import PreparedData
 
 
-def default_output_dir(cfg: Config) -> str:
+def default_output_dir(cfg: Config, method: str) -> str:
     dataset = Path(cfg.data.dataset).stem if Path(cfg.data.dataset).exists() else cfg.data.dataset
-    return str(Path("runs") / f"{dataset.replace('/', '_')}-{cfg.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return str(Path("runs") / f"{dataset.replace('/', '_')}-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def load_data(cfg: Config) -> "PreparedData":
@@ -33,10 +34,18 @@ def load_data(cfg: Config) -> "PreparedData":
     return data
 
 
-def resolve_output_dir(cfg: Config) -> Path:
-    from ftlab.distributed import main_process_value
+def resolve_output_dir(cfg: Config, method: Optional[str] = None) -> Path:
+    """--output_dir, else runs/<dataset>-<method>-<time>; `method` names runs that are not cfg.method (the baseline)."""
+    output_dir = cfg.run.output_dir
+    if not output_dir:
+        output_dir = default_output_dir(cfg, method or cfg.method.method)
+        if "WORLD_SIZE" in os.environ:
+            # One of several processes: all take the main one's name (their clocks may be a second apart). Only
+            # here, so that the baseline does not import torch just to name its directory.
+            from ftlab.distributed import main_process_value
 
-    output_dir = Path(cfg.run.output_dir or main_process_value(default_output_dir(cfg)))
+            output_dir = main_process_value(output_dir)
+    output_dir = Path(output_dir)
     cfg.run.output_dir = str(output_dir)
     return output_dir
 
@@ -87,13 +96,16 @@ def run_training(cfg: Config) -> Optional[dict[str, Any]]:
     tracker = start_run(cfg, output_dir)  # main process only: one W&B run per training run
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir), tracking=tracker is not None)
     # Every process trains and evaluates (the evaluation gathers all processes' predictions); one writes.
-    outcome = train_and_evaluate(trainer, tokenized, data, resume_from=resume_from)
+    outcome = train_and_evaluate(trainer, tokenized, data, resume_from=resume_from, train=not cfg.run.eval_only)
     peak_memory_mb = largest(outcome.peak_memory_mb)
     if not state.is_main_process:
         return None
     saved = export_models(trainer.model, tokenizer, cfg.method, output_dir)
 
     record = {
+        "method": cfg.method.method,
+        "model": cfg.model.model,
+        "eval_only": cfg.run.eval_only,
         "config": cfg.to_dict(),
         "output_dir": str(output_dir),
         "model_source": {"origin": source.origin, "location": source.location},

@@ -188,15 +188,16 @@ def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) ->
     return result
 
 
-def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData,
-                       resume_from: Optional[str] = None) -> Outcome:
-    """Train (from `resume_from`, a checkpoint directory, if given), then evaluate the final or best model."""
+def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, resume_from: Optional[str] = None,
+                       train: bool = True) -> Outcome:
+    """Train (from `resume_from`, a checkpoint directory, if given), then evaluate the final or best model.
+    train=False (--eval_only) evaluates the model as loaded: no step is taken and train figures are 0."""
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     start_epoch = _epoch_of(resume_from)  # read now: checkpoint rotation may delete it during training
     start = time.perf_counter()
-    train_output = trainer.train(resume_from_checkpoint=resume_from)
-    train_seconds = time.perf_counter() - start
+    train_metrics = trainer.train(resume_from_checkpoint=resume_from).metrics if train else {}
+    train_seconds = time.perf_counter() - start if train else 0.0
     metrics = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels)
                for name in ("validation", "test")}
     history = trainer.state.log_history
@@ -208,14 +209,14 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData,
     # Tokens of the epochs actually trained (early stopping and resuming both change that count), over the whole
     # split: with several processes each trains on a shard in the same time, so this (like the Trainer's
     # train_samples_per_second) is the throughput of all processes together.
-    epochs_trained = trainer.state.epoch - start_epoch
+    epochs_trained = (trainer.state.epoch or 0.0) - start_epoch  # None when nothing trained (--eval_only)
     lengths = tokenized["train"]["length"]
     real_tokens = sum(lengths) * epochs_trained
     step_seconds = trainer.step_timer.steady_step_seconds()
     global_batch = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps * trainer.args.world_size
     return Outcome(
         train_seconds=train_seconds,
-        train_samples_per_second=float(train_output.metrics.get("train_samples_per_second", 0.0)),
+        train_samples_per_second=float(train_metrics.get("train_samples_per_second", 0.0)),
         train_tokens_per_second=real_tokens / train_seconds if train_seconds else 0.0,
         peak_memory_mb=peak_memory_mb(),
         steady_step_seconds=step_seconds,

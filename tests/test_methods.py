@@ -155,3 +155,18 @@ def test_qlora_on_cpu_quantises_the_body_keeps_the_head_and_learns(tiny_model_di
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_qlora_keeps_the_bert_pooler_unquantised(tmp_path):
+    """BERT's head is bert.pooler.dense + classifier (MiniLM, the default model): a 4-bit pooler cannot train."""
+    import bitsandbytes as bnb
+
+    from ftlab.models.load import load_classifier
+    from ftlab.models.sources import ModelSource
+
+    BertForSequenceClassification(_small(BertConfig)).save_pretrained(tmp_path)
+    args = MethodArgs(method="qlora")
+    model = apply_method(load_classifier(ModelSource("bert", str(tmp_path), "local"), ["neg", "pos"], args), args)
+    quantised = [name for name, module in model.named_modules() if isinstance(module, bnb.nn.Linear4bit)]
+    assert len(quantised) == 2 * 6 and not any("pooler" in name for name in quantised)
+    assert count_parameters(model).trainable > 0

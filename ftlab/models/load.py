@@ -32,10 +32,13 @@ def quantization_config(model_type: str, args: MethodArgs):
         compute_dtype = torch.bfloat16 if bf16 else torch.float32
     else:
         compute_dtype = getattr(torch, args.bnb_4bit_compute_dtype)
+    # transformers matches a skip name as a prefix or a suffix of the module path: BERT's "pooler" is neither of
+    # "bert.pooler.dense", so the head's linears are listed by their full paths too.
+    arch = architecture_of(model_type)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=args.bnb_4bit_quant_type,
                               bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
                               bnb_4bit_compute_dtype=compute_dtype,
-                              llm_int8_skip_modules=list(architecture_of(model_type).head))
+                              llm_int8_skip_modules=[*arch.head, *arch.head_linears])
 
 
 def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs) -> PreTrainedModel:

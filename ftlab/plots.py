@@ -1,0 +1,89 @@
+"""The report's figures: training-loss curves, accuracy against trainable parameters, training time per run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ftlab.report import method_of
+
+Record = dict[str, Any]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works on headless nodes and never opens a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _method_colors(records: list[Record]) -> dict[str, Any]:
+    methods = sorted({method_of(record) for record in records})
+    palette = _pyplot().get_cmap("tab10")
+    return {method: palette(i % 10) for i, method in enumerate(methods)}
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def loss_curves(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for record in records:
+        history = record["loss_history"]
+        ax.plot([point["step"] for point in history], [point["loss"] for point in history],
+                marker="o" if len(history) < 3 else None, label=label(record))
+    ax.set(title="Training loss", xlabel="optimizer step", ylabel="training loss (cross-entropy)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def accuracy_vs_params(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
+    plt = _pyplot()
+    colors = _method_colors(records)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for method, color in colors.items():
+        chosen = [r for r in records if method_of(r) == method]
+        ax.scatter([r["trainable_params"] for r in chosen], [r["metrics"]["test"]["accuracy"] for r in chosen],
+                   color=color, label=method, s=50, zorder=3)
+    for record in records:
+        ax.annotate(label(record), (record["trainable_params"], record["metrics"]["test"]["accuracy"]),
+                    textcoords="offset points", xytext=(5, 4), fontsize="x-small")
+    ax.set_xscale("log")
+    ax.set(title="Test accuracy against trainable parameters", xlabel="trainable parameters (log scale)",
+           ylabel="test accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title="method", fontsize="small")
+    return _save(fig, path)
+
+
+def train_time(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
+    plt = _pyplot()
+    colors = _method_colors(records)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(records) + 2), 5))
+    names = [label(r) for r in records]
+    ax.bar(range(len(records)), [r["train_seconds"] for r in records],
+           color=[colors[method_of(r)] for r in records])
+    ax.set_xticks(range(len(records)), names, rotation=45, ha="right", fontsize="small")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=color) for color in colors.values()]
+    ax.legend(handles, list(colors), title="method", fontsize="small")
+    ax.set(title="Training time per run", xlabel="run", ylabel="training time (s, wall clock)")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def plot_all(records: list[Record], img_dir: Path, prefix: str, label: Callable[[Record], str]) -> list[Path]:
+    """Write the PNGs as <img_dir>/<prefix>_<plot>.png. Runs without a loss history (the SVM baseline, eval-only
+    runs) have no curve; with none at all the loss plot is left out."""
+    with_loss = [r for r in records if r.get("loss_history")]
+    plots = [loss_curves(with_loss, img_dir / f"{prefix}_loss_curves.png", label)] if with_loss else []
+    plots.append(accuracy_vs_params(records, img_dir / f"{prefix}_accuracy_vs_params.png", label))
+    plots.append(train_time(records, img_dir / f"{prefix}_train_time.png", label))
+    return plots

@@ -1,0 +1,131 @@
+"""The TF-IDF + linear SVM baseline and --eval_only: same splits, same record shape as fine-tuning."""
+import json
+import time
+
+import pytest
+
+from tests.conftest import run_main, synthetic_rows, write_csv
+
+SPLIT_KEYS = {"accuracy", "precision", "recall", "f1", "confusion_matrix", "num_samples"}
+
+
+def _csv(tmp_path):
+    return write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
+
+
+def _data_flags(data):
+    return ["--dataset", str(data), "--text_column", "sentence", "--label_column", "polarity"]
+
+
+@pytest.mark.parametrize("command", [["baseline"], ["--check_baseline"], ["--check_baseLine"]])
+def test_baseline_learns_a_local_csv_and_writes_the_record(command, tmp_path):
+    data = _csv(tmp_path)
+    out = tmp_path / "svm"
+    proc = run_main(*command, *_data_flags(data), "--output_dir", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "result.json").read_text())
+    assert record["method"] == "tfidf_svm" and record["model"] == "tfidf(1,2)+linear_svm"
+    # The same splits a fine-tuning run on this file gets (test_train_e2e asserts 320/40/40 there).
+    assert record["data"]["sizes"] == {"train": 320, "validation": 40, "test": 40}
+    for split in ("validation", "test"):
+        assert SPLIT_KEYS <= set(record["metrics"][split])
+        assert sum(map(sum, record["metrics"][split]["confusion_matrix"])) == 40
+    assert record["metrics"]["test"]["accuracy"] >= 0.95  # one sentiment word per text: linearly separable
+    # Two classes: one weight per n-gram feature plus one bias.
+    assert record["trainable_params"] == record["total_params"] > 1
+    assert record["train_tokens_per_second"] is None and record["loss_history"] == []
+    assert record["train_seconds"] > 0 and record["peak_memory_mb"] > 0
+    assert "tfidf_svm | tfidf(1,2)+linear_svm" in proc.stdout  # the summary table is printed
+    index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
+    assert index == [record]
+
+
+def test_ngram_max_sets_the_feature_space(tmp_path):
+    data = _csv(tmp_path)
+    counts = {}
+    for n in (1, 3):
+        out = tmp_path / f"svm{n}"
+        proc = run_main("baseline", *_data_flags(data), "--ngram_max", str(n), "--output_dir", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        record = json.loads((out / "result.json").read_text())
+        assert record["model"] == f"tfidf(1,{n})+linear_svm"
+        counts[n] = record["trainable_params"]
+    assert counts[3] > counts[1]  # bigrams and trigrams add features
+
+
+def test_default_output_dir_names_the_baseline(tmp_path):
+    data = _csv(tmp_path)
+    proc = run_main("baseline", *_data_flags(data), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run] = [path for path in (tmp_path / "runs").iterdir() if path.is_dir()]
+    assert run.name.startswith("reviews-tfidf_svm-") and (run / "result.json").is_file()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--ngram_max", "0"], "--ngram_max 0: must be an integer >= 1"),
+    (["--ngram_max", "two"], "'two' is not an integer >= 1"),
+    (["--dataset", "imbd"], "--dataset imbd: unknown dataset"),
+])
+def test_bad_baseline_flags_fail_fast_with_one_line(flags, message, tmp_path):
+    start = time.perf_counter()
+    proc = run_main("baseline", *flags, cwd=tmp_path)
+    assert time.perf_counter() - start < 5  # ~0.2 s: nothing heavy is imported before validation
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ") and message in proc.stderr
+
+
+def test_eval_only_evaluates_the_model_as_loaded(tiny_model_dir, tmp_path):
+    data = _csv(tmp_path)
+    out = tmp_path / "raw"
+    proc = run_main("--model", str(tiny_model_dir), *_data_flags(data), "--method", "head", "--eval_only",
+                    "--max_length", "32", "--output_dir", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "result.json").read_text())
+    assert record["eval_only"] is True and record["config"]["run"]["eval_only"] is True
+    assert record["train_seconds"] == 0 and record["train_samples_per_second"] == 0
+    assert record["loss_history"] == []
+    assert record["metrics"]["test"]["num_samples"] == 40
+
+
+def test_eval_only_leaves_the_trainable_weights_unchanged(tiny_model_dir, tmp_path):
+    """In process, on the real Trainer: with train=False no optimizer step is taken."""
+    import torch
+
+    from ftlab.config import parse_args
+    from ftlab.data.tokenize import tokenize_splits
+    from ftlab.models.load import load_classifier, load_tokenizer
+    from ftlab.models.methods import apply_method
+    from ftlab.models.sources import resolve_model
+    from ftlab.run import load_data
+    from ftlab.train import build_trainer, train_and_evaluate
+
+    cfg = parse_args(["--model", str(tiny_model_dir), *_data_flags(_csv(tmp_path)), "--method", "lora",
+                      "--max_length", "32", "--lr", "1e-1"])
+    source = resolve_model(cfg.model.model)
+    data = load_data(cfg)
+    tokenizer = load_tokenizer(source)
+    tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
+    model = apply_method(load_classifier(source, data.label_names, cfg.method), cfg.method)
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(tmp_path / "run"))
+    outcome = train_and_evaluate(trainer, tokenized, data, train=False)
+    after = dict(trainer.model.named_parameters())
+    assert before and all(torch.equal(value, after[name]) for name, value in before.items())
+    assert trainer.state.global_step == 0
+    assert outcome.train_seconds == 0 and outcome.loss_history == []
+    assert outcome.metrics["validation"]["num_samples"] == 40
+
+
+@pytest.mark.e2e
+def test_svm_on_the_imdb_mirror_reaches_090(tmp_path):
+    """The whole offline IMDB 50/50 split (22,311 train after carving validation, 24,791 test): ~0.911."""
+    out = tmp_path / "svm"
+    start = time.perf_counter()
+    proc = run_main("baseline", "--dataset", "imdb", "--max_train_samples", "all", "--max_eval_samples", "all",
+                    "--max_test_samples", "all", "--output_dir", str(out), cwd=tmp_path)
+    print(f"IMDB SVM baseline: {time.perf_counter() - start:.0f} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "result.json").read_text())
+    assert record["data"]["origin"] == "mirror"
+    assert record["data"]["sizes"] == {"train": 22311, "validation": 2479, "test": 24791}
+    assert record["metrics"]["test"]["accuracy"] >= 0.90

@@ -1,0 +1,92 @@
+"""The sweep scripts in experiments/: run lists for job arrays, one run by index, overrides, and the smoke suite."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_report import PNG_MAGIC, table_rows
+
+SUITES = {"experiments_1": 5, "experiments_2": 2, "imdb_methods": 6, "lora_rank": 4, "study": 14}
+
+
+def run_suite(name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHON": sys.executable, **env}
+    for unset in ("RUN_INDEX", "SLURM_ARRAY_TASK_ID", "LIST_RUNS", "SIZE", "MODEL", "RESULTS"):
+        if unset not in env:
+            full_env.pop(unset, None)
+    return subprocess.run(["bash", str(ROOT / "experiments" / f"{name}.sh")], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("suite, count", SUITES.items())
+def test_list_runs_prints_index_and_name_per_run(suite, count, tmp_path):
+    proc = run_suite(suite, tmp_path, LIST_RUNS="1")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert [int(index) for index, _ in lines] == list(range(count))
+    assert len({name for _, name in lines}) == count  # names are distinct: each run gets its own directory
+    assert not (tmp_path / "runs").exists()  # listing runs nothing
+
+
+def test_array_task_id_runs_one_run_and_a_finished_run_is_skipped(tmp_path):
+    results = tmp_path / "sweep"
+    proc = run_suite("experiments_1", tmp_path, SLURM_ARRAY_TASK_ID="0", RESULTS=str(results))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in results.iterdir()) == ["index.jsonl", "svm"]  # run 0 only, no report
+    [record] = [json.loads(line) for line in (results / "index.jsonl").read_text().splitlines()]
+    assert record["method"] == "tfidf_svm" and record["config"]["data"]["dataset"] == "rotten_tomatoes"
+    assert record["data"]["sizes"] == {"train": 128, "validation": 64, "test": 128}  # SIZE=smoke by default
+
+    again = run_suite("experiments_1", tmp_path, RUN_INDEX="0", SLURM_ARRAY_TASK_ID="3", RESULTS=str(results))
+    assert again.returncode == 0 and "svm: finished before" in again.stdout  # RUN_INDEX wins over the array id
+    assert len((results / "index.jsonl").read_text().splitlines()) == 1
+
+
+def test_model_override_reaches_the_fine_tuning_runs(tiny_model_dir, tmp_path):
+    results = tmp_path / "sweep"
+    proc = run_suite("experiments_1", tmp_path, RUN_INDEX="1", MODEL=str(tiny_model_dir), RESULTS=str(results))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((results / "full" / "result.json").read_text())
+    assert record["model"] == str(tiny_model_dir) and record["method"] == "full"
+    assert record["config"]["data"]["max_length"] == 64 and record["config"]["optim"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RUN_INDEX": "5"}, "error: RUN_INDEX=5: must be an integer from 0 to 4"),
+    ({"RUN_INDEX": "first"}, "error: RUN_INDEX=first: must be an integer from 0 to 4"),
+    ({"SIZE": "huge"}, "error: SIZE=huge: must be smoke or full"),
+])
+def test_bad_suite_settings_are_one_line_and_exit_2(env, message, tmp_path):
+    proc = run_suite("experiments_1", tmp_path, **env)
+    assert proc.returncode == 2 and proc.stderr.strip() == message + (
+        " (LIST_RUNS=1 lists the runs)" if "RUN_INDEX" in env else "")
+
+
+def test_sst2_suite_stops_offline_with_ftlabs_message(tmp_path):
+    proc = run_suite("experiments_2", tmp_path)
+    assert proc.returncode == 2
+    assert "error: --dataset sst2: the hub is unreachable" in proc.stderr
+    assert "SST-2 has no offline mirror" in proc.stderr
+    assert not list(tmp_path.rglob("report.md"))  # the suite stopped at its first run
+
+
+@pytest.mark.e2e
+def test_smoke_suite_runs_offline_then_reports(tmp_path):
+    """The issue's must-show: `SIZE=smoke bash experiments/experiments_1.sh` on the packaged encoder and the Rotten
+    Tomatoes mirror, then the report's table and PNGs."""
+    start = time.perf_counter()
+    proc = run_suite("experiments_1", tmp_path, SIZE="smoke")
+    print(f"experiments_1 smoke: {time.perf_counter() - start:.0f} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = tmp_path / "runs" / "experiments_1-smoke"
+    rows = table_rows((results / "report.md").read_text())
+    assert sorted(row[0] for row in rows) == ["full", "lora-r16-a16", "lora-r16-a32", "lora-r8-a16", "svm"]
+    assert {row[3] for row in rows} == {"rotten_tomatoes"}
+    for name in ("loss_curves", "accuracy_vs_params", "train_time"):
+        png = (tmp_path / "img" / f"experiments_1-smoke_{name}.png").read_bytes()
+        assert png[:8] == PNG_MAGIC and len(png) > 10_000

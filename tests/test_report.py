@@ -1,0 +1,106 @@
+"""`main.py report`: records found through index.jsonl and result.json, one row per run, sorted, and the plots."""
+import json
+from pathlib import Path
+
+from ftlab.results import save_record, write_json_atomic
+from tests.conftest import run_main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_record(output_dir: Path, *, method: str, model: str = "minilm", dataset: str = "imdb", val: float = 0.8,
+                test: float = 0.8, f1: float = 0.8, params: int = 1000, seconds: float = 10.0, losses=(0.7, 0.5),
+                **extra) -> dict:
+    split = {"accuracy": test, "precision": 0.8, "recall": 0.8, "f1": f1, "confusion_matrix": [[1, 0], [0, 1]],
+             "num_samples": 2}
+    return {
+        "method": method, "model": model, "eval_only": False,
+        "config": {"model": {"model": model}, "data": {"dataset": dataset},
+                   "method": {"method": method if method != "tfidf_svm" else "lora", "lora_r": 8, "lora_alpha": 16.0,
+                              "unfreeze_layers": 2, "load_adapter": None}},
+        "output_dir": str(output_dir), "data": {"test_is_validation": False},
+        "metrics": {"validation": {**split, "accuracy": val}, "test": split},
+        "trainable_params": params, "total_params": 10 * params, "trainable_percent": 10.0,
+        "train_seconds": seconds, "train_samples_per_second": 12.345, "train_tokens_per_second": None,
+        "peak_memory_mb": 1234.4, "loss_history": [{"step": 2 * i + 2, "epoch": 0.5 * i, "loss": loss}
+                                                   for i, loss in enumerate(losses)],
+        **extra,
+    }
+
+
+def write_results(results: Path) -> None:
+    save_record(results / "svm", make_record(results / "svm", method="tfidf_svm", model="tfidf(1,2)+linear_svm",
+                                             test=0.91, f1=0.9012, params=2_000_000, seconds=30.0, losses=()))
+    save_record(results / "lora", make_record(results / "lora", method="lora", test=0.5, params=480_386))
+    # Re-run with --overwrite_output_dir: the index holds two lines, the report keeps the later one.
+    save_record(results / "lora", make_record(results / "lora", method="lora", test=0.8765, params=480_386))
+    save_record(results / "full", make_record(results / "full", method="full", test=0.5, params=22_713_986,
+                                              collapse="single-class predictions on test", seconds=123.456))
+    save_record(results / "raw", make_record(results / "raw", method="head", test=0.49, params=148_610, seconds=0.0,
+                                             losses=(), eval_only=True))
+    # A run of another dataset whose record is only in its result.json (copied in, not in any index).
+    write_json_atomic(results / "other" / "rt-head" / "result.json",
+                      make_record(results / "other" / "rt-head", method="head", dataset="rotten_tomatoes",
+                                  test=0.7, params=148_610))
+
+
+def table_rows(text: str) -> list[list[str]]:
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def test_report_table_and_plots(tmp_path):
+    results = tmp_path / "results"
+    write_results(results)
+    proc = run_main("report", str(results), "--img_dir", str(tmp_path / "img"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (results / "report.md").read_text()
+    assert report in proc.stdout  # printed as written
+    rows = table_rows(report)
+    # Sorted by dataset, model, method, output_dir; one row per run (the re-run lora counted once).
+    assert [row[0] for row in rows] == ["full", "raw", "lora", "svm", "rt-head"]
+    by_run = {row[0]: row for row in rows}
+    assert by_run["lora"][1:8] == ["lora r=8 α=16", "minilm", "imdb", "480,386", "0.8000", "0.8765", "0.8000"]
+    assert by_run["svm"][1:8] == ["tfidf_svm", "tfidf(1,2)+linear_svm", "imdb", "2,000,000", "0.8000", "0.9100",
+                                  "0.9012"]
+    assert by_run["full"][8:11] == ["123.5", "1234", "12.3"]
+    assert "collapse: single-class predictions on test" in by_run["full"][11]
+    assert "eval only" in by_run["raw"][11] and by_run["lora"][11] == ""
+    assert by_run["rt-head"][3] == "rotten_tomatoes"
+
+    pngs = sorted((tmp_path / "img").iterdir())
+    assert [p.name for p in pngs] == ["results_accuracy_vs_params.png", "results_loss_curves.png",
+                                      "results_train_time.png"]
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 10_000
+        assert f"]({Path('..') / 'img' / png.name})" in report  # linked from the report
+
+
+def test_runs_without_loss_history_get_no_loss_plot(tmp_path):
+    results = tmp_path / "results"
+    save_record(results / "svm", make_record(results / "svm", method="tfidf_svm", losses=()))
+    proc = run_main("report", str(results), cwd=tmp_path)  # default --img_dir: img/ under the working directory
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == ["results_accuracy_vs_params.png",
+                                                                    "results_train_time.png"]
+
+
+def test_a_cut_line_in_the_index_is_skipped_with_a_warning(tmp_path):
+    results = tmp_path / "results"
+    save_record(results / "lora", make_record(results / "lora", method="lora"))
+    with open(results / "index.jsonl", "a") as handle:
+        handle.write('{"method": "full", "metr\n')
+    proc = run_main("report", str(results), "--img_dir", str(tmp_path / "img"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipping unreadable line 2" in proc.stderr
+    assert [row[0] for row in table_rows(proc.stdout)] == ["lora"]
+
+
+def test_missing_or_empty_results_dir_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for target, message in (("nowhere", "report: nowhere is not a directory"),
+                            ("empty", "report: no run records under empty")):
+        proc = run_main("report", target, cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
+        assert proc.stderr.strip().count("\n") == 0
