@@ -59,7 +59,7 @@ def test_model_override_reaches_the_fine_tuning_runs(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("env, message", [
     ({"RUN_INDEX": "5"}, "error: RUN_INDEX=5: must be an integer from 0 to 4"),
     ({"RUN_INDEX": "first"}, "error: RUN_INDEX=first: must be an integer from 0 to 4"),
-    ({"SIZE": "huge"}, "error: SIZE=huge: must be smoke or full"),
+    ({"SIZE": "huge"}, "error: SIZE=huge: must be smoke, medium or full"),
 ])
 def test_bad_suite_settings_are_one_line_and_exit_2(env, message, tmp_path):
     proc = run_suite("experiments_1", tmp_path, **env)
