@@ -7,6 +7,7 @@ records back, and puts them in one table and one JSON file.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -170,9 +171,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def _run(argv: list[str], log: Path) -> Optional[str]:
     """One training run in a fresh interpreter; the error's last line if it failed."""
+    # The child must import this same ftlab, also from a checkout that is not pip-installed and another cwd.
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     with open(log, "w", encoding="utf-8") as handle:
         proc = subprocess.run([sys.executable, "-m", "ftlab", "train", *argv], stdout=handle,
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, env=env)
     if proc.returncode == 0:
         return None
     tail = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
