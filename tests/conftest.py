@@ -18,6 +18,10 @@ NEUTRAL = ["the", "film", "movie", "plot", "actor", "scene", "was", "and", "it",
 # Tests never reach the hub: the offline path is what they check.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# Under pytest-xdist every worker (and every main.py it starts) gets one OpenMP thread: two workers with a thread
+# per core each would oversubscribe the cores, which makes small models many times slower, not 2x.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0) -> Path:
