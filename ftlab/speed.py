@@ -41,14 +41,16 @@ def speed_arguments(cfg: Config) -> dict[str, Any]:
     precision = resolve_precision(cfg.speed.precision)
     grouped = cfg.speed.group_by_length and not cfg.data.pad_to_max_length
     workers = cfg.speed.dataloader_num_workers
+    if workers is None:
+        workers = 4 if cuda else 0
     args: dict[str, Any] = {
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         # TF32 matmuls for whatever stays in fp32 (Ampere and newer only).
         "tf32": cuda and torch.cuda.get_device_capability()[0] >= 8,
         "train_sampling_strategy": "group_by_length" if grouped else "random",
-        "dataloader_num_workers": workers if workers is not None else (4 if cuda else 0),
-        "dataloader_persistent_workers": bool(workers if workers is not None else cuda),
+        "dataloader_num_workers": workers,
+        "dataloader_persistent_workers": workers > 0,  # no re-spawn of the workers every epoch
     }
     if cfg.speed.torch_compile:
         # Not dataloader_drop_last: the Trainer applies it to evaluation too, which would skip samples.
