@@ -9,7 +9,6 @@ the transformers count; `peak_memory_mb` is the process's peak resident set (all
 """
 from __future__ import annotations
 
-import resource
 import time
 from typing import Any
 
@@ -36,7 +35,7 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
     import numpy as np
 
     from ftlab.metrics import split_metrics
-    from ftlab.results import cpu_device, data_summary, environment, format_summary, save_record
+    from ftlab.results import cpu_device, data_summary, environment, format_summary, peak_rss_mb, save_record
     from ftlab.run import load_data, resolve_output_dir
 
     output_dir = resolve_output_dir(cfg, "tfidf_svm")
@@ -72,7 +71,7 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
         "train_seconds": train_seconds,
         "train_samples_per_second": len(train) / train_seconds if train_seconds else 0.0,
         "train_tokens_per_second": None,
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
+        "peak_memory_mb": peak_rss_mb(),
         "loss_history": [],
         "environment": environment(cpu_device()),
     }

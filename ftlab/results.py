@@ -5,10 +5,16 @@ import fcntl
 import json
 import os
 import platform
+import resource
 import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def cpu_device() -> str:

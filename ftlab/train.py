@@ -1,7 +1,6 @@
 """Build the Hugging Face Trainer for a run, train, and evaluate every split."""
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,8 +17,9 @@ from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
 from ftlab.distributed import cpu_processes
-from ftlab.metrics import classification_metrics, confusion, find_collapse, trainer_metrics
+from ftlab.metrics import find_collapse, split_metrics, trainer_metrics
 from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
+from ftlab.results import peak_rss_mb
 from ftlab.speed import StepTimer, configure_compile, speed_arguments
 
 
@@ -144,7 +144,7 @@ def peak_memory_mb() -> float:
     """CUDA: peak allocated by tensors during the run. CPU: the process's peak resident set."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return peak_rss_mb()
 
 
 def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
@@ -178,13 +178,11 @@ def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) ->
     prefix = METRIC_PREFIX[name]
     output = trainer.predict(split, metric_key_prefix=prefix)
     predictions = np.argmax(output.predictions, axis=-1)
-    result = classification_metrics(output.label_ids, predictions, num_labels)
+    # num_samples counts what was scored, gathered from all processes (the duplicates that even out their shards
+    # dropped): it must equal the split's size.
+    result = split_metrics(output.label_ids, predictions, num_labels)
     result["loss"] = float(output.metrics.get(f"{prefix}_loss", float("nan")))
     result["samples_per_second"] = float(output.metrics.get(f"{prefix}_samples_per_second", 0.0))
-    result["confusion_matrix"] = confusion(output.label_ids, predictions, num_labels)
-    # What was scored, gathered from all processes (the duplicates that even out their shards dropped): must equal
-    # the split's size.
-    result["num_samples"] = int(len(output.label_ids))
     return result
 
 
