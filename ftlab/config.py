@@ -208,10 +208,10 @@ class RunArgs:
                                         parse=_parse_bool, allowed="true or false")
     eval_steps: Optional[int] = option(None, "Evaluate on validation every N optimizer steps (default: every epoch "
                                        "when there are several epochs, or with --load_best/--early_stopping_patience).",
-                                       parse=_parse_count, check=_positive, allowed="an integer >= 1")
+                                       parse=_parse_int, check=_positive, allowed="an integer >= 1")
     save_steps: Optional[int] = option(None, "Write a checkpoint every N optimizer steps (default: every epoch); "
                                        "with --load_best, checkpoints follow the evaluations.",
-                                       parse=_parse_count, check=_positive, allowed="an integer >= 1")
+                                       parse=_parse_int, check=_positive, allowed="an integer >= 1")
     save_total_limit: int = option(1, "Checkpoints kept in --output_dir (the best one is always kept too).",
                                    parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
     resume: bool = option(False, "Continue from the latest checkpoint in --output_dir (model, optimizer, "
@@ -233,12 +233,12 @@ class SpeedArgs:
                                    "padding (ignored with --pad_to_max_length).", parse=_parse_bool,
                                    allowed="true or false")
     pad_multiple: Optional[int] = option(None, "Pad each batch to a multiple of this many tokens (default 8, "
-                               "tensor-core shapes; 64 with --torch_compile, where it is the bucket width: one "
-                               "compiled graph per bucket).",
-                               parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
+                                         "tensor-core shapes; 64 with --torch_compile, where it is the bucket "
+                                         "width: one compiled graph per bucket).",
+                                         parse=_parse_int, check=_positive, allowed="an integer >= 1")
     dataloader_num_workers: Optional[int] = option(None, "Data-loading worker processes (default: 4 on CUDA, 0 on "
                                                    "CPU, where workers would compete with the math for cores).",
-                                                   parse=_parse_int, check=lambda v: v is None or v >= 0,
+                                                   parse=_parse_int, check=lambda v: v >= 0,
                                                    allowed="an integer >= 0")
     torch_compile: bool = option(False, "torch.compile the model with static shapes: batches are padded to "
                                  "--pad_multiple buckets, so it compiles once per bucket and batch size, not per "
