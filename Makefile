@@ -19,4 +19,4 @@ run: $(VENV)/.installed
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -36,7 +36,8 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
 
     from ftlab.metrics import split_metrics
     from ftlab.results import cpu_device, data_summary, environment, format_summary, peak_rss_mb, save_record
-    from ftlab.run import load_data, resolve_output_dir
+    from ftlab.data.load import load_data
+    from ftlab.rundir import resolve_output_dir
 
     output_dir = resolve_output_dir(cfg, "tfidf_svm")
     data = load_data(cfg)

@@ -1,57 +1,21 @@
 """One fine-tuning run, top to bottom: config -> data -> model + method -> Trainer -> record."""
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import yaml
 
 from ftlab.config import Config
+from ftlab.data.load import load_data
+from ftlab.rundir import resolve_output_dir
 
 if TYPE_CHECKING:
-    from ftlab.data.splits import PreparedData
+    from transformers import TrainerCallback
 
 
-def default_output_dir(cfg: Config, method: str) -> str:
-    dataset = Path(cfg.data.dataset).stem if Path(cfg.data.dataset).exists() else cfg.data.dataset
-    return str(Path("runs") / f"{dataset.replace('/', '_')}-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def load_data(cfg: Config) -> "PreparedData":
-    """The splits every method of a study sees: same source, same seeds, same subsamples."""
-    from ftlab.data.sources import load_raw
-    from ftlab.data.splits import prepare_splits
-
-    raw = load_raw(cfg.data.dataset, cfg.data.text_column, cfg.data.label_column)
-    data = prepare_splits(raw, cfg.data.dataset, validation_fraction=cfg.data.validation_fraction,
-                          test_fraction=cfg.data.test_fraction, data_seed=cfg.data.data_seed,
-                          max_train=cfg.data.max_train_samples, max_eval=cfg.data.max_eval_samples,
-                          max_test=cfg.data.max_test_samples)
-    print(f"[ftlab] data: {cfg.data.dataset} from {data.origin}, splits {data.sizes()}, labels {data.label_names}",
-          flush=True)
-    return data
-
-
-def resolve_output_dir(cfg: Config, method: Optional[str] = None) -> Path:
-    """--output_dir, else runs/<dataset>-<method>-<time>; `method` names runs that are not cfg.method (the baseline)."""
-    output_dir = cfg.run.output_dir
-    if not output_dir:
-        output_dir = default_output_dir(cfg, method or cfg.method.method)
-        if "WORLD_SIZE" in os.environ:
-            # One of several processes: all take the main one's name (their clocks may be a second apart). Only
-            # here, so that the baseline does not import torch just to name its directory.
-            from ftlab.distributed import main_process_value
-
-            output_dir = main_process_value(output_dir)
-    output_dir = Path(output_dir)
-    cfg.run.output_dir = str(output_dir)
-    return output_dir
-
-
-def run_training(cfg: Config) -> Optional[dict[str, Any]]:
-    """The run's record on the main process; None on the other processes of a multi-process run."""
+def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Optional[dict[str, Any]]:
+    """The run's record on the main process; None on the other processes of a multi-process run. `callbacks` join
+    the Trainer's own (a search's pruning callback, for example)."""
     # Heavy imports live here, after the config has been validated.
     from transformers import set_seed
 
@@ -94,7 +58,8 @@ def run_training(cfg: Config) -> Optional[dict[str, Any]]:
     if resume_from and state.is_main_process:
         print(f"[ftlab] resuming from {resume_from}", flush=True)
     tracker = start_run(cfg, output_dir)  # main process only: one W&B run per training run
-    trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir), tracking=tracker is not None)
+    trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir), tracking=tracker is not None,
+                            callbacks=callbacks)
     # Every process trains and evaluates (the evaluation gathers all processes' predictions); one writes.
     outcome = train_and_evaluate(trainer, tokenized, data, resume_from=resume_from, train=not cfg.run.eval_only)
     peak_memory_mb = largest(outcome.peak_memory_mb)

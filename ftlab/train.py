@@ -5,7 +5,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -148,24 +148,26 @@ def peak_memory_mb() -> float:
 
 
 def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
-                  cfg: Config, output_dir: str, tracking: bool = False) -> HarnessTrainer:
+                  cfg: Config, output_dir: str, tracking: bool = False,
+                  callbacks: Sequence[TrainerCallback] = ()) -> HarnessTrainer:
     optim, custom_optimizer = optimizer_choice(cfg.optim)
     configure_compile(cfg)
     timer = StepTimer()
-    callbacks: list[TrainerCallback] = [timer]
+    trainer_callbacks: list[TrainerCallback] = [timer, *callbacks]
     if cfg.run.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
+        trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
     if tracking:
         from ftlab.tracking import FailSafeWandbCallback
 
-        callbacks.append(FailSafeWandbCallback())
-    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim), callbacks=callbacks,
-                          train_dataset=tokenized["train"],
-                          eval_dataset=tokenized["validation"], processing_class=tokenizer,
-                          data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length, cfg.speed.pad_multiple),
-                          compute_metrics=trainer_metrics(data.num_labels),
-                          optimizer_cls_and_kwargs=custom_optimizer,
-                          scheduler_factory=scheduler_factory(cfg.optim))
+        trainer_callbacks.append(FailSafeWandbCallback())
+    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim), callbacks=trainer_callbacks,
+                             train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
+                             processing_class=tokenizer,
+                             data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length,
+                                                         cfg.speed.pad_multiple),
+                             compute_metrics=trainer_metrics(data.num_labels),
+                             optimizer_cls_and_kwargs=custom_optimizer,
+                             scheduler_factory=scheduler_factory(cfg.optim))
     trainer.step_timer = timer
     return trainer
 

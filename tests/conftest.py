@@ -116,3 +116,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def slurm_env(tmp_path_factory: pytest.TempPathFactory):
+    """The environment in which sbatch talks to a fresh local SLURM (and the jobs find this checkout).
+
+    scripts/slurm/local_cluster.sh brings it up (see tests/test_slurm.py). Session-scoped: tests that use it are
+    marked `pytest.mark.xdist_group("slurm")`, so under `make test` (--dist loadgroup) one worker owns one cluster.
+    """
+    directory = tmp_path_factory.mktemp("slurm")
+    # Ports of our own, so that a SLURM already running here (or a second test session) does not answer.
+    env = {**os.environ, "SLURMCTLD_PORT": str(free_port()), "SLURMD_PORT": str(free_port())}
+    command = ["bash", str(ROOT / "scripts" / "slurm" / "local_cluster.sh"), "start", str(directory)]
+    stop = ["bash", str(ROOT / "scripts" / "slurm" / "local_cluster.sh"), "stop", str(directory)]
+    try:
+        started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:
+        subprocess.run(stop, env=env, timeout=60)
+        pytest.skip(f"local SLURM: `{' '.join(command)}` timed out after {exc.timeout} s")
+    if started.returncode != 0:
+        subprocess.run(stop, env=env, timeout=60)  # whatever daemons did start
+        pytest.skip(f"local SLURM could not be started: `{' '.join(command)}` exited {started.returncode}: "
+                    f"{(started.stderr or started.stdout)[-1500:]}")
+    yield {**env, "SLURM_CONF": str(directory / "slurm.conf"), "FTLAB_DIR": str(ROOT),
+           "FTLAB_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    subprocess.run(stop, env=env, timeout=60)

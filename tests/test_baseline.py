@@ -96,7 +96,7 @@ def test_eval_only_leaves_the_trainable_weights_unchanged(tiny_model_dir, tmp_pa
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method
     from ftlab.models.sources import resolve_model
-    from ftlab.run import load_data
+    from ftlab.data.load import load_data
     from ftlab.train import build_trainer, train_and_evaluate
 
     cfg = parse_args(["--model", str(tiny_model_dir), *_data_flags(_csv(tmp_path)), "--method", "lora",

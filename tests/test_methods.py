@@ -148,6 +148,9 @@ def test_qlora_on_cpu_quantises_the_body_keeps_the_head_and_learns(tiny_model_di
     torch.manual_seed(0)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     losses = []
+    # Training mode, as the Trainer sets it. In eval mode bitsandbytes (>= 0.49) repacks 4-bit weights for its
+    # CPU bf16 inference kernel on CPUs with AVX512-BF16, which fails for layers narrower than its block (64).
+    model.train()
     for _ in range(15):
         loss = model(**batch, labels=labels).loss
         loss.backward()

@@ -1,5 +1,4 @@
 """`main.py report`: records found through index.jsonl and result.json, one row per run, sorted, and the plots."""
-import json
 from pathlib import Path
 
 from ftlab.results import save_record, write_json_atomic

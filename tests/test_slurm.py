@@ -5,39 +5,17 @@ with everything under a temporary directory, and waits for the node to be idle. 
 tests are skipped with the failing step and its log, never run against a stand-in.
 """
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, synthetic_rows, write_csv
+from tests.conftest import ROOT, synthetic_rows, write_csv
 
-pytestmark = pytest.mark.distributed
+# One worker runs every test that uses the local SLURM (the `slurm` xdist group), so one cluster serves them all.
+pytestmark = [pytest.mark.distributed, pytest.mark.xdist_group("slurm")]
 SLURM = ROOT / "scripts" / "slurm"
-
-
-@pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory: pytest.TempPathFactory):
-    """The environment in which sbatch talks to a fresh local cluster (and the jobs find this checkout)."""
-    directory = tmp_path_factory.mktemp("slurm")
-    # Ports of our own, so that a SLURM already running here (or a second test session) does not answer.
-    env = {**os.environ, "SLURMCTLD_PORT": str(free_port()), "SLURMD_PORT": str(free_port())}
-    command = ["bash", str(SLURM / "local_cluster.sh"), "start", str(directory)]
-    stop = ["bash", str(SLURM / "local_cluster.sh"), "stop", str(directory)]
-    try:
-        started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired as exc:
-        subprocess.run(stop, env=env, timeout=60)
-        pytest.skip(f"local SLURM: `{' '.join(command)}` timed out after {exc.timeout} s")
-    if started.returncode != 0:
-        subprocess.run(stop, env=env, timeout=60)  # whatever daemons did start
-        pytest.skip(f"local SLURM could not be started: `{' '.join(command)}` exited {started.returncode}: "
-                    f"{(started.stderr or started.stdout)[-1500:]}")
-    yield {**env, "SLURM_CONF": str(directory / "slurm.conf"), "FTLAB_DIR": str(ROOT),
-           "FTLAB_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    subprocess.run(stop, env=env, timeout=60)
 
 
 def _submit(env: dict, cwd: Path, *args: str) -> subprocess.Popen:
