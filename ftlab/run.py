@@ -21,12 +21,13 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
 
     from ftlab.data.tokenize import tokenize_splits
     from ftlab.distributed import distributed_summary, largest, process_state
+    from ftlab.models.architectures import architecture_of
     from ftlab.models.export import export_models
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method, count_parameters
     from ftlab.models.sources import resolve_model
     from ftlab.results import data_summary, environment, format_summary, save_record
-    from ftlab.speed import resolve_precision
+    from ftlab.speed import PROFILE_NAME, resolve_attention_dropout, resolve_precision
     from ftlab.tracking import finish_run, start_run
     from ftlab.train import build_trainer, latest_checkpoint, train_and_evaluate
 
@@ -45,7 +46,9 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
         tokenizer = load_tokenizer(source)
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
-    model = load_classifier(source, data.label_names, cfg.method)
+    model = load_classifier(source, data.label_names, cfg.method,
+                            resolve_attention_dropout(cfg.speed.attention_dropout))
+    attention_dropout = getattr(model.config, architecture_of(model.config.model_type).attention_dropout)
     model = apply_method(model, cfg.method)
     params = count_parameters(model)
     print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
@@ -84,6 +87,8 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
         "train_tokens_per_second": outcome.train_tokens_per_second,
         "peak_memory_mb": peak_memory_mb,
         "precision": precision,
+        "attention_dropout": attention_dropout,
+        "profile": str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
         "steady_step_seconds": outcome.steady_step_seconds,
         "steady_samples_per_second": outcome.steady_samples_per_second,
         "compiled_graphs": outcome.compiled_graphs,

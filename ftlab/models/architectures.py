@@ -23,6 +23,8 @@ class Architecture:
     head_linears: tuple[str, ...]
     # Path of the ModuleList of transformer blocks (selective fine-tuning unfreezes the last ones).
     blocks: str
+    # The config attribute holding the dropout on attention probabilities (--attention_dropout).
+    attention_dropout: str = "attention_probs_dropout_prob"
 
     def block_targets(self, switches: tuple[str, ...] = LORA_SWITCHES) -> list[str]:
         targets: list[str] = []
@@ -55,7 +57,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "distilbert": Architecture(query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
                                projection="attention.out_lin", mlp=("ffn.lin1", "ffn.lin2"),
                                head=("pre_classifier", "classifier"), head_linears=("pre_classifier", "classifier"),
-                               blocks="distilbert.transformer.layer"),
+                               blocks="distilbert.transformer.layer", attention_dropout="attention_dropout"),
     "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier"), head_linears=("bert.pooler.dense", "classifier"),
                          blocks="bert.encoder.layer"),
     # RoBERTa's head is classifier.dense + classifier.out_proj, one module; it has no pooler in use.
