@@ -71,8 +71,11 @@ def _read_json(location: str, filename: str) -> Any:
     from transformers.utils import cached_file
 
     # transformers' own lookup: a local directory's file, or the hub's (live, or its cache when offline).
-    path = cached_file(location, filename, _raise_exceptions_for_missing_entries=False,
-                       _raise_exceptions_for_connection_errors=False)
+    try:
+        path = cached_file(location, filename, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+    except OSError:  # e.g. a hub id that does not exist: loading the model says so in its own words
+        return None
     return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
 
 
@@ -94,12 +97,10 @@ def apply_pooling(model: PreTrainedModel, pooling: str) -> None:
         _attach_mean_pooling(model)
 
 
-def restore_pooling(model: torch.nn.Module) -> str:
-    """Re-attach the pooling a loaded model (plain, or a PeftModel) was saved with; returns it."""
+def restore_pooling(model: torch.nn.Module) -> None:
+    """Re-attach the pooling a loaded model (plain, or a PeftModel) was saved with."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    pooling = saved_pooling(base.config)
-    apply_pooling(base, pooling)
-    return pooling
+    apply_pooling(base, saved_pooling(base.config))
 
 
 def _attach_mean_pooling(model: PreTrainedModel) -> None:
@@ -114,9 +115,11 @@ def _attach_mean_pooling(model: PreTrainedModel) -> None:
         return
 
     def hand_over_mask(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        # The mask goes on the encoder of the module being run, not on one captured here: nn.DataParallel runs
-        # replicas of both in parallel threads.
-        setattr(module.get_submodule(inner_path), _MASK, kwargs.get("attention_mask"))
+        # The classifiers pass the mask by keyword; the backbones' second positional parameter is the mask too.
+        mask = kwargs["attention_mask"] if "attention_mask" in kwargs else (args[1] if len(args) > 1 else None)
+        # It goes on the encoder of the module being run, not on one captured here: nn.DataParallel runs replicas
+        # of both in parallel threads.
+        setattr(module.get_submodule(inner_path), _MASK, mask)
 
     backbone.register_forward_pre_hook(hand_over_mask, with_kwargs=True)
     encoder.register_forward_hook(_mean_into_first_position, with_kwargs=True)
