@@ -69,6 +69,10 @@ def test_mean_pooling_ignores_padding_and_feeds_the_masked_mean_to_the_head(mode
     assert model.config.ftlab_pooling == "mean"
 
 
+def _trainable(model: torch.nn.Module) -> list[str]:
+    return [name for name, param in model.named_parameters() if param.requires_grad]
+
+
 @pytest.mark.parametrize("method", ["full", "head", "selective", "lora", "scratch_lora"])
 def test_every_method_keeps_its_parameters_and_trains_through_the_mean(method):
     args = MethodArgs(method=method, lora_r=4, unfreeze_layers=1)
@@ -76,8 +80,7 @@ def test_every_method_keeps_its_parameters_and_trains_through_the_mean(method):
     model = _small(BertForSequenceClassification, BertConfig)
     apply_pooling(model, "mean")
     model = apply_method(model, args)
-    names = lambda m: [n for n, p in m.named_parameters() if p.requires_grad]  # noqa: E731
-    assert names(model) == names(cls_model) and count_parameters(model) == count_parameters(cls_model)
+    assert _trainable(model) == _trainable(cls_model) and count_parameters(model) == count_parameters(cls_model)
     short, padded = _batches()
     model.train()
     model(**short, labels=torch.tensor([0, 1, 0])).loss.backward()
@@ -161,6 +164,8 @@ def test_bad_pooling_or_truncation_is_one_error_line(argv, expected, capsys):
 
 # --- a real run: tiny BERT, LoRA, mean pooling, head_tail truncation, adapter and merged model saved ---------------
 
+# The tests that read the run share one worker under pytest-xdist, so that the run is made once.
+SAME_RUN = pytest.mark.xdist_group("pooling-mean-run")
 RUN_ARGS = ["--text_column", "sentence", "--label_column", "polarity", "--max_length", "10", "--truncation",
             "head_tail", "--epochs", "3", "--lr", "1e-2", "--batch_size", "16"]
 
@@ -180,6 +185,7 @@ def mean_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "record": json.loads((out / "result.json").read_text())}
 
 
+@SAME_RUN
 def test_mean_pooling_is_recorded_and_saved_with_the_model(mean_run):
     record = mean_run["record"]
     assert record["pooling"] == {"requested": "mean", "used": "mean", "reason": "--pooling mean"}
@@ -201,6 +207,7 @@ def _test_split(mean_run):
     return list(split.splits["test"]["text"]), [split.label_names[i] for i in split.splits["test"]["label"]]
 
 
+@SAME_RUN
 def test_predict_on_the_merged_mean_pooled_model_reproduces_the_runs_test_accuracy(mean_run):
     from ftlab.predict import load_for_inference, predict
 
@@ -220,6 +227,7 @@ def test_predict_on_the_merged_mean_pooled_model_reproduces_the_runs_test_accura
     assert max(abs(r["probabilities"]["pos"] - p) for r, p in zip(unpooled, probabilities["merged"].tolist())) > 1e-3
 
 
+@SAME_RUN
 def test_readme_lines_load_the_merged_model_without_ftlab(mean_run):
     """The README's loading snippet, run as printed, gives predict's probabilities."""
     from ftlab.predict import load_for_inference, predict
@@ -239,6 +247,7 @@ def test_readme_lines_load_the_merged_model_without_ftlab(mean_run):
     torch.testing.assert_close(namespace["probabilities"], expected, atol=1e-5, rtol=0)
 
 
+@SAME_RUN
 def test_chaining_an_adapter_into_head_training_keeps_its_pooling(mean_run, tmp_path):
     out = tmp_path / "head"
     assert cli.main(["--model", str(mean_run["model"]), "--dataset", str(mean_run["data"]), *RUN_ARGS,
