@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification,
+from transformers import (AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification,
                           DistilBertConfig, DistilBertForSequenceClassification, RobertaConfig,
                           RobertaForSequenceClassification)
 
@@ -151,8 +151,8 @@ def test_auto_follows_the_sentence_transformers_pooling_config(tmp_path):
 
 @pytest.mark.parametrize("argv, expected", [
     (["--pooling", "max"], "argument --pooling: invalid choice: 'max' (choose from 'auto', 'cls', 'mean')"),
-    (["--truncation", "middle"], "argument --truncation: invalid choice: 'middle' (choose from 'head', 'tail', "
-                                 "'head_tail')"),
+    (["--truncation", "middle"], ("argument --truncation: invalid choice: 'middle' (choose from 'head', 'tail', "
+                                  "'head_tail')")),
     (["predict", "--model_dir", ".", "--truncation", "middle", "x"], "argument --truncation: invalid choice"),
 ])
 def test_bad_pooling_or_truncation_is_one_error_line(argv, expected, capsys):
@@ -234,13 +234,13 @@ def test_readme_lines_load_the_merged_model_without_ftlab(mean_run):
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("**Loading an exported model without ftlab.**"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     texts = ["good film and a very long plot the actor was quite boring and the scene was awful",
              "the movie was superb", "bad"]
     code = code.replace('"runs/imdb-lora/merged"', repr(str(mean_run["out"] / "merged")))
-    code = re.sub(r"^texts = .*$", f"texts = {texts!r}", code, count=1, flags=re.M)
+    code = re.sub(r"^texts = .*$", f"texts = {texts!r}", code, count=1, flags=re.MULTILINE)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 (the README's own lines are what is tested)
     model, tokenizer = load_for_inference(str(mean_run["out"] / "merged"))
     expected = torch.tensor([[r["probabilities"][model.config.id2label[i]] for i in range(2)]
                              for r in predict(model, tokenizer, texts)])

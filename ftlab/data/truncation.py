@@ -11,7 +11,7 @@ tokens and token type ids in place.
 from __future__ import annotations
 
 from itertools import takewhile
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from transformers import BatchEncoding, PreTrainedConfig, PreTrainedTokenizerBase
 
@@ -35,7 +35,7 @@ def set_truncation_side(tokenizer: PreTrainedTokenizerBase, truncation: str) -> 
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, max_length: int, truncation: str,
-           padding: Union[bool, str] = False, return_tensors: Optional[str] = None) -> BatchEncoding:
+           padding: bool | str = False, return_tensors: Optional[str] = None) -> BatchEncoding:
     """Tokenise `texts` with the tokenizer's special tokens, each text cut to at most `max_length` tokens in all
     the `truncation` way (head, tail or head_tail). Padding as the tokenizer's own `padding` argument."""
     set_truncation_side(tokenizer, truncation)
@@ -48,17 +48,16 @@ def encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, max_length: 
         tails = tokenizer(texts, truncation=True, max_length=max_length)
     finally:
         set_truncation_side(tokenizer, truncation)
-    columns: dict[str, list[Any]] = {key: [] for key in tails.keys()}
+    columns: dict[str, list[Any]] = {key: [] for key in tails}
     for index, special in enumerate(heads[_SPECIAL_MASK]):
-        # A text that fits is the same in both encodings; one that was cut fills max_length in both.
-        if len(special) < max_length:
-            for key in columns:
-                columns[key].append(heads[key][index])
-            continue
-        prefix, suffix = _leading_ones(special), _leading_ones(special[::-1])  # [CLS] ... [SEP], <s> ... </s>
-        head, tail = head_tail_split(max_length - prefix - suffix)
-        for key in columns:
-            columns[key].append(heads[key][index][:prefix + head] + tails[key][index][max_length - tail - suffix:])
+        if len(special) < max_length:  # it fits: both encodings are the whole text (a cut one fills max_length)
+            head_end, tail_start = max_length, max_length
+        else:
+            prefix, suffix = _leading_ones(special), _leading_ones(special[::-1])  # [CLS] ... [SEP], <s> ... </s>
+            head, tail = head_tail_split(max_length - prefix - suffix)
+            head_end, tail_start = prefix + head, max_length - tail - suffix
+        for key, values in columns.items():
+            values.append(heads[key][index][:head_end] + tails[key][index][tail_start:])
     if padding is False and return_tensors is None:
         return BatchEncoding(columns)
     return tokenizer.pad(columns, padding=padding, max_length=max_length if padding == "max_length" else None,
