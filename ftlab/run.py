@@ -20,11 +20,13 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     from transformers import set_seed
 
     from ftlab.data.tokenize import tokenize_splits
+    from ftlab.data.truncation import truncation_settings
     from ftlab.distributed import distributed_summary, largest, process_state
     from ftlab.models.architectures import architecture_of
     from ftlab.models.export import export_models
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method, count_parameters
+    from ftlab.models.pooling import apply_pooling, resolve_pooling
     from ftlab.models.sources import resolve_model
     from ftlab.results import data_summary, environment, format_summary, save_record
     from ftlab.speed import PROFILE_NAME, resolve_attention_dropout, resolve_precision
@@ -41,14 +43,20 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     with state.main_process_first():
         # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
         source = resolve_model(cfg.model.model)
+        pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
-        print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location})", flush=True)
+        print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
+              f"({pooling.reason})", flush=True)
         tokenizer = load_tokenizer(source)
-        tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
+        tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
+                                    cfg.data.truncation)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
     model = load_classifier(source, data.label_names, cfg.method,
                             resolve_attention_dropout(cfg.speed.attention_dropout))
     attention_dropout = getattr(model.config, architecture_of(model.config.model_type).attention_dropout)
+    # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
+    apply_pooling(model, pooling.used)
+    model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
     model = apply_method(model, cfg.method)
     params = count_parameters(model)
     print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
@@ -74,6 +82,8 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
         "method": cfg.method.method,
         "model": cfg.model.model,
         "eval_only": cfg.run.eval_only,
+        "pooling": pooling.as_record(),
+        "truncation": cfg.data.truncation,
         "config": cfg.to_dict(),
         "output_dir": str(output_dir),
         "model_source": {"origin": source.origin, "location": source.location},

@@ -24,9 +24,9 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0) -> Path:
-    """A 2-layer DistilBERT (hidden 32) and a word-level tokenizer over the fixture vocabulary, saved like a hub
-    checkpoint so that `--model DIR` loads it through the real from_pretrained path.
+def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: str = "distilbert") -> Path:
+    """A 2-layer DistilBERT (or, with arch="bert", BERT; hidden 32) and a word-level tokenizer over the fixture
+    vocabulary, saved like a hub checkpoint so that `--model DIR` loads it through the real from_pretrained path.
 
     Like a real pretrained encoder, its body already tells the sentiment words apart: it is briefly trained on
     the synthetic task, then its head is re-initialised. (On a random frozen body LoRA and head-only training
@@ -34,7 +34,10 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0) -> Path:
     import torch
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
+                              DistilBertForSequenceClassification, PreTrainedTokenizerFast)
+
+    from ftlab.models.architectures import architecture_of
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words = specials + sorted(set(POSITIVE + NEGATIVE + NEUTRAL + ["neutral", "meh", "okay"]))
@@ -46,10 +49,16 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0) -> Path:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
                                         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                              max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
+    if arch == "bert":
+        model_class = BertForSequenceClassification
+        config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
+    else:
+        model_class = DistilBertForSequenceClassification
+        config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                  max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
     torch.manual_seed(seed)
-    model = DistilBertForSequenceClassification(config)
+    model = model_class(config)
     rows = synthetic_rows(256, seed=1000 + seed, classes=("pos", "neg", "neutral")[:max(2, num_labels)])
     batch = tokenizer([text for text, _ in rows], padding=True, return_tensors="pt")
     names = sorted({label for _, label in rows})
@@ -61,8 +70,8 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0) -> Path:
               labels=labels[part]).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    model.pre_classifier.reset_parameters()
-    model.classifier.reset_parameters()
+    for linear in architecture_of(config.model_type).head_linears:
+        model.get_submodule(linear).reset_parameters()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

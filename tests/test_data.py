@@ -128,9 +128,12 @@ def test_tokenisation_is_cached_across_calls(tiny_model_dir, cache_dir):
         assert second["train"]["input_ids"] == first["train"]["input_ids"]
         tokenize_splits(data.splits, tokenizer, 16, False)  # another max length is another cache entry
         assert calls
+        calls.clear()
+        tokenize_splits(data.splits, tokenizer, 32, False, "tail")  # so is another truncation
+        assert calls
     finally:
         type(tokenizer).__call__ = original
-    assert len(list((cache_dir / "tokenized").glob("*.arrow"))) == 6
+    assert len(list((cache_dir / "tokenized").glob("*.arrow"))) == 9
 
 
 MIRROR_PROBE = """

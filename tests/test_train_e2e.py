@@ -63,6 +63,8 @@ def test_default_command_on_packaged_encoder_and_real_imdb(tmp_path):
     assert record["trainable_params"] == 480_386
     assert record["config"]["method"]["method"] == "lora"
     assert record["metrics"]["test"]["num_samples"] == 64
+    # The mirror carries sentence-transformers' 1_Pooling/config.json (mean tokens): auto pools by mean.
+    assert (record["pooling"]["requested"], record["pooling"]["used"]) == ("auto", "mean")
 
 
 def test_three_classes_train_with_macro_f1(tiny_model_dir, tmp_path):

@@ -8,6 +8,8 @@ import datasets
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from ftlab.assets import cache_root
+from ftlab.data.truncation import encode as encode_texts
+from ftlab.data.truncation import set_truncation_side
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -26,8 +28,9 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 
 def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int,
-                    pad_to_max_length: bool) -> datasets.DatasetDict:
-    """Tokenise each split once per (tokenizer, max length, padding, split fingerprint); later runs reuse it.
+                    pad_to_max_length: bool, truncation: str = "head") -> datasets.DatasetDict:
+    """Tokenise each split once per (tokenizer, max length, truncation, padding, split fingerprint); later runs
+    reuse it. The tokenizer is left cutting the `truncation` way (ftlab.data.truncation), also on a cache hit.
 
     We key the cache ourselves instead of relying on datasets' hashing of the map function, which pickles the
     tokenizer and is not stable across processes for every tokenizer.
@@ -36,16 +39,19 @@ def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
     cache_dir = cache_root() / "tokenized"
     cache_dir.mkdir(parents=True, exist_ok=True)
     padding = "max_length" if pad_to_max_length else False
+    set_truncation_side(tokenizer, truncation)
 
     def encode(batch: dict) -> dict:
-        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length, padding=padding)
+        encoded = encode_texts(tokenizer, batch["text"], max_length=max_length, truncation=truncation,
+                               padding=padding)
         # The real (non-pad) length: the Trainer's length grouping and the tokens/s figures both read it.
         encoded["length"] = [sum(mask) for mask in encoded["attention_mask"]]
         return encoded
 
     out = {}
     for name, split in splits.items():
-        key = hashlib.sha256(f"{tok_key}|{max_length}|{padding}|{split._fingerprint}".encode()).hexdigest()[:24]
+        key_text = f"{tok_key}|{max_length}|{truncation}|{padding}|{split._fingerprint}"
+        key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
         out[name] = split.map(encode, batched=True, remove_columns=["text"], new_fingerprint=key,
                               cache_file_name=str(cache_dir / f"{key}.arrow"), load_from_cache_file=True,
                               desc=f"tokenising {name}")

@@ -23,6 +23,9 @@ class Architecture:
     head_linears: tuple[str, ...]
     # Path of the ModuleList of transformer blocks (selective fine-tuning unfreezes the last ones).
     blocks: str
+    # Path of the module that runs those blocks and returns the last layer's token states, before any pooling
+    # (mean pooling replaces its first-token output, ftlab.models.pooling).
+    encoder: str
     # The config attribute holding the dropout on attention probabilities (--attention_dropout).
     attention_dropout: str = "attention_probs_dropout_prob"
 
@@ -57,12 +60,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     "distilbert": Architecture(query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
                                projection="attention.out_lin", mlp=("ffn.lin1", "ffn.lin2"),
                                head=("pre_classifier", "classifier"), head_linears=("pre_classifier", "classifier"),
-                               blocks="distilbert.transformer.layer", attention_dropout="attention_dropout"),
+                               blocks="distilbert.transformer.layer", encoder="distilbert.transformer",
+                               attention_dropout="attention_dropout"),
     "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier"), head_linears=("bert.pooler.dense", "classifier"),
-                         blocks="bert.encoder.layer"),
+                         blocks="bert.encoder.layer", encoder="bert.encoder"),
     # RoBERTa's head is classifier.dense + classifier.out_proj, one module; it has no pooler in use.
     "roberta": Architecture(**_BERT_LIKE, head=("classifier",),
-                            head_linears=("classifier.dense", "classifier.out_proj"), blocks="roberta.encoder.layer"),
+                            head_linears=("classifier.dense", "classifier.out_proj"), blocks="roberta.encoder.layer",
+                            encoder="roberta.encoder"),
 }
 
 
