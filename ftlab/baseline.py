@@ -15,7 +15,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ftlab.config import Config, group_id
+from ftlab.config import Config
+from ftlab.groups import group_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +58,7 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
     import numpy as np
 
     from ftlab.metrics import split_metrics
-    from ftlab.predictions import SplitPredictions, save_run_predictions
+    from ftlab.predictions import SPLITS, SplitPredictions, save_run_predictions
     from ftlab.results import cpu_device, data_summary, environment, format_summary, peak_rss_mb, save_record
     from ftlab.data.load import load_data
     from ftlab.rundir import resolve_output_dir
@@ -71,7 +72,7 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
     train_seconds = time.perf_counter() - start
 
     metrics, per_example = {}, {}
-    for name in ("validation", "test"):
+    for name in SPLITS:
         split = data.splits[name]
         start = time.perf_counter()
         scores = decision_scores(pipeline, split["text"], data.num_labels)

@@ -10,7 +10,6 @@ import argparse
 import copy
 import dataclasses
 import difflib
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -106,7 +105,7 @@ def option(default: Any, help: str, *, parse: Callable[[Any], Any] = _parse_str,
     """A config field. `check`/`choices` are validated after file and flags are merged; `allowed` says, in words,
     what values are valid, for the error message. identity=False marks a field that cannot change the trained
     model or its metrics (where it is written, how often it logs, ...): runs that differ only in such fields are
-    seeds of one configuration group (see group_id). New fields are part of the identity unless marked."""
+    seeds of one configuration group (ftlab.groups). New fields are part of the identity unless marked."""
     if choices:
         allowed = allowed or "one of " + ", ".join(choices)
         check = check or (lambda value: value in choices)
@@ -563,46 +562,3 @@ def expand_seeds(cfg: Config) -> list[Config]:
             run.method.load_adapter = str(seed_adapter)
         runs.append(run)
     return runs
-
-
-# --- configuration groups: the runs that differ only in seed (and in fields that cannot change the model) ------
-
-# Written next to a saved adapter: the group and seed of the run that trained it.
-ADAPTER_PROVENANCE = "ftlab_run.json"
-
-
-def _adapter_identity(path: str) -> str:
-    """An adapter stands for the configuration that trained it, not for its path: the chain "LoRA, then the head"
-    over seeds loads a different adapter directory per seed, and its runs must still form one group."""
-    provenance = Path(path) / ADAPTER_PROVENANCE
-    if provenance.is_file():
-        try:
-            return "group:" + json.loads(provenance.read_text(encoding="utf-8"))["group"]
-        except (ValueError, KeyError, TypeError):
-            pass  # unreadable: the path identifies it, as for adapters from elsewhere
-    return path
-
-
-def group_id(cfg: Config, method: str) -> str:
-    """A stable 12-hex id of the configuration without the fields marked identity=False (seed, output directory,
-    logging, tracking, ...). `method` is the record's method, which differs from cfg.method.method for the
-    baseline (tfidf_svm). Runs with the same id are seeds of one configuration."""
-    values = {name: getattr(getattr(cfg, group), name) for name, (group, f) in FIELDS.items()
-              if f.metadata["identity"]}
-    if values["load_adapter"]:
-        values["load_adapter"] = _adapter_identity(values["load_adapter"])
-    canonical = json.dumps({"run_method": method, **values}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-
-
-def config_from_record(sections: dict[str, Any]) -> Config:
-    """A record's saved config (sections as `Config.to_dict` writes them) on top of today's defaults: records
-    written before a field existed get its default. Keys this version does not know are ignored."""
-    values = {}
-    for section in sections.values():
-        for key, value in (section or {}).items():
-            if key in FIELDS and value is not None:
-                values[key] = FIELDS[key][1].metadata["parse"](value)
-            elif key in FIELDS:
-                values[key] = None
-    return config_from_values(values)

@@ -60,9 +60,3 @@ def save_run_predictions(output_dir: Path, splits: dict[str, SplitPredictions],
     return {name: str(write_predictions(output_dir / PREDICTIONS_DIR / f"{name}.parquet", split, label_names)
                       .relative_to(output_dir))
             for name, split in splits.items()}
-
-
-def read_predictions(path: Path) -> "pd.DataFrame":
-    import pandas as pd
-
-    return pd.read_csv(path, dtype={"example_id": str}) if path.suffix.lower() == ".csv" else pd.read_parquet(path)

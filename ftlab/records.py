@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ftlab.config import config_from_record, group_id
+from ftlab.groups import config_from_record, group_id
 from ftlab.results import INDEX_NAME
 
 Record = dict[str, Any]

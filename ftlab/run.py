@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import yaml
 
-from ftlab.config import ADAPTER_PROVENANCE, Config, group_id
+from ftlab.config import Config
 from ftlab.data.load import load_data
+from ftlab.groups import ADAPTER_PROVENANCE, group_id
 from ftlab.rundir import resolve_output_dir
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     if not state.is_main_process:
         return None
     saved = export_models(trainer.model, tokenizer, cfg.method, output_dir)
-    if "adapter" in saved:  # what trained it, so that runs chained on it group by configuration (config.group_id)
+    if "adapter" in saved:  # what trained it, so that runs chained on it group by configuration (ftlab.groups)
         write_json_atomic(Path(saved["adapter"]) / ADAPTER_PROVENANCE, {"group": group, "seed": cfg.run.seed})
 
     record = {

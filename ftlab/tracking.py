@@ -64,7 +64,7 @@ def default_group(cfg: Config, group: str) -> str:
 
 def start_run(cfg: Config, output_dir: Path, group: str) -> Optional[Any]:
     """Open the W&B run for this training run (main process only); None when tracking is off or cannot start.
-    `group` is the run's configuration group (config.group_id)."""
+    `group` is the run's configuration group (ftlab.groups)."""
     from ftlab.distributed import process_state
 
     if cfg.tracking.wandb_mode == "disabled" or not process_state().is_main_process:
