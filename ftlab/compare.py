@@ -21,7 +21,7 @@ from ftlab.records import Group, Record, dataset_of, prediction_file, run_labels
 NOT_COMPARABLE = "not comparable: different test examples"
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: its fields hold numpy arrays
 class Summary:
     group: Group
     test_accuracy: list[float]  # one per seed, in the group's run order
@@ -137,12 +137,11 @@ def best_by_validation(summaries: list[Summary]) -> dict[str, Summary]:
     return best
 
 
-def find_reference(name: str, summaries: list[Summary]) -> Summary:
+def find_group(name: str, groups: list[Group]) -> Group:
     """The group that `name` names: a group's name or id, or the name of one of its runs (as in --per_run)."""
-    labels = run_labels([r for s in summaries for r in s.group.records])
-    for summary in summaries:
-        runs = {labels[r["output_dir"]] for r in summary.group.records}
-        if name in (summary.group.name, summary.group.id) or name in runs:
-            return summary
-    groups = ", ".join(s.group.name for s in summaries)
-    raise UserError(f"--compare_to {name}: no run or group of that name or id (groups: {groups})")
+    labels = run_labels([r for group in groups for r in group.records])
+    for group in groups:
+        if name in (group.name, group.id) or name in {labels[r["output_dir"]] for r in group.records}:
+            return group
+    raise UserError(f"--compare_to {name}: no run or group of that name or id "
+                    f"(groups: {', '.join(group.name for group in groups)})")

@@ -55,9 +55,15 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
     datasets = list(dict.fromkeys(s.dataset for s in summaries))
     fig, axes = plt.subplots(1, len(datasets), figsize=(8 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        for summary in (s for s in summaries if s.dataset == dataset):
+        panel = [s for s in summaries if s.dataset == dataset]
+        params = [s.group.records[0]["trainable_params"] for s in panel]
+        for position, (summary, count) in enumerate(zip(panel, params)):
             first = summary.group.records[0]
-            color, x = colors[method_of(first)], first["trainable_params"]
+            # Groups with equal parameter counts (LoRA and QLoRA, head and the raw model) are set side by side,
+            # a few percent apart on the log axis, so that their error bars do not hide each other.
+            same = [i for i, other in enumerate(params) if other == count]
+            x = count * 1.06 ** (same.index(position) - (len(same) - 1) / 2)
+            color = colors[method_of(first)]
             mean = sum(summary.test_accuracy) / summary.n
             error = None if summary.interval is None else [[mean - summary.interval[0]], [summary.interval[1] - mean]]
             ax.errorbar([x], [mean], yerr=error, fmt="o", color=color, markersize=7, capsize=4, zorder=3)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ftlab import stats
-from ftlab.compare import Comparison, Outcome, Summary, best_by_validation, compare, find_reference, summarise
+from ftlab.compare import Comparison, Outcome, Summary, best_by_validation, compare, find_group, summarise
 from ftlab.config import OneLineParser
 from ftlab.errors import UserError
 from ftlab.records import Record, group_records, load_records, method_of, model_of, run_labels, seed_of
@@ -159,12 +159,14 @@ def main(argv: list[str]) -> int:
     records = load_records(results_dir)
     if not records:
         raise UserError(f"report: no run records under {results_dir} (looked for {INDEX_NAME} and result.json)")
-    summaries = [summarise(group) for group in group_records(records)]
-    if args.compare_to is not None:
-        references = [find_reference(args.compare_to, summaries)]
+    groups = group_records(records)
+    named = find_group(args.compare_to, groups) if args.compare_to is not None else None  # before any work
+    summaries = [summarise(group) for group in groups]
+    if named is not None:
+        references = [s for s in summaries if s.group is named]
     else:
         references = list(best_by_validation(summaries).values())
-    outcomes: dict[str, Any] = {}
+    outcomes: dict[str, Outcome] = {}
     for reference in references:
         # With one reference per dataset, each is compared with its own dataset's groups only.
         peers = [s for s in summaries if args.compare_to is not None or s.dataset == reference.dataset]
