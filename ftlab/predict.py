@@ -186,8 +186,8 @@ def main(argv: list[str]) -> int:
 
 
 def write_table(path: Path, records: list[dict[str, Any]], id2label: dict[int, str]) -> Path:
-    """The columns of a run's prediction files (ftlab.predictions), the true label unknown: the same code reads
-    both."""
+    """The columns of a run's prediction files (ftlab.predictions), the true label left empty, so that what reads
+    those reads these."""
     import numpy as np
 
     from ftlab.predictions import SplitPredictions, write_predictions

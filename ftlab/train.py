@@ -186,7 +186,7 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
 METRIC_PREFIX = {"validation": "eval", "test": "test"}
 
 
-def _evaluate_split(trainer: Trainer, split: Any, name: str,
+def _evaluate_split(trainer: HarnessTrainer, split: Any, name: str,
                     num_labels: int) -> tuple[dict[str, Any], SplitPredictions]:
     from scipy.special import softmax
 
