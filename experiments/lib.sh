@@ -12,8 +12,12 @@
 #   RESULTS=DIR       where the runs go, one directory per run (default runs/<suite>-<size>); every record also lands
 #                     in DIR/index.jsonl, which `main.py report DIR` reads
 #   PYTHON=...        interpreter with ftlab's dependencies (default: python)
-#   LIST_RUNS=1       print "<index><TAB><run name>" per run and exit (for job arrays)
-#   RUN_INDEX=N       run only the N-th run (0-based; default: $SLURM_ARRAY_TASK_ID when set), without the report
+#   SEEDS=1,2,3       every training run once per seed, in DIR/<name>/seed<N> (`--seeds N`), so the report shows
+#                     each configuration's spread, confidence interval and paired tests; the TF-IDF + SVM baseline
+#                     is deterministic and runs once. One number N is short for 1,2,...,N (SEEDS=3 = 1,2,3).
+#                     Unset: one run each, with ftlab's default seed.
+#   LIST_RUNS=1       print "<index><TAB><run name>" per run (per run and seed with SEEDS) and exit (for job arrays)
+#   RUN_INDEX=N       run only the N-th of those (0-based; default: $SLURM_ARRAY_TASK_ID when set), without the report
 # Finished runs (their result.json exists) are skipped, so an interrupted sweep resumes where it stopped.
 set -euo pipefail
 
@@ -33,6 +37,24 @@ case "$SIZE" in
 esac
 MODEL_FLAGS=()
 if [[ -n "${MODEL:-}" ]]; then MODEL_FLAGS=(--model "$MODEL"); fi
+SEED_LIST=()
+if [[ -n "${SEEDS:-}" ]]; then
+  if ! [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]]; then
+    echo "error: SEEDS=$SEEDS: must be a number of seeds (3 = seeds 1,2,3) or comma-separated seeds (1,5,9)" >&2
+    exit 2
+  fi
+  if [[ "$SEEDS" == *,* ]]; then
+    IFS=, read -r -a SEED_LIST <<< "$SEEDS"
+    for i in "${!SEED_LIST[@]}"; do SEED_LIST[i]=$((10#${SEED_LIST[i]})); done  # 07 is seed 7, as ftlab reads it
+  else
+    mapfile -t SEED_LIST < <(seq 1 $((10#$SEEDS)))  # a count: seeds 1..N
+    if [[ ${#SEED_LIST[@]} -eq 0 ]]; then echo "error: SEEDS=$SEEDS: must be at least 1" >&2; exit 2; fi
+  fi
+  if [[ "$(printf '%s\n' "${SEED_LIST[@]}" | sort -u | wc -l)" -ne "${#SEED_LIST[@]}" ]]; then
+    echo "error: SEEDS=$SEEDS: a seed is given twice (each seed is one run)" >&2
+    exit 2
+  fi
+fi
 
 RUN_NAMES=()
 RUN_ARGS=()  # each run's command and flags, shell-quoted into one string (bash has no arrays of arrays)
@@ -43,23 +65,49 @@ add_run() {
   RUN_ARGS+=("$(printf '%q ' "$@")")
 }
 
+TASKS=()  # what one array task runs: "<run number>" or, with SEEDS, "<run number> <seed>" for training runs
+
+plan_tasks() {
+  local i seed
+  for i in "${!RUN_NAMES[@]}"; do
+    local -a args
+    eval "args=(${RUN_ARGS[$i]})"
+    if [[ ${#SEED_LIST[@]} -eq 0 || "${args[0]}" == baseline ]]; then
+      TASKS+=("$i")
+    else
+      for seed in "${SEED_LIST[@]}"; do TASKS+=("$i $seed"); done
+    fi
+  done
+}
+
+task_name() {  # run name, and seed<N> when the task has a seed
+  local -a task=($1)
+  echo "${RUN_NAMES[${task[0]}]}${task[1]:+/seed${task[1]}}"
+}
+
 run_one() {
-  local name="${RUN_NAMES[$1]}" dir="$RESULTS/${RUN_NAMES[$1]}"
-  local -a args
-  eval "args=(${RUN_ARGS[$1]})"
-  if [[ -f "$dir/result.json" ]]; then
-    echo "[$SUITE] run $1 $name: finished before ($dir/result.json), skipped"
+  local -a task=(${TASKS[$1]}) args seed_flags=()
+  local name dir="$RESULTS/${RUN_NAMES[${task[0]}]}"
+  name="$(task_name "${TASKS[$1]}")"
+  eval "args=(${RUN_ARGS[${task[0]}]})"
+  # `--seeds N`: the run goes to <dir>/seed<N>, and saves or loads adapters in <adapter dir>/seed<N>, so a chained
+  # run (lora_rank.sh) continues from the adapter of its own seed.
+  if [[ ${#task[@]} -eq 2 ]]; then seed_flags=(--seeds "${task[1]}"); fi
+  if [[ -f "$RESULTS/$name/result.json" ]]; then
+    echo "[$SUITE] run $1 $name: finished before ($RESULTS/$name/result.json), skipped"
     return 0
   fi
   echo "[$SUITE] run $1 $name (SIZE=$SIZE)"
   # Size and model flags come first so that a suite's own flags (e.g. --max_length for short texts) win.
-  "$PYTHON" "$ROOT/main.py" "${args[0]}" "${SIZE_FLAGS[@]}" "${MODEL_FLAGS[@]}" "${args[@]:1}" --output_dir "$dir"
+  "$PYTHON" "$ROOT/main.py" "${args[0]}" "${SIZE_FLAGS[@]}" "${MODEL_FLAGS[@]}" "${args[@]:1}" --output_dir "$dir" \
+    "${seed_flags[@]}"
 }
 
 run_suite() {
-  local count="${#RUN_NAMES[@]}" index="${RUN_INDEX:-${SLURM_ARRAY_TASK_ID:-}}" i
+  plan_tasks
+  local count="${#TASKS[@]}" index="${RUN_INDEX:-${SLURM_ARRAY_TASK_ID:-}}" i
   if [[ "${LIST_RUNS:-0}" != 0 ]]; then
-    for i in "${!RUN_NAMES[@]}"; do printf '%d\t%s\n' "$i" "${RUN_NAMES[$i]}"; done
+    for i in "${!TASKS[@]}"; do printf '%d\t%s\n' "$i" "$(task_name "${TASKS[$i]}")"; done
     return 0
   fi
   if [[ -n "$index" ]]; then
@@ -70,6 +118,6 @@ run_suite() {
     run_one "$index"
     return 0
   fi
-  for i in "${!RUN_NAMES[@]}"; do run_one "$i"; done
+  for i in "${!TASKS[@]}"; do run_one "$i"; done
   "$PYTHON" "$ROOT/main.py" report "$RESULTS"
 }

@@ -2,7 +2,8 @@
 # IMDB: LoRA at rank 1 vs rank 16 vs training the head alone, and the chain "LoRA r=16, then the head": the r=16
 # adapter is merged into the encoder and a fresh head is trained on top.
 #   SIZE=smoke|full MODEL=... RESULTS=... bash experiments/lora_rank.sh   (see experiments/lib.sh)
-# With RUN_INDEX (job arrays) run 3 needs run 1's adapter: start it after run 1 has finished.
+# With RUN_INDEX (job arrays) lora-r16-then-head needs lora-r16's adapter: start it after lora-r16 has finished. With
+# SEEDS each seed of the chain loads the adapter of the same seed (ADAPTER/seed<N>, which `--seeds N` saves and loads).
 SUITE=lora_rank
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -82,7 +82,8 @@ def plan(bench: BenchArgs, train_argv: list[str], sizes: list[str]) -> list[tupl
         for recipe in bench.recipes:
             argv = [*sizes, *train_argv, *RECIPES[recipe], "--method", method,
                     "--output_dir", str(bench.bench_dir / f"{method}-{recipe}"), "--wandb_mode", "disabled"]
-            parse_args(argv)
+            if parse_args(argv).run.seeds:
+                raise ConfigError("bench: --seeds is not for benchmarks (one timed run per method and recipe)")
             runs.append((method, recipe, argv))
     return runs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
-from ftlab.errors import UserError
+from ftlab.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from ftlab.config import Config
@@ -35,9 +35,15 @@ def _train(argv: list[str]) -> int:
     from ftlab.runtime import tune_glibc_malloc
 
     tune_glibc_malloc()
+    from ftlab.config import expand_seeds
+    from ftlab.rundir import resolve_output_dir
     from ftlab.run import run_training
 
-    run_training(cfg)
+    if cfg.run.seeds:
+        resolve_output_dir(cfg)  # one default name for all seeds: <output_dir>/seed<N>
+    # One seed after the other, in this process: each is a normal run with its own directory and record.
+    for run in expand_seeds(cfg):
+        run_training(run)
     return 0
 
 
@@ -45,6 +51,9 @@ def _baseline(argv: list[str]) -> int:
     cfg = _run_config(argv)
     if cfg is None:
         return 0
+    if cfg.run.seeds:
+        raise ConfigError(f"--seeds {','.join(map(str, cfg.run.seeds))}: the baseline is deterministic (no training "
+                          f"seed); it runs once, without --seeds")
     from ftlab.baseline import run_baseline  # sklearn and datasets load only now
 
     run_baseline(cfg)

@@ -7,6 +7,7 @@ that one imports torch (~2 s): a mistyped flag must fail in well under a second,
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import difflib
 import json
@@ -71,6 +72,28 @@ def _parse_str(text: Any) -> str:
     return str(text)
 
 
+class InvalidValue(ValueError):
+    """A parse error whose message names the bad part of a value (e.g. one item of a list)."""
+
+
+def _parse_seeds(text: Any) -> list[int]:
+    """--seeds: comma-separated integers ('1,2,3'), or a list of them in a config file; each once."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    seeds = []
+    for item in items:
+        try:
+            seeds.append(_parse_int(item))
+        except (TypeError, ValueError):
+            raise InvalidValue(f"{str(item).strip()!r} is not an integer (--seeds takes comma-separated integers, "
+                               f"e.g. 1,2,3)") from None
+    if not seeds:
+        raise InvalidValue("no seed given (--seeds takes comma-separated integers, e.g. 1,2,3)")
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise InvalidValue(f"seed {repeated[0]} is given twice (each seed is one run)")
+    return seeds
+
+
 def _parse_count(text: Any) -> Optional[int]:
     """A sample count: a positive integer, or 'all'."""
     if text is None or str(text).strip().lower() in ("all", "none"):
@@ -79,14 +102,17 @@ def _parse_count(text: Any) -> Optional[int]:
 
 
 def option(default: Any, help: str, *, parse: Callable[[Any], Any] = _parse_str,
-           check: Optional[Callable[[Any], bool]] = None, allowed: str = "", choices: tuple = ()) -> Any:
+           check: Optional[Callable[[Any], bool]] = None, allowed: str = "", choices: tuple = (),
+           identity: bool = True) -> Any:
     """A config field. `check`/`choices` are validated after file and flags are merged; `allowed` says, in words,
-    what values are valid, for the error message."""
+    what values are valid, for the error message. identity=False marks a field that cannot change the trained
+    model or its metrics (where it is written, how often it logs, ...): runs that differ only in such fields are
+    seeds of one configuration group (ftlab.groups). New fields are part of the identity unless marked."""
     if choices:
         allowed = allowed or "one of " + ", ".join(choices)
         check = check or (lambda value: value in choices)
     return field(default=default, metadata={"help": help, "parse": parse, "check": check, "allowed": allowed,
-                                            "choices": choices})
+                                            "choices": choices, "identity": identity})
 
 
 def _positive(value: Any) -> bool:
@@ -169,10 +195,13 @@ class MethodArgs:
                                          "have it, else float32).",
                                          choices=("auto", "float32", "bfloat16", "float16"))
     load_adapter: Optional[str] = option(None, "Start from a saved LoRA adapter: lora/qlora continue training it; "
-                                         "other methods merge it into the base first (e.g. LoRA, then the head).")
-    save_adapter: Optional[str] = option(None, "Save the trained LoRA adapter (with its head and tokenizer) here.")
+                                         "other methods merge it into the base first (e.g. LoRA, then the head). "
+                                         "With --seeds, <dir>/seed<N> where it exists.")
+    save_adapter: Optional[str] = option(None, "Save the trained LoRA adapter (with its head and tokenizer) here "
+                                         "(with --seeds: in <dir>/seed<N>).", identity=False)
     merge: bool = option(False, "LoRA methods: merge the adapter into the weights and save a plain model to "
-                         "<output_dir>/merged (loads without peft).", parse=_parse_bool, allowed="true or false")
+                         "<output_dir>/merged (loads without peft).", parse=_parse_bool, allowed="true or false",
+                         identity=False)
     ngram_max: int = option(2, "baseline (TF-IDF + linear SVM): longest word n-gram counted.", parse=_parse_int,
                             check=lambda v: v >= 1, allowed="an integer >= 1")
 
@@ -187,7 +216,7 @@ class OptimArgs:
     batch_size: int = option(16, "Training batch size per device.", parse=_parse_int, check=lambda v: v >= 1,
                              allowed="an integer >= 1")
     eval_batch_size: int = option(64, "Evaluation batch size per device.", parse=_parse_int,
-                                  check=lambda v: v >= 1, allowed="an integer >= 1")
+                                  check=lambda v: v >= 1, allowed="an integer >= 1", identity=False)
     gradient_accumulation_steps: int = option(1, "Batches per optimizer step.", parse=_parse_int,
                                               check=lambda v: v >= 1, allowed="an integer >= 1")
     optimizer: str = option("adamw", "Optimizer (8-bit ones from bitsandbytes).", choices=OPTIMIZERS)
@@ -208,26 +237,32 @@ class OptimArgs:
 @dataclass
 class RunArgs:
     seed: int = option(42, "Training seed (weights of new layers, dropout, batch order).", parse=_parse_int,
-                       allowed="an integer")
+                       allowed="an integer", identity=False)
+    seeds: Optional[list[int]] = option(None, "Run the configuration once per seed (comma-separated, e.g. 1,2,3), "
+                                        "one after the other, each in <output_dir>/seed<N>; not with --seed.",
+                                        parse=_parse_seeds, allowed="comma-separated integers, e.g. 1,2,3",
+                                        identity=False)
     eval_only: bool = option(False, "Evaluate the model as loaded (with the method applied) on validation and test, "
                              "without training: the raw-model row of a study.", parse=_parse_bool,
                              allowed="true or false")
     output_dir: Optional[str] = option(None, "Where the run writes result.json and config.yaml (default: "
-                                       "runs/<dataset>-<method>-<time>).")
+                                       "runs/<dataset>-<method>-<time>).", identity=False)
     logging_steps: int = option(10, "Log the training loss every N optimizer steps.", parse=_parse_int,
-                                check=lambda v: v >= 1, allowed="an integer >= 1")
+                                check=lambda v: v >= 1, allowed="an integer >= 1", identity=False)
     overwrite_output_dir: bool = option(False, "Allow replacing a finished run's record in --output_dir.",
-                                        parse=_parse_bool, allowed="true or false")
+                                        parse=_parse_bool, allowed="true or false", identity=False)
     eval_steps: Optional[int] = option(None, "Evaluate on validation every N optimizer steps (default: every epoch "
                                        "when there are several epochs, or with --load_best/--early_stopping_patience).",
                                        parse=_parse_int, check=_positive, allowed="an integer >= 1")
     save_steps: Optional[int] = option(None, "Write a checkpoint every N optimizer steps (default: every epoch); "
                                        "with --load_best, checkpoints follow the evaluations.",
-                                       parse=_parse_int, check=_positive, allowed="an integer >= 1")
+                                       parse=_parse_int, check=_positive, allowed="an integer >= 1", identity=False)
     save_total_limit: int = option(1, "Checkpoints kept in --output_dir (the best one is always kept too).",
-                                   parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
+                                   parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1",
+                                   identity=False)
     resume: bool = option(False, "Continue from the latest checkpoint in --output_dir (model, optimizer, "
-                          "scheduler, RNG and data order).", parse=_parse_bool, allowed="true or false")
+                          "scheduler, RNG and data order).", parse=_parse_bool, allowed="true or false",
+                          identity=False)
     load_best: bool = option(False, "Test (and save) the checkpoint with the best validation --metric_for_best, not "
                              "the last one.", parse=_parse_bool, allowed="true or false")
     metric_for_best: str = option("accuracy", "Validation metric for --load_best and early stopping.",
@@ -252,7 +287,7 @@ class SpeedArgs:
     dataloader_num_workers: Optional[int] = option(None, "Data-loading worker processes (default: 4 on CUDA, 0 on "
                                                    "CPU, where workers would compete with the math for cores).",
                                                    parse=_parse_int, check=lambda v: v >= 0,
-                                                   allowed="an integer >= 0")
+                                                   allowed="an integer >= 0", identity=False)
     torch_compile: bool = option(False, "torch.compile the model with static shapes: batches are padded to "
                                  "--pad_multiple buckets, so it compiles once per bucket and batch size, not per "
                                  "batch.", parse=_parse_bool, allowed="true or false")
@@ -274,10 +309,13 @@ class SpeedArgs:
 class TrackingArgs:
     wandb_mode: Optional[str] = option(None, "Weights & Biases: online, offline (a local run to `wandb sync` later) "
                                        "or disabled (default: online when --wandb_project is given, else disabled). "
-                                       "Online without a key or network falls back to offline.", choices=WANDB_MODES)
-    wandb_project: Optional[str] = option(None, "W&B project (or set WANDB_PROJECT).")
-    wandb_group: Optional[str] = option(None, "W&B group, e.g. one sweep.")
-    run_name: Optional[str] = option(None, "Run name in W&B (default: the output directory's name).")
+                                       "Online without a key or network falls back to offline.", choices=WANDB_MODES,
+                                       identity=False)
+    wandb_project: Optional[str] = option(None, "W&B project (or set WANDB_PROJECT).", identity=False)
+    wandb_group: Optional[str] = option(None, "W&B group (default: <method>-<configuration group id>, shared by "
+                                        "the seeds of one configuration).", identity=False)
+    run_name: Optional[str] = option(None, "Run name in W&B (default: the output directory's name, with its "
+                                     "parent's for a seed directory: lora/seed2).", identity=False)
 
 
 @dataclass
@@ -317,6 +355,8 @@ def _argparse_type(name: str, parse: Callable[[Any], Any], allowed: str) -> Call
     def convert(text: str) -> Any:
         try:
             return parse(text)
+        except InvalidValue as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"{text!r} is not {allowed or 'valid'}") from None
     convert.__name__ = name
@@ -413,6 +453,8 @@ def read_config_file(path: str) -> dict[str, Any]:
         meta = FIELDS[key][1].metadata
         try:
             parsed[key] = None if value is None else meta["parse"](value)
+        except InvalidValue as exc:
+            raise ConfigError(f"--config {path}: {key}: {exc}") from None
         except (TypeError, ValueError):
             raise ConfigError(f"--config {path}: {key}: {value!r} is not {meta['allowed']}") from None
     return parsed
@@ -437,14 +479,18 @@ def validate(cfg: Config) -> Config:
                           "(Adam's beta1, or SGD with --momentum > 0)")
     if cfg.optim.optimizer == "sgd_nesterov" and cfg.optim.momentum == 0:
         raise ConfigError("--optimizer sgd_nesterov needs --momentum > 0")
-    _check_run(cfg.run)
-    if cfg.run.output_dir and not cfg.run.overwrite_output_dir and (Path(cfg.run.output_dir) / "result.json").exists():
-        raise ConfigError(f"--output_dir {cfg.run.output_dir} already holds a finished run (result.json); choose "
-                          f"another directory or pass --overwrite_output_dir")
+    for run in expand_seeds(cfg):  # each seed of --seeds is a run of its own, in its own directory
+        _check_run(run.run)
+        if run.method.load_adapter and not (Path(run.method.load_adapter) / "adapter_config.json").is_file():
+            raise ConfigError(f"--load_adapter {cfg.method.load_adapter}: no adapter_config.json there"
+                              + (f" (nor in its seed{run.run.seed}/)" if cfg.run.seeds else ""))
     return cfg
 
 
 def _check_run(args: RunArgs) -> None:
+    if args.output_dir and not args.overwrite_output_dir and (Path(args.output_dir) / "result.json").exists():
+        raise ConfigError(f"--output_dir {args.output_dir} already holds a finished run (result.json); choose "
+                          f"another directory or pass --overwrite_output_dir")
     if args.resume:
         if not args.output_dir:
             raise ConfigError("--resume needs the --output_dir of the run to continue")
@@ -470,9 +516,6 @@ def _check_method(args: MethodArgs) -> None:
         raise ConfigError("--save_adapter is for PEFT adapters; with --method scratch_lora use --merge")
     if args.use_dora and args.method == "scratch_lora":
         raise ConfigError("--use_dora is not implemented by scratch_lora; use --method lora")
-    if args.load_adapter:
-        if not (Path(args.load_adapter) / "adapter_config.json").is_file():
-            raise ConfigError(f"--load_adapter {args.load_adapter}: no adapter_config.json there")
 
 
 def resolve_defaults(cfg: Config) -> Config:
@@ -500,10 +543,44 @@ def config_from_values(values: dict[str, Any]) -> Config:
     return cfg
 
 
+def _one_seed_setting(file_values: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """--seed and --seeds together are an error; a flag replaces the file's setting of either (a run's saved
+    config.yaml names its seed, and `--config it --seeds 1,2,3` repeats it over seeds)."""
+    for source, values in (("flags", given), ("--config file", file_values)):
+        if "seed" in values and values.get("seeds") is not None:
+            raise ConfigError(f"--seed and --seeds both given ({source}): use --seeds alone to run several seeds")
+    if "seed" in given or "seeds" in given:
+        file_values = {key: value for key, value in file_values.items() if key not in ("seed", "seeds")}
+    return file_values
+
+
 def parse_args(argv: list[str]) -> Config:
     """Defaults <- --config file <- flags; validated; derived defaults filled."""
     given = vars(build_parser().parse_args(argv))
     file_values = read_config_file(given.pop("config")) if "config" in given else {}
+    file_values = _one_seed_setting(file_values, given)
     alias_values = _from_aliases(given)
     cfg = config_from_values({**file_values, **given, **alias_values})
     return resolve_defaults(validate(cfg))
+
+
+def expand_seeds(cfg: Config) -> list[Config]:
+    """The runs a config stands for: itself, or with --seeds one config per seed, each a plain run (seeds unset)
+    in <output_dir>/seed<N>, saving its adapter to <save_adapter>/seed<N> and loading <load_adapter>/seed<N>
+    where that holds an adapter (what an earlier --seeds run with --save_adapter wrote), else <load_adapter>.
+    An unset output_dir stays unset here; the caller names it first (see ftlab.rundir)."""
+    if not cfg.run.seeds:
+        return [cfg]
+    runs = []
+    for seed in cfg.run.seeds:
+        run = copy.deepcopy(cfg)
+        run.run.seed, run.run.seeds = seed, None
+        if cfg.run.output_dir:
+            run.run.output_dir = str(Path(cfg.run.output_dir) / f"seed{seed}")
+        if cfg.method.save_adapter:
+            run.method.save_adapter = str(Path(cfg.method.save_adapter) / f"seed{seed}")
+        seed_adapter = Path(cfg.method.load_adapter or "") / f"seed{seed}"
+        if cfg.method.load_adapter and (seed_adapter / "adapter_config.json").is_file():
+            run.method.load_adapter = str(seed_adapter)
+        runs.append(run)
+    return runs

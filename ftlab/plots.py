@@ -1,12 +1,14 @@
-"""The report's figures: training-loss curves, accuracy against trainable parameters, training time per run."""
+"""The report's figures: training-loss curves, accuracy against trainable parameters (one panel per dataset,
+confidence intervals and seeds), training time per run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ftlab.report import method_of
+from ftlab.records import Record, method_of
 
-Record = dict[str, Any]
+if TYPE_CHECKING:
+    from ftlab.compare import Summary
 
 
 def _pyplot():
@@ -45,22 +47,36 @@ def loss_curves(records: list[Record], path: Path, label: Callable[[Record], str
     return _save(fig, path)
 
 
-def accuracy_vs_params(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
+def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
+    """Per group: mean test accuracy with its 95% CI as error bar, and a small point per seed. One panel per
+    dataset: accuracies on different test sets are not comparable, so they never share an axis."""
     plt = _pyplot()
-    colors = _method_colors(records)
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for method, color in colors.items():
-        chosen = [r for r in records if method_of(r) == method]
-        ax.scatter([r["trainable_params"] for r in chosen], [r["metrics"]["test"]["accuracy"] for r in chosen],
-                   color=color, label=method, s=50, zorder=3)
-    for record in records:
-        ax.annotate(label(record), (record["trainable_params"], record["metrics"]["test"]["accuracy"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize="x-small")
-    ax.set_xscale("log")
-    ax.set(title="Test accuracy against trainable parameters", xlabel="trainable parameters (log scale)",
-           ylabel="test accuracy")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(title="method", fontsize="small")
+    colors = _method_colors([s.group.records[0] for s in summaries])
+    datasets = list(dict.fromkeys(s.dataset for s in summaries))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(8 * len(datasets), 5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        panel = [s for s in summaries if s.dataset == dataset]
+        params = [s.group.records[0]["trainable_params"] for s in panel]
+        for position, (summary, count) in enumerate(zip(panel, params)):
+            first = summary.group.records[0]
+            # Groups with equal parameter counts (LoRA and QLoRA, head and the raw model) are set side by side,
+            # a few percent apart on the log axis, so that their error bars do not hide each other.
+            same = [i for i, other in enumerate(params) if other == count]
+            x = count * 1.06 ** (same.index(position) - (len(same) - 1) / 2)
+            color = colors[method_of(first)]
+            mean = sum(summary.test_accuracy) / summary.n
+            error = None if summary.interval is None else [[mean - summary.interval[0]], [summary.interval[1] - mean]]
+            ax.errorbar([x], [mean], yerr=error, fmt="o", color=color, markersize=7, capsize=4, zorder=3)
+            if summary.n > 1:
+                ax.scatter([x] * summary.n, summary.test_accuracy, color=color, s=10, alpha=0.6, zorder=4)
+            ax.annotate(summary.group.name, (x, mean), textcoords="offset points", xytext=(6, 4),
+                        fontsize="x-small")
+        ax.set_xscale("log")
+        ax.set(title=f"{dataset}: test accuracy against trainable parameters", xlabel="trainable parameters (log "
+               "scale)", ylabel="test accuracy (mean, 95% CI; small points: seeds)")
+        ax.grid(alpha=0.3, which="both")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=color) for color in colors.values()]
+    axes[0][-1].legend(handles, list(colors), title="method", fontsize="small")
     return _save(fig, path)
 
 
@@ -79,11 +95,12 @@ def train_time(records: list[Record], path: Path, label: Callable[[Record], str]
     return _save(fig, path)
 
 
-def plot_all(records: list[Record], img_dir: Path, prefix: str, label: Callable[[Record], str]) -> list[Path]:
+def plot_all(records: list[Record], summaries: list["Summary"], img_dir: Path, prefix: str,
+             label: Callable[[Record], str]) -> list[Path]:
     """Write the PNGs as <img_dir>/<prefix>_<plot>.png. Runs without a loss history (the SVM baseline, eval-only
     runs) have no curve; with none at all the loss plot is left out."""
     with_loss = [r for r in records if r.get("loss_history")]
     plots = [loss_curves(with_loss, img_dir / f"{prefix}_loss_curves.png", label)] if with_loss else []
-    plots.append(accuracy_vs_params(records, img_dir / f"{prefix}_accuracy_vs_params.png", label))
+    plots.append(accuracy_vs_params(summaries, img_dir / f"{prefix}_accuracy_vs_params.png"))
     plots.append(train_time(records, img_dir / f"{prefix}_train_time.png", label))
     return plots

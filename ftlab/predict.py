@@ -162,7 +162,9 @@ def build_parser(prog: str = "main.py predict") -> OneLineParser:
                         f"run's, saved with the model, else {DEFAULT_MAX_LENGTH}).")
     parser.add_argument("--truncation", choices=TRUNCATIONS, help="Which tokens of a longer text are kept (default: "
                         "the run's, saved with the model, else head).")
-    parser.add_argument("--output", help="Also write the predictions here as JSON Lines.")
+    parser.add_argument("--output", help="Also write the predictions here: a .parquet or .csv file gets the run "
+                        "prediction files' columns (example_id = row number, prediction, p_<label> per class), any "
+                        "other name JSON Lines (text, label, label_id, probabilities).")
     return parser
 
 
@@ -191,9 +193,27 @@ def main(argv: list[str]) -> int:
         print(f"{record['label']}\t{max(record['probabilities'].values()):.4f}\t{text[:80]}")
     if args.output:
         output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with open(output, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if output.suffix.lower() in (".parquet", ".csv"):
+            write_table(output, records, model.config.id2label)
+        else:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with open(output, "w", encoding="utf-8") as handle:
+                for record in records:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         print(f"wrote {len(records)} predictions to {output}", file=sys.stderr)
     return 0
+
+
+def write_table(path: Path, records: list[dict[str, Any]], id2label: dict[int, str]) -> Path:
+    """The columns of a run's prediction files (ftlab.predictions), the true label left empty, so that what reads
+    those reads these."""
+    import numpy as np
+
+    from ftlab.predictions import SplitPredictions, write_predictions
+
+    names = [id2label[i] for i in range(len(id2label))]
+    split = SplitPredictions(example_ids=[str(row) for row in range(len(records))], labels=None,
+                             predictions=np.array([record["label_id"] for record in records]),
+                             scores=np.array([[record["probabilities"][name] for name in names]
+                                              for record in records]))
+    return write_predictions(path, split, names)

@@ -1,72 +1,35 @@
-"""`main.py report [RESULTS_DIR]`: every run record under a directory as one markdown table, plus plots.
+"""`main.py report [RESULTS_DIR]`: every run record under a directory as markdown tables, plus plots.
 
-Records come from each experiment's `index.jsonl` (one line per finished run) and from `result.json` files that
-no index lists (runs copied in by hand). A run that appears twice (re-run with --overwrite_output_dir) counts
-once, with its latest record: runs are identified by their `output_dir`.
+One row per configuration group (the seeds of one configuration, ftlab.records), with its spread over seeds, a
+95% confidence interval and a paired significance test against a reference group (ftlab.compare); `--per_run`
+adds a row per run.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
+import numpy as np
+
+from ftlab import stats
+from ftlab.compare import Comparison, Outcome, Summary, best_by_validation, compare, find_group, summarise
 from ftlab.config import OneLineParser
 from ftlab.errors import UserError
+from ftlab.records import Record, group_records, load_records, method_of, model_of, run_labels, seed_of
 from ftlab.results import INDEX_NAME
 
 REPORT_NAME = "report.md"
-COLUMNS = ("run", "method", "model", "dataset", "trainable params", "val acc", "test acc", "test F1",
-           "train time (s)", "peak memory (MB)", "train samples/s", "notes")
+GROUP_COLUMNS = ("group", "method", "model", "dataset", "seeds", "trainable params", "val acc", "test acc",
+                 "test F1", "95% CI", "min–max", "train time (s)", "peak memory (MB)", "train samples/s", "Δ acc",
+                 "paired test", "p", "p (Holm)", "verdict", "notes")
+RUN_COLUMNS = ("run", "group", "seed", "method", "model", "dataset", "trainable params", "val acc", "test acc",
+               "test F1", "train time (s)", "peak memory (MB)", "train samples/s", "notes")
+TEXT_COLUMNS = {"group", "run", "method", "model", "dataset", "paired test", "verdict", "notes"}
 
 
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """The latest record of every run under results_dir, in the table's order."""
-    by_run: dict[str, dict[str, Any]] = {}
-    for index in sorted(results_dir.rglob(INDEX_NAME)):
-        for number, line in enumerate(index.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                # A line cut short by a killed job must not hide the rest of the sweep.
-                print(f"[ftlab] report: skipping unreadable line {number} of {index}", file=sys.stderr)
-                continue
-            by_run[record["output_dir"]] = record
-    for path in sorted(results_dir.rglob("result.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        by_run.setdefault(record["output_dir"], record)
-    return sorted(by_run.values(), key=sort_key)
-
-
-def method_of(record: dict[str, Any]) -> str:
-    # Records written before the top-level "method"/"model" keys existed name them only in their config.
-    return record.get("method") or record["config"]["method"]["method"]
-
-
-def model_of(record: dict[str, Any]) -> str:
-    return record.get("model") or record["config"]["model"]["model"]
-
-
-def dataset_of(record: dict[str, Any]) -> str:
-    return record["config"]["data"]["dataset"]
-
-
-def run_labels(records: list[dict[str, Any]]) -> dict[str, str]:
-    """output_dir -> the run's short name: its directory name, with the parent's where two runs share one."""
-    names = [Path(r["output_dir"]).name for r in records]
-    return {r["output_dir"]: name if names.count(name) == 1 else f"{Path(r['output_dir']).parent.name}/{name}"
-            for r, name in zip(records, names)}
-
-
-def sort_key(record: dict[str, Any]) -> tuple[str, str, str, str]:
-    return dataset_of(record), model_of(record), method_of(record), record["output_dir"]
-
-
-def method_label(record: dict[str, Any]) -> str:
+def method_label(record: Record) -> str:
     """The method with the settings that tell its variants apart (LoRA rank and alpha, selective depth)."""
     method, args = method_of(record), record["config"]["method"]
     if method in ("lora", "qlora", "scratch_lora"):
@@ -80,7 +43,7 @@ def method_label(record: dict[str, Any]) -> str:
     return label
 
 
-def notes(record: dict[str, Any]) -> str:
+def notes(record: Record) -> list[str]:
     found = []
     if record.get("eval_only"):
         found.append("eval only (not trained)")
@@ -88,47 +51,103 @@ def notes(record: dict[str, Any]) -> str:
         found.append(f"**collapse: {record['collapse']}**")
     if record.get("data", {}).get("test_is_validation"):
         found.append("test = validation")
-    return "; ".join(found)
+    return found
 
 
 def _number(value: Optional[float], spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def table_row(record: dict[str, Any], run: str) -> list[str]:
+def _mean(values: list[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def _spread(values: list[float]) -> str:
+    """mean ± sample sd over seeds; the value alone for one seed."""
+    if len(values) == 1:
+        return format(values[0], ".4f")
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def _p(value: float) -> str:
+    return "<0.0001" if value < 0.0001 else format(value, ".4f")
+
+
+def _comparison_cells(outcome: Optional[Outcome]) -> list[str]:
+    if isinstance(outcome, Comparison):
+        return [f"{outcome.difference:+.4f}", outcome.test, _p(outcome.p), _p(outcome.adjusted_p), outcome.verdict]
+    return ["", "", "", "", outcome or ""]
+
+
+def group_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
+    records = summary.group.records
+    first = records[0]
+    group_notes = list(dict.fromkeys(note for r in records for note in notes(r)))  # each note once
+    return [summary.group.name, method_label(first), model_of(first), first["config"]["data"]["dataset"],
+            str(summary.n), f"{first['trainable_params']:,}", _number(_mean(summary.validation_accuracy), ".4f"),
+            _spread(summary.test_accuracy), _spread(summary.test_f1),
+            "–" if summary.interval is None else f"{summary.interval[0]:.4f}–{summary.interval[1]:.4f}",
+            "–" if summary.n == 1 else f"{min(summary.test_accuracy):.4f}–{max(summary.test_accuracy):.4f}",
+            _number(_mean([r["train_seconds"] for r in records]), ".1f"),
+            _number(_mean([r.get("peak_memory_mb") for r in records]), ".0f"),
+            _number(_mean([r.get("train_samples_per_second") for r in records]), ".1f"),
+            *_comparison_cells(outcome), "; ".join([*group_notes, *summary.notes])]
+
+
+def run_row(record: Record, run: str, group: str) -> list[str]:
     metrics = record["metrics"]
-    return [run, method_label(record), model_of(record), dataset_of(record),
-            f"{record['trainable_params']:,}", _number(metrics["validation"]["accuracy"], ".4f"),
-            _number(metrics["test"]["accuracy"], ".4f"), _number(metrics["test"]["f1"], ".4f"),
-            _number(record["train_seconds"], ".1f"), _number(record.get("peak_memory_mb"), ".0f"),
-            _number(record.get("train_samples_per_second"), ".1f"), notes(record)]
+    return [run, group, str(seed_of(record)), method_label(record), model_of(record),
+            record["config"]["data"]["dataset"], f"{record['trainable_params']:,}",
+            _number(metrics["validation"]["accuracy"], ".4f"), _number(metrics["test"]["accuracy"], ".4f"),
+            _number(metrics["test"]["f1"], ".4f"), _number(record["train_seconds"], ".1f"),
+            _number(record.get("peak_memory_mb"), ".0f"), _number(record.get("train_samples_per_second"), ".1f"),
+            "; ".join(notes(record))]
 
 
-def markdown_table(records: list[dict[str, Any]], labels: dict[str, str]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---" if column in ("run", "method", "model", "dataset", "notes") else "---:"
-                            for column in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in table_row(r, labels[r["output_dir"]])) + " |"
-              for r in records]
+def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" if column in TEXT_COLUMNS else "---:" for column in columns) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def render(records: list[dict[str, Any]], labels: dict[str, str], results_dir: Path, plots: list[Path]) -> str:
-    parts = [f"# Results: {results_dir}", "",
-             f"{len(records)} runs. Accuracy and F1 on each run's own splits (see each record's `data`); F1 is binary "
-             "for two classes, macro-averaged otherwise. Train time is wall-clock seconds of training only; peak "
-             "memory is CUDA peak allocated on GPUs, else the process's peak resident set.", "",
-             markdown_table(records, labels), ""]
+def render(summaries: list[Summary], outcomes: dict[str, Outcome], references: list[Summary], records: list[Record],
+           results_dir: Path, plots: list[Path], per_run: bool) -> str:
+    reference_names = ", ".join(f"{s.group.name} ({s.dataset})" for s in references)
+    parts = [
+        f"# Results: {results_dir}", "",
+        f"{len(records)} runs in {len(summaries)} configuration groups (runs that differ only in seed). Accuracy "
+        "and F1 on each run's own splits (see each record's `data`); F1 is binary for two classes, macro-averaged "
+        "otherwise; `test acc` and `test F1` are mean ± sample standard deviation over seeds. `95% CI` is the "
+        "test accuracy's confidence interval: a t-interval over seeds for several seeds, a bootstrap over test "
+        "examples for one run. Train time is wall-clock seconds of training only, peak memory CUDA peak "
+        "allocated on GPUs, else the process's peak resident set (means over seeds).", "",
+        f"Paired tests against the reference {reference_names} on the same test examples: McNemar's exact test "
+        "when both sides have one run, else a paired bootstrap over examples with each group's seeds pooled; "
+        f"p-values Holm-corrected over the rows compared with a reference; verdict at α = {stats.ALPHA}. "
+        "`Δ acc` is the row's test accuracy minus the reference's.", "",
+        markdown_table(GROUP_COLUMNS, [group_row(s, outcomes.get(s.group.id)) for s in summaries]), ""]
+    if per_run:
+        labels = run_labels(records)
+        group_names = {r["output_dir"]: s.group.name for s in summaries for r in s.group.records}
+        parts += ["## Runs", "", markdown_table(RUN_COLUMNS, [run_row(r, labels[r["output_dir"]],
+                                                                      group_names[r["output_dir"]])
+                                                              for r in records]), ""]
     # Links relative to the report, so the markdown renders wherever the two folders travel together.
     parts += [f"![{plot.stem}]({os.path.relpath(plot, results_dir)})" for plot in plots]
     return "\n".join(parts) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="main.py report", description="Tabulate and plot every run record under a directory.")
+    parser = OneLineParser(prog="main.py report", description="Tabulate, compare and plot every run record under "
+                           "a directory.")
     parser.add_argument("results_dir", nargs="?", default="runs",
                         help="directory searched for index.jsonl and result.json files (default: runs)")
     parser.add_argument("--img_dir", default="img", help="where the PNG plots go (default: img)")
+    parser.add_argument("--per_run", action="store_true", help="also list every run (every seed) in its own row")
+    parser.add_argument("--compare_to", help="reference for the paired tests: a group's name or id, or a run's name "
+                        "(its group) (default: per dataset, the group with the best mean validation accuracy)")
     return parser
 
 
@@ -140,13 +159,25 @@ def main(argv: list[str]) -> int:
     records = load_records(results_dir)
     if not records:
         raise UserError(f"report: no run records under {results_dir} (looked for {INDEX_NAME} and result.json)")
-    from ftlab.plots import plot_all
+    groups = group_records(records)
+    named = find_group(args.compare_to, groups) if args.compare_to is not None else None  # before any work
+    summaries = [summarise(group) for group in groups]
+    if named is not None:
+        references = [s for s in summaries if s.group is named]
+    else:
+        references = list(best_by_validation(summaries).values())
+    outcomes: dict[str, Outcome] = {}
+    for reference in references:
+        # With one reference per dataset, each is compared with its own dataset's groups only.
+        peers = [s for s in summaries if args.compare_to is not None or s.dataset == reference.dataset]
+        outcomes.update(compare(peers, reference))
+    from ftlab.plots import plot_all  # matplotlib loads only now
 
-    # Named after the results directory so that the plots of several sweeps can share img/.
     labels = run_labels(records)
-    plots = plot_all(records, Path(args.img_dir), prefix=results_dir.resolve().name,
+    # Named after the results directory so that the plots of several sweeps can share img/.
+    plots = plot_all(records, summaries, Path(args.img_dir), prefix=results_dir.resolve().name,
                      label=lambda record: labels[record["output_dir"]])
-    text = render(records, labels, results_dir, plots)
+    text = render(summaries, outcomes, references, records, results_dir, plots, args.per_run)
     (results_dir / REPORT_NAME).write_text(text, encoding="utf-8")
     print(text, end="")
     print(f"[ftlab] report: {results_dir / REPORT_NAME}; plots: {', '.join(str(p) for p in plots)}")

@@ -1,12 +1,14 @@
 """One fine-tuning run, top to bottom: config -> data -> model + method -> Trainer -> record."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import yaml
 
 from ftlab.config import Config
 from ftlab.data.load import load_data
+from ftlab.groups import ADAPTER_PROVENANCE, group_id
 from ftlab.rundir import resolve_output_dir
 
 if TYPE_CHECKING:
@@ -28,13 +30,16 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     from ftlab.models.methods import apply_method, count_parameters
     from ftlab.models.pooling import apply_pooling, resolve_pooling
     from ftlab.models.sources import resolve_model
-    from ftlab.results import data_summary, environment, format_summary, save_record
+    from ftlab.predictions import save_run_predictions
+    from ftlab.results import data_summary, environment, format_summary, save_record, write_json_atomic
     from ftlab.speed import PROFILE_NAME, resolve_attention_dropout, resolve_precision
     from ftlab.tracking import finish_run, start_run
     from ftlab.train import build_trainer, latest_checkpoint, train_and_evaluate
 
     state = process_state()
     output_dir = resolve_output_dir(cfg)
+    # Before training: a run that saves its adapter where it loaded it from rewrites what identifies that adapter.
+    group = group_id(cfg, cfg.method.method)
     precision = resolve_precision(cfg.speed.precision)  # a precision this device lacks fails before any download
     # With several processes the main one fills the caches (mirrors, tokenised splits) and the others then read
     # them. Where each machine has its own cache, the processes of the other machines may build theirs at the
@@ -68,7 +73,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
     if resume_from and state.is_main_process:
         print(f"[ftlab] resuming from {resume_from}", flush=True)
-    tracker = start_run(cfg, output_dir)  # main process only: one W&B run per training run
+    tracker = start_run(cfg, output_dir, group)  # main process only: one W&B run per training run
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir), tracking=tracker is not None,
                             callbacks=callbacks)
     # Every process trains and evaluates (the evaluation gathers all processes' predictions); one writes.
@@ -77,11 +82,15 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     if not state.is_main_process:
         return None
     saved = export_models(trainer.model, tokenizer, cfg.method, output_dir)
+    if "adapter" in saved:  # what trained it, so that runs chained on it group by configuration (ftlab.groups)
+        write_json_atomic(Path(saved["adapter"]) / ADAPTER_PROVENANCE, {"group": group, "seed": cfg.run.seed})
 
     record = {
         "method": cfg.method.method,
         "model": cfg.model.model,
         "eval_only": cfg.run.eval_only,
+        "seed": cfg.run.seed,
+        "group": group,
         "pooling": pooling.as_record(),
         "truncation": cfg.data.truncation,
         "config": cfg.to_dict(),
@@ -89,6 +98,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
         "model_source": {"origin": source.origin, "location": source.location},
         "data": data_summary(data),
         "metrics": outcome.metrics,
+        "predictions": save_run_predictions(output_dir, outcome.predictions, data.label_names),
         "trainable_params": params.trainable,
         "total_params": params.total,
         "trainable_percent": params.percent,

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from transformers.integrations import WandbCallback
 
 from ftlab.config import Config
+from ftlab.records import run_name
 
 
 def _notice(message: str) -> None:
@@ -55,8 +56,15 @@ def effective_mode(requested: str) -> str:
     return "online"
 
 
-def start_run(cfg: Config, output_dir: Path) -> Optional[Any]:
-    """Open the W&B run for this training run (main process only); None when tracking is off or cannot start."""
+def default_group(cfg: Config, group: str) -> str:
+    """The W&B group of the runs of one configuration group (its seeds): <method>-<group id>, the same however
+    the seeds were started (--seeds, a suite, by hand), so W&B aggregates what the report aggregates."""
+    return f"{cfg.method.method}-{group}"
+
+
+def start_run(cfg: Config, output_dir: Path, group: str) -> Optional[Any]:
+    """Open the W&B run for this training run (main process only); None when tracking is off or cannot start.
+    `group` is the run's configuration group (ftlab.groups)."""
     from ftlab.distributed import process_state
 
     if cfg.tracking.wandb_mode == "disabled" or not process_state().is_main_process:
@@ -65,9 +73,10 @@ def start_run(cfg: Config, output_dir: Path) -> Optional[Any]:
     try:
         import wandb
 
-        return wandb.init(project=cfg.tracking.wandb_project, group=cfg.tracking.wandb_group,
-                          name=cfg.tracking.run_name or output_dir.name, mode=mode, dir=str(output_dir),
-                          config=cfg.to_dict(), reinit="finish_previous")
+        return wandb.init(project=cfg.tracking.wandb_project,
+                          group=cfg.tracking.wandb_group or default_group(cfg, group),
+                          name=cfg.tracking.run_name or run_name(str(output_dir)), mode=mode, dir=str(output_dir),
+                          config={**cfg.to_dict(), "group": group}, reinit="finish_previous")
     except Exception as exc:  # noqa: BLE001 - any tracking failure must leave the run going
         _notice(f"could not start a {mode} run ({type(exc).__name__}: {exc}); training goes on without tracking")
         return None
@@ -85,7 +94,8 @@ def finish_run(run: Optional[Any], record: dict[str, Any]) -> Optional[dict[str,
                                                      "peak_memory_mb")})
         summary["collapse"] = record.get("collapse") or ""
         run.summary.update(summary)
-        where = {"mode": run.settings.mode, "project": run.project, "id": run.id, "dir": str(Path(run.dir).parent)}
+        where = {"mode": run.settings.mode, "project": run.project, "group": run.group, "id": run.id,
+                 "dir": str(Path(run.dir).parent)}
         run.finish()
         return where
     except Exception as exc:  # noqa: BLE001

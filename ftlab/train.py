@@ -18,6 +18,7 @@ from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
 from ftlab.metrics import find_collapse, split_metrics, trainer_metrics
 from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
+from ftlab.predictions import SPLITS, SplitPredictions
 from ftlab.results import peak_rss_mb
 from ftlab.distributed import process_state
 from ftlab.speed import PROFILE_NAME, ProfileSteps, StepTimer, configure_compile, speed_arguments
@@ -39,6 +40,7 @@ class Outcome:
     stopped_early: bool = False
     collapse: list[str] = field(default_factory=list)
     compiled_graphs: Optional[int] = None  # with --torch_compile: graphs dynamo compiled (one per shape)
+    predictions: dict[str, SplitPredictions] = field(default_factory=dict)  # split -> per-example predictions
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
@@ -84,6 +86,14 @@ class HarnessTrainer(Trainer):
         # dataset it passes here and would re-measure every example.
         return EpochSeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                                lengths=self.train_dataset["length"], seed=self.args.seed)
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> list[int]:
+        # transformers 5 evaluates length-grouped batches too (less padding), in a random order drawn when the
+        # sampler is iterated. The order is drawn once here and kept, so that per-example predictions, which come
+        # back in it (gathered over processes in batch order), can be put back in the split's order.
+        sampler = super()._get_eval_sampler(eval_dataset)
+        self.eval_order = list(sampler) if sampler is not None else list(range(len(eval_dataset)))
+        return self.eval_order
 
 
 def _schedule(cfg: Config) -> dict[str, Any]:
@@ -177,16 +187,30 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
 METRIC_PREFIX = {"validation": "eval", "test": "test"}
 
 
-def _evaluate_split(trainer: Trainer, split: Any, name: str, num_labels: int) -> dict[str, Any]:
+def _evaluate_split(trainer: HarnessTrainer, split: Any, name: str,
+                    num_labels: int) -> tuple[dict[str, Any], SplitPredictions]:
+    from scipy.special import softmax
+
     prefix = METRIC_PREFIX[name]
     output = trainer.predict(split, metric_key_prefix=prefix)
-    predictions = np.argmax(output.predictions, axis=-1)
+    # Back to the split's order (see HarnessTrainer._get_eval_sampler).
+    order = np.asarray(trainer.eval_order)
+    logits, labels = np.empty_like(output.predictions), np.empty_like(output.label_ids)
+    logits[order], labels[order] = output.predictions, output.label_ids
+    predictions = np.argmax(logits, axis=-1)
     # num_samples counts what was scored, gathered from all processes (the duplicates that even out their shards
     # dropped): it must equal the split's size.
-    result = split_metrics(output.label_ids, predictions, num_labels)
+    result = split_metrics(labels, predictions, num_labels)
     result["loss"] = float(output.metrics.get(f"{prefix}_loss", float("nan")))
     result["samples_per_second"] = float(output.metrics.get(f"{prefix}_samples_per_second", 0.0))
-    return result
+    # Example ids are matched to predictions by position: an order lost on the way would pair every prediction
+    # with the wrong example, which the labels would show.
+    if not np.array_equal(labels, np.asarray(split["label"])):
+        raise RuntimeError(f"{name}: the evaluated labels are not in the split's order; per-example predictions "
+                           f"cannot be matched to example ids")
+    per_example = SplitPredictions(split["example_id"], labels, predictions,
+                                   softmax(logits.astype(np.float64), axis=-1))
+    return result, per_example
 
 
 def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, resume_from: Optional[str] = None,
@@ -199,8 +223,8 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, res
     start = time.perf_counter()
     train_metrics = trainer.train(resume_from_checkpoint=resume_from).metrics if train else {}
     train_seconds = time.perf_counter() - start if train else 0.0
-    metrics = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels)
-               for name in ("validation", "test")}
+    evaluated = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels) for name in SPLITS}
+    metrics = {name: result for name, (result, _) in evaluated.items()}
     history = trainer.state.log_history
     losses = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0), "loss": entry["loss"]}
               for entry in history if "loss" in entry]
@@ -230,6 +254,7 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, res
         stopped_early=trainer.state.global_step < trainer.state.max_steps,
         collapse=find_collapse([entry["loss"] for entry in losses], metrics, data.label_names),
         compiled_graphs=_compiled_graphs() if trainer.args.torch_compile else None,
+        predictions={name: per_example for name, (_, per_example) in evaluated.items()},
     )
 
 

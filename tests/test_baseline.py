@@ -2,6 +2,8 @@
 import json
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import run_main, synthetic_rows, write_csv
@@ -36,6 +38,13 @@ def test_baseline_learns_a_local_csv_and_writes_the_record(command, tmp_path):
     assert record["train_tokens_per_second"] is None and record["loss_history"] == []
     assert record["train_seconds"] > 0 and record["peak_memory_mb"] > 0
     assert "tfidf_svm | tfidf(1,2)+linear_svm" in proc.stdout  # the summary table is printed
+    assert record["seed"] == 42 and len(record["group"]) == 12
+    frame = pd.read_parquet(out / record["predictions"]["test"])
+    assert list(frame.columns) == ["example_id", "label", "prediction", "score_neg", "score_pos"]
+    # Two classes: LinearSVC's one decision function d, written as -d and d; positive d predicts "pos".
+    np.testing.assert_array_equal(frame["score_neg"], -frame["score_pos"])
+    assert ((frame["score_pos"] > 0).astype(int) == frame["prediction"]).all()
+    assert (frame["prediction"] == frame["label"]).mean() == record["metrics"]["test"]["accuracy"]
     index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
     assert index == [record]
 

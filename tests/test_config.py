@@ -87,6 +87,7 @@ def test_dataset_name_checked_before_anything_loads():
     (["--batch_size", "two"], "'two' is not an integer >= 1"),
     (["--config", "missing.yaml"], "--config missing.yaml: no such file"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--seeds", "1,x"], "--seeds: 'x' is not an integer"),
 ])
 def test_bad_flag_fails_fast_with_one_line_and_touches_nothing(argv, expected, tmp_path):
     cache = tmp_path / "cache"
@@ -146,3 +147,17 @@ def test_wandb_mode_and_project_from_flags_and_environment(env, flags, expected,
         monkeypatch.setenv(name, value)
     cfg = parse_args(flags)
     assert (cfg.tracking.wandb_mode, cfg.tracking.wandb_project) == expected
+
+
+# --- seeds ------------------------------------------------------------------------------------------------------
+
+def test_seed_and_seeds_from_file_and_flags(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(parse_args(["--seed", "7"]).to_dict()))  # a run's saved config names its seed
+    assert parse_args(["--config", str(path), "--seeds", "1,2"]).run.seeds == [1, 2]
+    path.write_text("seeds: [3, 4]\n")
+    cfg = parse_args(["--config", str(path), "--seed", "5"])  # the flag replaces the file's seeds
+    assert (cfg.run.seed, cfg.run.seeds) == (5, None)
+    path.write_text("seed: 1\nseeds: 3,x\n")
+    with pytest.raises(ConfigError, match=r"seeds: 'x' is not an integer"):
+        parse_args(["--config", str(path)])

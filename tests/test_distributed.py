@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, free_port, run_main, synthetic_rows, write_csv
@@ -65,5 +66,10 @@ def test_two_processes_match_one_and_write_one_record(tiny_model_dir, tmp_path):
         # Every example scored exactly once, gathered from both processes.
         assert double["metrics"][split]["num_samples"] == double["data"]["sizes"][split] == 41
         assert sum(map(sum, double["metrics"][split]["confusion_matrix"])) == 41
+        # Per-example predictions gathered from both processes and written once, in the split's order.
+        one_file = pd.read_parquet(tmp_path / "one" / "run" / single["predictions"][split])
+        two_file = pd.read_parquet(records[0].parent / double["predictions"][split])
+        assert two_file["example_id"].tolist() == one_file["example_id"].tolist() and len(two_file) == 41
+        assert (two_file["prediction"] == two_file["label"]).mean() == double["metrics"][split]["accuracy"]
     assert abs(double["metrics"]["test"]["accuracy"] - single["metrics"]["test"]["accuracy"]) <= 0.01
     assert double["metrics"]["test"]["accuracy"] >= 0.95

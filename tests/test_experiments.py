@@ -16,7 +16,7 @@ SUITES = {"experiments_1": 5, "experiments_2": 2, "imdb_methods": 6, "lora_rank"
 
 def run_suite(name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHON": sys.executable, **env}
-    for unset in ("RUN_INDEX", "SLURM_ARRAY_TASK_ID", "LIST_RUNS", "SIZE", "MODEL", "RESULTS"):
+    for unset in ("RUN_INDEX", "SLURM_ARRAY_TASK_ID", "LIST_RUNS", "SIZE", "MODEL", "RESULTS", "SEEDS"):
         if unset not in env:
             full_env.pop(unset, None)
     return subprocess.run(["bash", str(ROOT / "experiments" / f"{name}.sh")], cwd=cwd, env=full_env,
@@ -33,6 +33,16 @@ def test_list_runs_prints_index_and_name_per_run(suite, count, tmp_path):
     assert not (tmp_path / "runs").exists()  # listing runs nothing
 
 
+@pytest.mark.parametrize("seeds", ["1,2", "2"])  # a list, or a count: 2 = seeds 1 and 2
+def test_seeds_list_one_run_per_seed_and_the_baseline_once(seeds, tmp_path):
+    proc = run_suite("imdb_methods", tmp_path, LIST_RUNS="1", SEEDS=seeds)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split("\t") for line in proc.stdout.splitlines()] == [
+        [str(i), name] for i, name in enumerate(["raw/seed1", "raw/seed2", "svm", "full/seed1", "full/seed2",
+                                                 "head/seed1", "head/seed2", "lora/seed1", "lora/seed2",
+                                                 "qlora/seed1", "qlora/seed2"])]
+
+
 def test_array_task_id_runs_one_run_and_a_finished_run_is_skipped(tmp_path):
     results = tmp_path / "sweep"
     proc = run_suite("experiments_1", tmp_path, SLURM_ARRAY_TASK_ID="0", RESULTS=str(results))
@@ -47,11 +57,15 @@ def test_array_task_id_runs_one_run_and_a_finished_run_is_skipped(tmp_path):
     assert len((results / "index.jsonl").read_text().splitlines()) == 1
 
 
-def test_model_override_reaches_the_fine_tuning_runs(tiny_model_dir, tmp_path):
+def test_model_override_and_a_seed_reach_the_fine_tuning_runs(tiny_model_dir, tmp_path):
     results = tmp_path / "sweep"
-    proc = run_suite("experiments_1", tmp_path, RUN_INDEX="1", MODEL=str(tiny_model_dir), RESULTS=str(results))
+    # With SEEDS=1,2 the runs are svm, full/seed1, full/seed2, ...: task 2 is the second seed of `full`.
+    proc = run_suite("experiments_1", tmp_path, RUN_INDEX="2", MODEL=str(tiny_model_dir), RESULTS=str(results),
+                     SEEDS="1,2")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((results / "full" / "result.json").read_text())
+    assert sorted(p.name for p in (results / "full").iterdir()) == ["index.jsonl", "seed2"]
+    record = json.loads((results / "full" / "seed2" / "result.json").read_text())
+    assert record["seed"] == 2 and record["config"]["run"]["seed"] == 2
     assert record["model"] == str(tiny_model_dir) and record["method"] == "full"
     assert record["config"]["data"]["max_length"] == 64 and record["config"]["optim"]["epochs"] == 1
 
@@ -60,6 +74,8 @@ def test_model_override_reaches_the_fine_tuning_runs(tiny_model_dir, tmp_path):
     ({"RUN_INDEX": "5"}, "error: RUN_INDEX=5: must be an integer from 0 to 4"),
     ({"RUN_INDEX": "first"}, "error: RUN_INDEX=first: must be an integer from 0 to 4"),
     ({"SIZE": "huge"}, "error: SIZE=huge: must be smoke, medium or full"),
+    ({"SEEDS": "1,x"},
+     "error: SEEDS=1,x: must be a number of seeds (3 = seeds 1,2,3) or comma-separated seeds (1,5,9)"),
 ])
 def test_bad_suite_settings_are_one_line_and_exit_2(env, message, tmp_path):
     proc = run_suite("experiments_1", tmp_path, **env)

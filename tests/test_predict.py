@@ -158,6 +158,20 @@ def test_main_reads_a_file_and_writes_jsonl(suffix, plain_model_dir, tmp_path, c
     assert len(capsys.readouterr().out.splitlines()) == len(texts)
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_main_writes_the_prediction_file_columns_for_parquet_and_csv(suffix, plain_model_dir, tmp_path):
+    import pandas as pd
+
+    output = tmp_path / f"predictions{suffix}"
+    assert main(["--model_dir", str(plain_model_dir), *CUED, "--output", str(output)]) == 0
+    frame = pd.read_parquet(output) if suffix == ".parquet" else pd.read_csv(output, dtype={"example_id": str})
+    assert list(frame.columns) == ["example_id", "label", "prediction", "p_neg", "p_pos"]
+    assert frame["example_id"].tolist() == ["0", "1", "2", "3"]  # the input's row numbers
+    assert frame["label"].isna().all()  # unknown to predict
+    assert [["neg", "pos"][i] for i in frame["prediction"]] == list(CUED.values())
+    assert (frame[["p_neg", "p_pos"]].sum(axis=1) - 1).abs().max() < 1e-6
+
+
 @pytest.mark.parametrize("argv, error, match", [
     (["--model_dir", "{tmp}/nowhere", "good"], ModelSourceError, "nowhere: no such directory"),
     (["--model_dir", "{tmp}", "good"], ModelSourceError, "neither config.json .* nor adapter_config.json"),

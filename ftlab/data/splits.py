@@ -12,7 +12,7 @@ from ftlab.errors import DataError
 
 @dataclass
 class PreparedData:
-    splits: datasets.DatasetDict  # train / validation / test, columns text + label (ClassLabel)
+    splits: datasets.DatasetDict  # train / validation / test, columns text + label (ClassLabel) + example_id
     label_names: list[str]
     origin: str
     notes: list[str] = field(default_factory=list)
@@ -27,6 +27,9 @@ class PreparedData:
 
 
 def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
+    """text and label, plus `example_id`: the source split and row ("train/17"), given before anything is carved
+    or subsampled, so that the same example has the same id in every run on the same data (paired tests match
+    runs' predictions by it)."""
     out = {}
     for split_name, split in raw.splits.items():
         if split_name not in ("train", "validation", "test"):
@@ -41,7 +44,7 @@ def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
             split = split.rename_column(raw.text_column, "text")
         if raw.label_column != "label":
             split = split.rename_column(raw.label_column, "label")
-        out[split_name] = split
+        out[split_name] = split.add_column("example_id", [f"{split_name}/{row}" for row in range(len(split))])
     return datasets.DatasetDict(out)
 
 
@@ -78,10 +81,11 @@ def _encode_labels(splits: datasets.DatasetDict) -> tuple[datasets.DatasetDict, 
                     key=lambda v: (isinstance(v, str), v))
     names = [str(v) for v in values]
     index = {v: i for i, v in enumerate(values)}
-    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names),
+                                  "example_id": datasets.Value("string")})
 
     def encode(batch: dict) -> dict:
-        return {"text": batch["text"], "label": [index.get(v, -1) for v in batch["label"]]}
+        return {**batch, "label": [index.get(v, -1) for v in batch["label"]]}
 
     encoded = {name: split.map(encode, batched=True, features=features) if not _is_unlabelled(split)
                else split for name, split in splits.items()}

@@ -1,0 +1,182 @@
+"""The report's statistics on constructed prediction files: groups of seeds, confidence intervals, McNemar, the
+paired bootstrap, Holm, verdicts, and what is never paired."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from ftlab import cli
+from ftlab.compare import NOT_COMPARABLE, best_by_validation, compare, summarise
+from ftlab.predictions import SplitPredictions, write_predictions
+from ftlab.records import group_records, load_records
+from ftlab.results import save_record
+from tests.test_report import make_record, table_rows
+
+N = 200
+LABELS = np.arange(N) % 2
+
+
+def predictions_with(right: np.ndarray) -> np.ndarray:
+    """Predictions that are right exactly where `right` is true."""
+    return np.where(right, LABELS, 1 - LABELS)
+
+
+def write_run(results: Path, name: str, right: np.ndarray, *, group: str, seed: int = 42, val: float = 0.8,
+              dataset: str = "imdb", ids: list[str] | None = None, method: str = "lora") -> Path:
+    out = results / name
+    predictions = predictions_with(right)
+    write_predictions(out / "predictions" / "test.parquet",
+                      SplitPredictions(ids or [f"test/{i}" for i in range(N)], LABELS, predictions,
+                                       np.eye(2)[predictions]), ["neg", "pos"])
+    save_record(out, make_record(out, method=method, dataset=dataset, val=val, test=float(np.mean(right)),
+                                 seed=seed, group=group, predictions={"test": "predictions/test.parquet"}))
+    return out
+
+
+def report(results: Path, tmp_path: Path, capsys, *flags: str) -> dict[str, list[str]]:
+    assert cli.main(["report", str(results), "--img_dir", str(tmp_path / "img"), *flags]) == 0
+    rows = table_rows(capsys.readouterr().out.split("## Runs")[0])
+    return {row[0]: row for row in rows}
+
+
+def mask(right: int, offset: int = 0) -> np.ndarray:
+    """`right` examples right, starting at `offset` (wrapping), the rest wrong."""
+    return np.roll(np.arange(N) < right, offset)
+
+
+def summaries_of(results: Path):
+    return [summarise(group) for group in group_records(load_records(results))]
+
+
+def test_mcnemar_p_is_binomtest_on_the_discordant_counts(tmp_path, capsys):
+    # Both right on 150, only A on 12, only B on 3, both wrong on 35.
+    a = np.zeros(N, bool)
+    b = np.zeros(N, bool)
+    a[:150] = b[:150] = True
+    a[150:162] = True
+    b[162:165] = True
+    results = tmp_path / "results"
+    write_run(results, "a", a, group="ga", val=0.9)
+    write_run(results, "b", b, group="gb", val=0.7)
+    expected = scipy_stats.binomtest(3, 15, 0.5).pvalue  # B's 3 of the 15 discordant examples
+
+    summaries = summaries_of(results)
+    reference = best_by_validation(summaries)["imdb"]
+    assert reference.group.name == "a"
+    outcome = compare(summaries, reference)["gb"]
+    assert outcome.test == "McNemar" and outcome.p == expected == outcome.adjusted_p  # one comparison: Holm = p
+    assert outcome.difference == pytest.approx((153 - 162) / N)
+
+    rows = report(results, tmp_path, capsys)
+    assert rows["b"][14:19] == ["-0.0450", "McNemar", f"{expected:.4f}", f"{expected:.4f}", "worse"]
+    assert rows["a"][18] == "reference"
+
+
+def test_identical_predictions_are_no_significant_difference(tmp_path, capsys):
+    results = tmp_path / "results"
+    right = mask(150)
+    write_run(results, "one", right, group="g1", val=0.9)
+    write_run(results, "two", right, group="g2")
+    for seed in (1, 2):  # and as groups of seeds: the paired bootstrap
+        write_run(results, f"three/seed{seed}", right, group="g3", seed=seed)
+    rows = report(results, tmp_path, capsys)
+    assert rows["two"][15:19] == ["McNemar", "1.0000", "1.0000", "no significant difference"]
+    assert rows["three"][15:19] == ["paired bootstrap", "1.0000", "1.0000", "no significant difference"]
+    assert rows["three"][14] == "+0.0000"
+
+
+def test_a_clearly_better_group_is_better_and_the_worse_one_worse(tmp_path, capsys):
+    results = tmp_path / "results"
+    for seed in (1, 2, 3):
+        write_run(results, f"good/seed{seed}", mask(190, offset=seed), group="good", seed=seed, val=0.95)
+        write_run(results, f"bad/seed{seed}", mask(120, offset=7 * seed), group="bad", seed=seed, val=0.6)
+    rows = report(results, tmp_path, capsys)  # reference: good (best validation accuracy)
+    assert rows["good"][18] == "reference" and rows["good"][4] == "3"
+    assert rows["bad"][15] == "paired bootstrap" and rows["bad"][18] == "worse"
+    assert float(rows["bad"][14]) == pytest.approx((120 - 190) / N)
+    assert rows["bad"][17] == f"{2 / 10_000:.4f}"  # the bootstrap's smallest p: 2 / (9,999 resamples + 1)
+    rows = report(results, tmp_path, capsys, "--compare_to", "bad")
+    assert rows["bad"][18] == "reference" and rows["good"][18] == "better"
+
+
+def test_group_interval_over_seeds_is_the_t_interval(tmp_path, capsys):
+    results = tmp_path / "results"
+    rights = (160, 166, 156)  # accuracies 0.80, 0.83, 0.78
+    for seed, right in zip((1, 2, 3), rights):
+        write_run(results, f"lora/seed{seed}", mask(right), group="lora", seed=seed)
+    accuracies = np.array(rights) / N
+    # Independently: mean ± t_{0.975, n-1} · s / sqrt(n), with s the sample standard deviation.
+    half = scipy_stats.t.ppf(0.975, df=2) * accuracies.std(ddof=1) / np.sqrt(3)
+    [summary] = summaries_of(results)
+    assert summary.interval == pytest.approx((accuracies.mean() - half, accuracies.mean() + half))
+
+    row = report(results, tmp_path, capsys)["lora"]  # named after the directory the seeds share
+    assert row[4] == "3"
+    assert row[7] == f"{accuracies.mean():.4f} ± {accuracies.std(ddof=1):.4f}"
+    assert row[9] == f"{accuracies.mean() - half:.4f}–{accuracies.mean() + half:.4f}"
+    assert row[10] == "0.7800–0.8300"
+
+
+def test_one_run_gets_a_reproducible_bootstrap_interval_around_its_accuracy(tmp_path, capsys):
+    results = tmp_path / "results"
+    write_run(results, "svm", mask(170), group="svm", method="tfidf_svm")
+    first = report(results, tmp_path, capsys)["svm"][9]
+    low, high = map(float, first.split("–"))
+    assert low < 0.85 < high and high - low == pytest.approx(2 * 1.96 * np.sqrt(0.85 * 0.15 / N), abs=0.02)
+    assert report(results, tmp_path, capsys)["svm"][9] == first  # seeded: the same report twice
+
+
+def test_runs_on_different_test_examples_are_never_paired(tmp_path, capsys):
+    results = tmp_path / "results"
+    write_run(results, "ref", mask(150), group="ref", val=0.9)
+    write_run(results, "shifted", mask(150), group="shifted", ids=[f"test/{i + 1}" for i in range(N)])
+    write_run(results, "rt", mask(150), group="rt", dataset="rotten_tomatoes")
+    rows = report(results, tmp_path, capsys, "--compare_to", "ref")
+    assert rows["shifted"][14:19] == ["", "", "", "", NOT_COMPARABLE]
+    assert rows["rt"][18] == NOT_COMPARABLE
+    # By default each dataset has its own reference, and nothing is compared across datasets.
+    rows = report(results, tmp_path, capsys)
+    assert rows["rt"][18] == "reference" and rows["shifted"][18] == NOT_COMPARABLE
+
+
+def test_holm_correction_over_the_rows_compared(tmp_path):
+    results = tmp_path / "results"
+    write_run(results, "ref", mask(150), group="ref", val=0.9)
+    for name, right in (("close", mask(145)), ("far", mask(110))):
+        write_run(results, name, right, group=name)
+    summaries = summaries_of(results)
+    outcomes = compare(summaries, best_by_validation(summaries)["imdb"])
+    raw = sorted((outcomes[g].p, g) for g in ("close", "far"))
+    # Two comparisons: the smaller p doubled, the larger one kept (but never below the first).
+    assert outcomes[raw[0][1]].adjusted_p == pytest.approx(min(1, 2 * raw[0][0]))
+    assert outcomes[raw[1][1]].adjusted_p == pytest.approx(max(raw[1][0], min(1, 2 * raw[0][0])))
+
+
+def test_per_run_rows_and_compare_to_by_run_name_or_group_id(tmp_path, capsys):
+    results = tmp_path / "results"
+    for seed in (1, 2):
+        write_run(results, f"lora/seed{seed}", mask(150 + seed), group="0123abcd4567", seed=seed)
+        write_run(results, f"full/seed{seed}", mask(140 + seed), group="89ef0123abcd", seed=seed, method="full")
+    assert cli.main(["report", str(results), "--img_dir", str(tmp_path / "img"), "--per_run",
+                     "--compare_to", "full/seed2"]) == 0
+    out = capsys.readouterr().out
+    groups = {row[0]: row for row in table_rows(out.split("## Runs")[0])}
+    assert groups["full"][18] == "reference" and groups["lora"][15] == "paired bootstrap"
+    runs = table_rows(out.split("## Runs")[1])
+    # run, group, seed, method, ..., test acc
+    assert [(row[0], row[1], row[2], row[8]) for row in runs] == [
+        ("full/seed1", "full", "1", "0.7050"), ("full/seed2", "full", "2", "0.7100"),
+        ("lora/seed1", "lora", "1", "0.7550"), ("lora/seed2", "lora", "2", "0.7600")]
+    assert report(results, tmp_path, capsys, "--compare_to", "0123abcd4567")["lora"][18] == "reference"
+
+
+def test_compare_to_naming_nothing_is_one_line_and_exit_2(tmp_path, capsys):
+    results = tmp_path / "results"
+    write_run(results, "lora", mask(150), group="lora")
+    assert cli.main(["report", str(results), "--compare_to", "lorra"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --compare_to lorra: no run or group of that name or id (groups: lora)\n"
+    assert not (results / "report.md").exists()

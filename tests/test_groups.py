@@ -1,0 +1,57 @@
+"""Configuration groups: which fields make a configuration, its id, old records, and adapters over seeds."""
+import json
+
+import pytest
+
+from ftlab.config import FIELDS, expand_seeds, parse_args
+from ftlab.errors import ConfigError
+from ftlab.groups import ADAPTER_PROVENANCE, config_from_record, group_id
+
+
+def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
+    left_out = {name for name, (_, f) in FIELDS.items() if not f.metadata["identity"]}
+    assert left_out == {"seed", "seeds", "output_dir", "overwrite_output_dir", "resume", "logging_steps",
+                        "save_steps", "save_total_limit", "save_adapter", "merge", "eval_batch_size",
+                        "dataloader_num_workers", "wandb_mode", "wandb_project", "wandb_group", "run_name"}
+
+
+def test_group_id_ignores_seed_and_output_but_not_what_trains(tmp_path):
+    base = group_id(parse_args([]), "lora")
+    assert len(base) == 12 and int(base, 16) >= 0
+    assert group_id(parse_args(["--seed", "7", "--output_dir", str(tmp_path), "--logging_steps", "3",
+                                "--wandb_project", "p", "--eval_batch_size", "8"]), "lora") == base
+    for flags in (["--lora_r", "16"], ["--data_seed", "1"], ["--max_test_samples", "500"], ["--lr", "1e-4"]):
+        assert group_id(parse_args(flags), "lora") != base, flags
+    assert group_id(parse_args([]), "tfidf_svm") != base  # the baseline's record, on a default config
+    # A record written before the speed section and --seeds existed: today's defaults fill them in.
+    old = parse_args([]).to_dict()
+    del old["speed"], old["run"]["seeds"]
+    assert group_id(config_from_record(old), "lora") == base
+
+
+def _adapter(directory, group=None):
+    directory.mkdir(parents=True)
+    (directory / "adapter_config.json").write_text("{}")
+    if group:
+        (directory / ADAPTER_PROVENANCE).write_text(json.dumps({"group": group}))
+    return directory
+
+
+def test_seeds_expand_to_seed_directories_and_their_own_adapters(tmp_path):
+    for seed in (1, 2):
+        _adapter(tmp_path / "adapters" / f"seed{seed}", group="0123456789ab")
+    cfg = parse_args(["--method", "head", "--seeds", "1,2", "--output_dir", str(tmp_path / "chain"),
+                      "--load_adapter", str(tmp_path / "adapters")])
+    runs = expand_seeds(cfg)
+    assert [(r.run.seed, r.run.seeds, r.run.output_dir, r.method.load_adapter) for r in runs] == [
+        (seed, None, str(tmp_path / "chain" / f"seed{seed}"), str(tmp_path / "adapters" / f"seed{seed}"))
+        for seed in (1, 2)]
+    # Different adapter directories trained by one configuration: one group.
+    assert group_id(runs[0], "head") == group_id(runs[1], "head")
+    unknown = parse_args(["--method", "head", "--load_adapter", str(_adapter(tmp_path / "elsewhere"))])
+    assert group_id(unknown, "head") != group_id(runs[0], "head")
+    with pytest.raises(ConfigError, match=r"no adapter_config.json there \(nor in its seed3/\)"):
+        parse_args(["--method", "head", "--seeds", "1,3", "--load_adapter", str(tmp_path / "adapters")])
+    saving = parse_args(["--seeds", "4,5", "--save_adapter", str(tmp_path / "new")])
+    assert [r.method.save_adapter for r in expand_seeds(saving)] == [str(tmp_path / "new" / f"seed{seed}")
+                                                                     for seed in (4, 5)]
