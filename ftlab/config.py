@@ -299,7 +299,8 @@ class SpeedArgs:
                                                 allowed="a number in [0, 1)")
     profile_steps: int = option(0, "Profile this many optimizer steps (after the first tenth of the run) with "
                                 "torch.profiler and write <output_dir>/profile.txt: the operators that took the "
-                                "time. 0: off.", parse=_parse_int, check=lambda v: v >= 0, allowed="an integer >= 0")
+                                "time. 0: off.", parse=_parse_int, check=lambda v: v >= 0, allowed="an integer >= 0",
+                                identity=False)
     torch_compile_backend: str = option("inductor", "torch.compile backend (inductor; aot_eager or eager to check "
                                         "graph breaks and recompiles without a C++ toolchain).",
                                         choices=("inductor", "aot_eager", "eager", "cudagraphs"))
