@@ -485,3 +485,12 @@ def parse_args(argv: list[str]) -> Config:
     alias_values = _from_aliases(given)
     cfg = config_from_values({**file_values, **given, **alias_values})
     return resolve_defaults(validate(cfg))
+
+
+def explicit_options(argv: list[str]) -> set[str]:
+    """The option names that the command line itself sets (aliases folded in; --config's keys not), for callers
+    that must not silently override a value the user typed."""
+    given = vars(build_parser().parse_args(argv))
+    given.pop("config", None)
+    aliases = _from_aliases(given)  # takes the alias_* entries out of `given`
+    return set(given) | set(aliases)

@@ -88,6 +88,8 @@ def notes(record: dict[str, Any]) -> str:
         found.append(f"**collapse: {record['collapse']}**")
     if record.get("data", {}).get("test_is_validation"):
         found.append("test = validation")
+    if (record.get("search") or {}).get("state") == "PRUNED":
+        found.append(f"pruned by the search at step {record['search']['pruned_at_step']}")
     return "; ".join(found)
 
 
