@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -219,7 +220,13 @@ def run_worker(study: Any, args: SearchArgs, storage: Any) -> None:
                     continue  # queued just now: load the trial code first, outside the lock
                 # Under the lock, ask() inside optimize() takes a queued trial and never creates one; the trial
                 # (TrialRunner) releases the lock as soon as it starts. Trial errors fail that trial, not the worker.
-                study.optimize(runner, n_trials=1, catch=(Exception,), gc_after_trial=True)
+                try:
+                    study.optimize(runner, n_trials=1, catch=(Exception,), gc_after_trial=True)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    # This worker stalled longer than --grace_period (alive, but silent): another one already
+                    # failed its trial and queued it again. Its run directory stays; the study re-runs it.
+                    print(f"[search] trial {runner.current} was taken for dead while it ran (no heartbeat for the "
+                          f"grace period) and is re-run; raise --grace_period", file=sys.stderr, flush=True)
                 runner.current = None
                 waiting_said = False
                 continue
@@ -273,7 +280,11 @@ def main(argv: list[str]) -> int:
     from ftlab.runtime import tune_glibc_malloc
 
     tune_glibc_malloc()
-    run_worker(study, args, storage)
+    try:
+        run_worker(study, args, storage)
+    except KeyboardInterrupt:
+        print("[search] interrupted; run the same command to continue the study", file=sys.stderr, flush=True)
+        return 130
     from ftlab.search_results import write_results
 
     write_results(study, args, storage.display)

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import optuna
 import yaml
 
 from ftlab.config import parse_args
@@ -19,9 +20,6 @@ from ftlab.search_space import param_flags
 
 if TYPE_CHECKING:
     from ftlab.search import SearchArgs
-
-PLOTS = ("optimization_history", "param_importances")
-
 
 def _write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,21 +39,30 @@ def best_config(study: Any, args: "SearchArgs") -> dict[str, Any]:
     return cfg.to_dict()
 
 
-def write_plots(study: Any, img_dir: Path, name: str, target_name: str) -> list[Path]:
+def write_plots(study: Any, img_dir: Path, name: str, target_name: str, seed: int) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works on headless nodes
     import matplotlib.pyplot as plt
+    from optuna.importance import FanovaImportanceEvaluator
     from optuna.visualization import matplotlib as optuna_plots
 
+    # Optuna 5's default importance (PED-ANOVA) wants several trials above its top-10% quantile, i.e. dozens of
+    # trials; fANOVA's random forest says something from a dozen. Seeded, so the plot is reproducible.
+    plots = {"optimization_history": lambda: optuna_plots.plot_optimization_history(study, target_name=target_name),
+             "param_importances": lambda: optuna_plots.plot_param_importances(
+                 study, evaluator=FanovaImportanceEvaluator(seed=seed), target_name=target_name)}
+    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     written = []
-    for plot in PLOTS:
-        try:
-            axes = getattr(optuna_plots, f"plot_{plot}")(study, target_name=target_name)
-        except (ValueError, RuntimeError) as exc:  # e.g. importances need two complete trials
-            print(f"[search] no {plot.replace('_', ' ')} plot yet: {exc}", flush=True)
+    for plot, draw in plots.items():
+        if plot == "param_importances" and complete < 2:
+            print("[search] no parameter importances yet: they need two complete trials", flush=True)
             continue
-        figure = axes.figure
+        try:
+            figure = draw().figure
+        except RuntimeError as exc:  # fANOVA: every complete trial has the same value, nothing to attribute
+            print(f"[search] no {plot.replace('_', ' ')} plot: {exc}", flush=True)
+            continue
         figure.tight_layout()
         written.append(_write_atomic(img_dir / f"{name}_{plot}.png",
                                      lambda tmp: figure.savefig(tmp, format="png", dpi=120)))
@@ -98,11 +105,10 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
         test = json.loads(record_path.read_text(encoding="utf-8"))["metrics"]["test"]
         print(f"[search] best trial on test ({test['num_samples']} texts, never used to choose): accuracy "
               f"{test['accuracy']:.4f}, f1 {test['f1']:.4f}, loss {test['loss']:.4f} ({record_path})", flush=True)
-    written += write_plots(study, args.img_dir, args.study_name, target_name=f"validation {args.metric}")
+    written += write_plots(study, args.img_dir, args.study_name, target_name=f"validation {args.metric}",
+                           seed=args.sampler_seed)
     print(f"[search] written: {', '.join(str(path) for path in written)}", flush=True)
 
 
 def _has_complete_trial(study: Any) -> bool:
-    from optuna.trial import TrialState
-
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
