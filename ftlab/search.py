@@ -38,6 +38,8 @@ NOT_FOR_SEARCH = {
 # Every combination of the space's choices and range ends is checked as a train command before the study starts;
 # beyond this many, only the first ones (the rest fail as single trials, if they do).
 MAX_CHECKED_POINTS = 256
+# A worker with nothing left to start looks this often whether the others' trials have ended or gone stale.
+WAIT_POLL_SECONDS = 5
 
 
 @dataclass
@@ -241,7 +243,7 @@ def run_worker(study: Any, args: SearchArgs, storage: Any) -> None:
             print(f"[search] no trial left to start; waiting for {states[TrialState.RUNNING]} running trial(s) of "
                   f"other workers (one whose worker died is re-queued after its grace period)", flush=True)
             waiting_said = True
-        time.sleep(storage.heartbeat_interval)
+        time.sleep(min(WAIT_POLL_SECONDS, storage.heartbeat_interval))
 
 
 def _trial_runner(args: SearchArgs, storage: Any) -> Any:
