@@ -90,13 +90,19 @@ def _postgres_lock(url: str, study_name: str) -> QueueLock:
     import sqlalchemy
 
     key = int.from_bytes(hashlib.sha256(f"ftlab-search:{study_name}".encode()).digest()[:8], "big", signed=True)
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
-                                      connect_args={"connect_timeout": 10})
     connection: list[Any] = []
 
     def acquire() -> None:
-        connection.append(engine.connect())
-        connection[0].execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        # NullPool: the connection (and with it the lock, should release() never run) ends when it is closed.
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
+                                          connect_args={"connect_timeout": 10})
+        conn = engine.connect()
+        try:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        except BaseException:
+            conn.close()
+            raise
+        connection.append(conn)
 
     def release() -> None:
         conn = connection.pop()
@@ -178,8 +184,8 @@ def open_storage(url: Optional[str], study_dir: Path, study_name: str, heartbeat
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
     except ImportError:
-        raise StorageError(f"--storage {display}: no driver for {backend} installed (PostgreSQL: pip install "
-                           f"'ftlab[postgres]', i.e. psycopg 3)") from None
+        raise StorageError(f"--storage {display}: no driver for {backend} installed (PostgreSQL: pip install -e "
+                           f"'.[postgres]', which is psycopg 3)") from None
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StorageError(f"--storage {display}: cannot open: {reason}") from None

@@ -166,9 +166,12 @@ def test_two_workers_share_one_sqlite_study_and_run_exactly_n(flags, tmp_path, c
 def _start_postgres(directory: Path, port: int) -> Path:
     """Debian's PostgreSQL server with its data in `directory`; returns the bin dir. Skips with the failing step."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not found and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, timeout=600)
+    if not found and os.geteuid() == 0:  # as scripts/slurm/local_cluster.sh installs SLURM
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "postgresql"]
+        if subprocess.run(install, capture_output=True, env=env, timeout=600).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
+            subprocess.run(install, capture_output=True, env=env, timeout=600)
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found:
         pytest.skip("PostgreSQL: no /usr/lib/postgresql/*/bin/pg_ctl, and `apt-get install -y postgresql` did not "
