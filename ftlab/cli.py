@@ -1,5 +1,5 @@
 """Command line: `main.py [train] [flags]`, `main.py baseline [flags]`, `main.py predict ...`,
-`main.py report [DIR]`; each subcommand is one entry of COMMANDS."""
+`main.py report [DIR]`, `main.py bench ...`, `main.py search ...`; each subcommand is one entry of COMMANDS."""
 from __future__ import annotations
 
 import sys
@@ -72,6 +72,12 @@ def _bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+def _search(argv: list[str]) -> int:
+    from ftlab.search import main as search_main  # optuna and torch load only after the flags are checked
+
+    return search_main(argv)
+
+
 def _report(argv: list[str]) -> int:
     from ftlab.report import main as report_main  # matplotlib loads only when plotting
 
@@ -79,7 +85,7 @@ def _report(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "baseline": _baseline, "predict": _predict,
-                                                   "report": _report, "bench": _bench}
+                                                   "report": _report, "bench": _bench, "search": _search}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

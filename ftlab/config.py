@@ -571,3 +571,12 @@ def expand_seeds(cfg: Config) -> list[Config]:
             run.method.load_adapter = str(seed_adapter)
         runs.append(run)
     return runs
+
+
+def explicit_options(argv: list[str]) -> set[str]:
+    """The option names that the command line itself sets (aliases folded in; --config's keys not), for callers
+    that must not silently override a value the user typed."""
+    given = vars(build_parser().parse_args(argv))
+    given.pop("config", None)
+    aliases = _from_aliases(given)  # takes the alias_* entries out of `given`
+    return set(given) | set(aliases)

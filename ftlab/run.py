@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import yaml
 
@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 
-def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Optional[dict[str, Any]]:
+def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
+                 extra: Optional[Mapping[str, Any]] = None) -> Optional[dict[str, Any]]:
     """The run's record on the main process; None on the other processes of a multi-process run. `callbacks` join
-    the Trainer's own (a search's pruning callback, for example)."""
+    the Trainer's own (a search's pruning callback, for example); `extra` are fields a caller adds to the record,
+    as they stand when it is written (such a callback may still fill them in during training)."""
     # Heavy imports live here, after the config has been validated.
     from transformers import set_seed
 
@@ -117,6 +119,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
         "saved": saved,
         "environment": environment(),
         "distributed": distributed_summary(cfg.optim.batch_size, cfg.optim.gradient_accumulation_steps),
+        **(extra or {}),
     }
     record["tracking"] = finish_run(tracker, record)
     save_record(output_dir, record)

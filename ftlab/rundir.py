@@ -9,9 +9,14 @@ from typing import Optional
 from ftlab.config import Config
 
 
-def default_output_dir(cfg: Config, method: str) -> str:
+def dataset_label(cfg: Config) -> str:
+    """The dataset as a directory-name part: a local file's stem, else the name with '/' replaced."""
     dataset = Path(cfg.data.dataset).stem if Path(cfg.data.dataset).exists() else cfg.data.dataset
-    return str(Path("runs") / f"{dataset.replace('/', '_')}-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return dataset.replace("/", "_")
+
+
+def default_output_dir(cfg: Config, method: str) -> str:
+    return str(Path("runs") / f"{dataset_label(cfg)}-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def resolve_output_dir(cfg: Config, method: Optional[str] = None) -> Path:
