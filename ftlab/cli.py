@@ -106,7 +106,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "baseline": 
                                                    "report": _report, "bench": _bench, "search": _search}
 
 
-def _take_baseline_alias(argv: list[str]) -> tuple[Optional[bool], list[str]]:
+def split_baseline_flag(argv: list[str]) -> tuple[Optional[bool], list[str]]:
     """Whether `--check_baseline` (optionally with a value: `--check_baseLine True`, `--check_baseline=false`) asks
     for the baseline (None when absent), and the arguments without it."""
     from ftlab.config import OPTIONAL_BOOL
@@ -138,7 +138,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
     try:
         if command == "train":
-            baseline, argv = _take_baseline_alias(argv)
+            baseline, argv = split_baseline_flag(argv)
             command = "baseline" if baseline else command
         return COMMANDS[command](argv)
     except UserError as exc:
