@@ -181,6 +181,9 @@ class StopOnRequest(TrainerCallback):
         if self._save_is_final:
             from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+            # Every process has written its part (its RNG state) before any exits: a launcher stops the others as
+            # soon as one process ends.
+            _agree(args, True)
             checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
             raise TrainingInterrupted(self.reason or "a stop request", state.global_step, checkpoint,
                                       main_process=state.is_world_process_zero)

@@ -110,8 +110,8 @@ def test_a_signal_to_one_rank_stops_both_after_the_same_step_and_the_run_resumes
         time.sleep(0.05)
     os.kill(rank_1, signal.SIGUSR1)  # rank 1 only: rank 0 learns of it at the next step end
     _, stderr = launcher.communicate(timeout=120)  # no rank waits alone for the other
-    # Both processes ended with "interrupted" (the launcher reports its workers' exit codes, and fails itself).
-    assert stderr.count("exitcode  : 75") == 2, stderr[-3000:]
+    # The processes ended with "interrupted" (the launcher reports the first to exit, and fails itself).
+    assert "exitcode  : 75" in stderr, stderr[-3000:]
     [checkpoint] = (tmp_path / "run").glob("checkpoint-*")
     # Each process saved its RNG state into the same step's checkpoint: both stopped after that step.
     assert sorted(path.name for path in checkpoint.glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]

@@ -101,10 +101,10 @@ def test_a_local_model_path_is_checked_with_the_flags(model, message, tmp_path):
 
 
 def test_max_length_beyond_the_models_positions_names_both(tiny_model_dir, capsys):
-    assert main(["--model", str(tiny_model_dir), "--max_length", "256"]) == 2
+    assert main(["--model", str(tiny_model_dir), "--max_length", "1024"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"error: --max_length 256: {tiny_model_dir} takes at most 128 tokens per text "
-        f"(max_position_embeddings 128); use --max_length 128 or less")
+        f"error: --max_length 1024: {tiny_model_dir} takes at most 512 tokens per text "
+        f"(max_position_embeddings 512); use --max_length 512 or less")
 
 
 def test_what_reaches_the_terminal_is_one_line(tiny_model_dir, tmp_path):

@@ -96,10 +96,11 @@ def _job(env: dict, job: str) -> dict[str, str]:
     return dict(field.split("=", 1) for field in shown.split() if "=" in field)
 
 
-def _wait_for(condition, what: str, timeout: float = 240) -> None:
+def _wait_for(condition, what: str, log: Path, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}; the job's log:\n" + (
+            log.read_text()[-4000:] if log.exists() else "(none)")
         time.sleep(0.3)
 
 
@@ -108,15 +109,15 @@ def test_time_limit_and_scancel_checkpoint_requeue_and_resume_to_the_uninterrupt
     """SLURM's warning ahead of the time limit, then `scancel --signal=USR1`: each time the job saves a
     checkpoint, requeues itself and resumes, and the third attempt ends with the uninterrupted run's result."""
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
+    # 1,200 steps: about 30 s of training, longer than SLURM may take to send the warning.
     flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
-             "--label_column", "polarity", "--method", "lora", "--epochs", "6", "--lr", "2e-3",
-             "--batch_size", "16", "--max_length", "32", "--logging_steps", "5"]
+             "--label_column", "polarity", "--method", "lora", "--epochs", "60", "--lr", "2e-3",
+             "--batch_size", "16", "--max_length", "32", "--logging_steps", "50", "--save_steps", "600"]
     run = tmp_path / "exp" / "run"
-    # The warning comes 110 s before a 2-minute limit: at once, as far as this job is concerned. (SLURM looks
-    # for due warnings every 30 s, so it may come up to 30 s later; 2 minutes leaves room for that and for a
-    # slow start.)
+    # The warning is due as the job starts (60 s before its 1-minute limit); SLURM looks for due warnings every
+    # 30 s, so it comes within the first 30 s.
     job = subprocess.run(["sbatch", "--parsable", "--chdir", str(tmp_path), "--output", str(tmp_path / "job.out"),
-                          "--time=2", "--signal=B:USR1@110", str(SLURM / "single_node.sbatch"), *flags,
+                          "--time=1", "--signal=B:USR1@60", str(SLURM / "single_node.sbatch"), *flags,
                           "--output_dir", str(run)], env=slurm_env, capture_output=True, text=True, timeout=60)
     assert job.returncode == 0, job.stderr
     job_id = job.stdout.strip()
@@ -128,18 +129,18 @@ def test_time_limit_and_scancel_checkpoint_requeue_and_resume_to_the_uninterrupt
                                  stderr=subprocess.PIPE, text=True,
                                  env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
 
-    _wait_for(lambda: _job(slurm_env, job_id).get("Restarts") == "1", "the requeue after the warning signal")
+    _wait_for(lambda: _job(slurm_env, job_id).get("Restarts") == "1", "the requeue after the warning signal", log)
     first = [path.name for path in run.glob("checkpoint-*")]
     assert len(first) == 1 and not (run / "result.json").exists()
-    # Every attempt of a job is warned alike, so with SLURM's 1-minute granularity each would be stopped at
-    # once; a longer limit (an administrator's `scontrol update`) lets the next attempts run.
+    # Every attempt of the job is warned alike, within 30 s of its start; a longer limit (an administrator's
+    # `scontrol update`) lets the next attempts run.
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=10"], env=slurm_env, check=True, timeout=30)
 
-    _wait_for(lambda: log.exists() and "attempt 2: resuming from" in log.read_text(), "the second attempt")
+    _wait_for(lambda: log.exists() and "attempt 2: resuming from" in log.read_text(), "the second attempt", log)
     subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], env=slurm_env, check=True, timeout=30)
-    _wait_for(lambda: _job(slurm_env, job_id).get("Restarts") == "2", "the requeue after scancel")
+    _wait_for(lambda: _job(slurm_env, job_id).get("Restarts") == "2", "the requeue after scancel", log)
     _wait_for(lambda: _job(slurm_env, job_id).get("JobState") in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"),
-              "the job to end")
+              "the job to end", log)
 
     text = log.read_text()
     assert _job(slurm_env, job_id)["JobState"] == "COMPLETED", text[-4000:]
