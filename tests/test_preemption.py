@@ -10,7 +10,8 @@ import pytest
 from transformers import TrainerCallback
 
 from ftlab.config import parse_args
-from ftlab.preemption import STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
+from ftlab.cli import main
+from ftlab.preemption import INTERRUPTED_EXIT_CODE, STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
 from ftlab.run import run_training
 from tests.conftest import synthetic_rows, write_csv
 
@@ -118,3 +119,19 @@ def test_a_signal_before_training_stops_at_once_with_nothing_to_save(tmp_path):
         os.kill(os.getpid(), signal.SIGTERM)
     assert (stopped.value.reason, stopped.value.checkpoint) == ("SIGTERM", None)
     assert "before training started: nothing to save" in str(stopped.value)
+
+
+def test_an_interrupted_seeds_command_skips_finished_seeds_and_resumes_the_stopped_one(tiny_model_dir, tmp_path,
+                                                                                        stop_file, capsys):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
+    flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence", "--label_column",
+             "polarity", "--max_length", "32", "--output_dir", str(tmp_path / "lora")]
+    assert main([*flags, "--seeds", "1"]) == 0
+    stop_file.touch()
+    assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == INTERRUPTED_EXIT_CODE
+    stop_file.unlink()
+    assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == 0
+    assert f"[ftlab] {tmp_path / 'lora' / 'seed1'}: finished before (result.json), skipped" in capsys.readouterr().out
+    first, second = (json.loads((tmp_path / "lora" / f"seed{seed}" / "result.json").read_text()) for seed in (1, 2))
+    assert (first["attempts"], first["resumed_from"]) == (1, None)
+    assert (second["attempts"], Path(second["resumed_from"]).name) == (2, "checkpoint-1")
