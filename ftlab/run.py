@@ -34,9 +34,9 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     from ftlab.predictions import save_run_predictions
     from ftlab.preemption import StopOnRequest
     from ftlab.results import data_summary, environment, format_summary, save_record, write_json_atomic
+    from ftlab.resume import count_attempt, latest_checkpoint
     from ftlab.speed import resolve_precision
     from ftlab.tracking import finish_run, start_run
-    from ftlab.resume import count_attempt, latest_checkpoint
     from ftlab.train import build_trainer, train_and_evaluate
 
     state = process_state()

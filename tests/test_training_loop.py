@@ -202,7 +202,7 @@ def test_killed_then_terminated_run_resumes_to_the_uninterrupted_result(tiny_mod
     [checkpoint] = run.glob("checkpoint-*")  # complete: the Trainer's own, rotated as usual
     stopped = int(checkpoint.name.split("-")[1])
     assert stopped >= 40 and (checkpoint / "trainer_state.json").exists()
-    assert f"checkpoint {checkpoint} is complete; continue with --resume auto" in proc.stderr.read()
+    assert f"checkpoint {checkpoint} is complete; continue with the same flags and --resume auto" in proc.stderr.read()
     assert not (run / "result.json").exists() and not (run.parent / "index.jsonl").exists()
 
     resumed = run_main(*args, "--output_dir", str(run), "--resume", "auto", cwd=tmp_path)
