@@ -54,11 +54,18 @@ def _check_text_file(path: Path) -> None:
         raise DataError(f"--dataset {path}: the train split is empty (the file has no data rows)")
 
 
-def _first_bad_json_line(path: Path) -> Optional[str]:
-    """Where a JSON Lines file breaks, for the error message (the json builder only says that it failed)."""
+def _json_error(path: Path) -> Optional[str]:
+    """Where a JSON or JSON Lines file breaks, for the error message (the json builder only says that it failed);
+    None when it parses, and the reader failed for another reason."""
     import json
 
     with open(path, encoding="utf-8") as handle:
+        if path.suffix.lower() == ".json":
+            try:
+                json.load(handle)
+            except ValueError as exc:
+                return f"not valid JSON ({exc})"
+            return None
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 try:
@@ -87,7 +94,7 @@ def _load_local(path: Path) -> datasets.DatasetDict:
     try:
         return datasets.load_dataset(builder, data_files={"train": str(path)}, **kwargs)
     except Exception as exc:  # the builders raise many types for a malformed file; all mean "cannot read it"
-        detail = (_first_bad_json_line(path) if builder == "json" else None) or str(exc).strip()
+        detail = (_json_error(path) if builder == "json" else None) or str(exc).strip()
         raise DataError(f"--dataset {path}: cannot read it as {path.suffix}: {detail.splitlines()[0]}") from None
 
 
