@@ -40,8 +40,12 @@ STOP_FILE_ENV = "FTLAB_STOP_FILE"
 STARTING, TRAINING, FINISHING = "starting", "training", "finishing"
 
 
-class TrainingInterrupted(Exception):
-    """The run stopped on request; `checkpoint` (None when training had not started) is complete and resumable."""
+class TrainingInterrupted(BaseException):
+    """The run stopped on request; `checkpoint` (None when training had not started) is complete and resumable.
+
+    A BaseException, as KeyboardInterrupt is: it may be raised from a signal handler anywhere in library code, and
+    the `except Exception` of a library (a hub probe, optuna's catch of failed trials) must not take it for an
+    error and carry on."""
 
     def __init__(self, reason: str, step: Optional[int] = None, checkpoint: Optional[str] = None,
                  main_process: Optional[bool] = None):
