@@ -11,19 +11,24 @@
 #   MODEL=...         encoder of every fine-tuning run (default: all-MiniLM-L6-v2), e.g. distilbert-base-uncased
 #   RESULTS=DIR       where the runs go, one directory per run (default runs/<suite>-<size>); every record also lands
 #                     in DIR/index.jsonl, which `main.py report DIR` reads
-#   PYTHON=...        interpreter with ftlab's dependencies (default: python)
+#   PYTHON=...        interpreter with ftlab's dependencies (default: the project's .venv/bin/python when it exists,
+#                     else python)
 #   SEEDS=1,2,3       every training run once per seed, in DIR/<name>/seed<N> (`--seeds N`), so the report shows
 #                     each configuration's spread, confidence interval and paired tests; the TF-IDF + SVM baseline
 #                     is deterministic and runs once. One number N is short for 1,2,...,N (SEEDS=3 = 1,2,3).
 #                     Unset: one run each, with ftlab's default seed.
 #   LIST_RUNS=1       print "<index><TAB><run name>" per run (per run and seed with SEEDS) and exit (for job arrays)
 #   RUN_INDEX=N       run only the N-th of those (0-based; default: $SLURM_ARRAY_TASK_ID when set), without the report
-# Finished runs (their result.json exists) are skipped, so an interrupted sweep resumes where it stopped.
+# Finished runs (their result.json exists) are skipped and training runs continue from their newest checkpoint
+# (--resume auto), so an interrupted sweep resumes where it stopped, inside the interrupted run too. A run that was
+# stopped by a signal exits with 75 (ftlab/preemption.py), which ends the suite with 75 as well.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE="${SIZE:-smoke}"
-PYTHON="${PYTHON:-python}"
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
+fi
 RESULTS="${RESULTS:-runs/${SUITE}-${SIZE}}"
 
 case "$SIZE" in
@@ -97,10 +102,12 @@ run_one() {
     echo "[$SUITE] run $1 $name: finished before ($RESULTS/$name/result.json), skipped"
     return 0
   fi
+  local -a resume=()
+  if [[ "${args[0]}" == train ]]; then resume=(--resume auto); fi
   echo "[$SUITE] run $1 $name (SIZE=$SIZE)"
   # Size and model flags come first so that a suite's own flags (e.g. --max_length for short texts) win.
-  "$PYTHON" "$ROOT/main.py" "${args[0]}" "${SIZE_FLAGS[@]}" "${MODEL_FLAGS[@]}" "${args[@]:1}" --output_dir "$dir" \
-    "${seed_flags[@]}"
+  "$PYTHON" "$ROOT/main.py" "${args[0]}" "${SIZE_FLAGS[@]}" "${MODEL_FLAGS[@]}" "${resume[@]}" "${args[@]:1}" \
+    --output_dir "$dir" "${seed_flags[@]}"
 }
 
 run_suite() {

@@ -40,10 +40,14 @@ class PackageArtifact:
         return ["--no-binary", ":all:"] if self.sdist else ["--only-binary", ":all:"]
 
 
+def cache_path() -> Path:
+    """Where mirrors, converted datasets and tokenised data live (override with FTLAB_CACHE), created or not."""
+    return Path(os.environ.get("FTLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ftlab"))
+
+
 def cache_root() -> Path:
-    """Where mirrors, converted datasets and tokenised data live (override with FTLAB_CACHE)."""
-    root = os.environ.get("FTLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ftlab")
-    path = Path(root)
+    """The cache directory, created on first use."""
+    path = cache_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

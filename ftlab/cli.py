@@ -1,8 +1,10 @@
 """Command line: `main.py [train] [flags]`, `main.py baseline [flags]`, `main.py predict ...`,
-`main.py report [DIR]`; each subcommand is one entry of COMMANDS."""
+`main.py report [DIR]`, `main.py bench ...`, `main.py search ...`; each subcommand is one entry of COMMANDS."""
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ftlab.errors import ConfigError, UserError
@@ -12,6 +14,8 @@ if TYPE_CHECKING:
 
 # The seed projects ran the baseline with a flag; `main.py --check_baseline [flags]` = `main.py baseline [flags]`.
 BASELINE_ALIASES = ("--check_baseline", "--check_baseLine")
+# Ctrl-C that did not wait for a clean stop (a second one during training, or one outside training).
+ABORTED_EXIT_CODE = 130
 
 
 def _run_config(argv: list[str]) -> Optional["Config"]:
@@ -22,6 +26,9 @@ def _run_config(argv: list[str]) -> Optional["Config"]:
         build_parser().print_help()
         return None
     cfg = parse_args(argv)
+    from ftlab.runtime import quiet_library_noise
+
+    quiet_library_noise(cfg.method.method)  # before the libraries load: some read their switches on import
     from ftlab.hub import enter_offline_mode_if_unreachable
 
     enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches
@@ -36,14 +43,25 @@ def _train(argv: list[str]) -> int:
 
     tune_glibc_malloc()
     from ftlab.config import expand_seeds
+    from ftlab.preemption import INTERRUPTED_EXIT_CODE, TrainingInterrupted, stop_on_signals
     from ftlab.rundir import resolve_output_dir
     from ftlab.run import run_training
 
     if cfg.run.seeds:
         resolve_output_dir(cfg)  # one default name for all seeds: <output_dir>/seed<N>
-    # One seed after the other, in this process: each is a normal run with its own directory and record.
-    for run in expand_seeds(cfg):
-        run_training(run)
+    try:
+        with stop_on_signals():
+            # One seed after the other, in this process: each is a normal run with its own directory and record.
+            for run in expand_seeds(cfg):
+                if run.run.resume and (Path(run.run.output_dir or "") / "result.json").is_file():
+                    print(f"[ftlab] {run.run.output_dir}: finished before (result.json), skipped", flush=True)
+                    continue
+                run_training(run)
+    except TrainingInterrupted as exc:
+        if exc.main_process:
+            print(f"[ftlab] interrupted: {exc}; continue with the same flags and --resume auto --output_dir "
+                  f"{cfg.run.output_dir} (exit code {INTERRUPTED_EXIT_CODE})", file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT_CODE
     return 0
 
 
@@ -72,6 +90,12 @@ def _bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+def _search(argv: list[str]) -> int:
+    from ftlab.search import main as search_main  # optuna and torch load only after the flags are checked
+
+    return search_main(argv)
+
+
 def _report(argv: list[str]) -> int:
     from ftlab.report import main as report_main  # matplotlib loads only when plotting
 
@@ -79,17 +103,48 @@ def _report(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "baseline": _baseline, "predict": _predict,
-                                                   "report": _report, "bench": _bench}
+                                                   "report": _report, "bench": _bench, "search": _search}
+
+
+def split_baseline_flag(argv: list[str]) -> tuple[Optional[bool], list[str]]:
+    """Whether `--check_baseline` (optionally with a value: `--check_baseLine True`, `--check_baseline=false`) asks
+    for the baseline (None when absent), and the arguments without it."""
+    from ftlab.config import OPTIONAL_BOOL
+
+    wanted: Optional[bool] = None
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        name, has_value, value = arg.partition("=")
+        if name not in BASELINE_ALIASES:
+            rest.append(arg)
+            continue
+        if not has_value:
+            # `train` has no positional arguments, so a word after the flag can only be its value.
+            following = next(args, None)
+            if following is not None and following.startswith("-"):
+                rest.append(following)
+            elif following is not None:
+                has_value, value = "=", following
+        try:
+            wanted = OPTIONAL_BOOL(value) if has_value else True
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"argument {name}: {exc}") from None
+    return wanted, rest
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
-    if command == "train" and any(arg in BASELINE_ALIASES for arg in argv):
-        command = "baseline"
-        argv = [arg for arg in argv if arg not in BASELINE_ALIASES]
     try:
+        if command == "train":
+            baseline, argv = split_baseline_flag(argv)
+            command = "baseline" if baseline else command
         return COMMANDS[command](argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("[ftlab] aborted (Ctrl-C): a checkpoint being written is incomplete and ignored when resuming",
+              file=sys.stderr, flush=True)
+        return ABORTED_EXIT_CODE

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ftlab.errors import ConfigError
 
@@ -66,6 +66,17 @@ def _parse_bool(text: Any) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError
+
+
+def _parse_resume(text: Any) -> Union[bool, str]:
+    """--resume: true, false, or auto (continue when a complete checkpoint exists, else start)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    return _parse_bool(text)
+
+
+# Flags that take an optional value: `--lora_key` alone means true, `--lora_key false` says it.
+OPTIONAL_VALUE_PARSERS = (_parse_bool, _parse_resume)
 
 
 def _parse_str(text: Any) -> str:
@@ -260,9 +271,11 @@ class RunArgs:
     save_total_limit: int = option(1, "Checkpoints kept in --output_dir (the best one is always kept too).",
                                    parse=_parse_int, check=lambda v: v >= 1, allowed="an integer >= 1",
                                    identity=False)
-    resume: bool = option(False, "Continue from the latest checkpoint in --output_dir (model, optimizer, "
-                          "scheduler, RNG and data order).", parse=_parse_bool, allowed="true or false",
-                          identity=False)
+    resume: Union[bool, str] = option(False, "Continue from the newest complete checkpoint in --output_dir "
+                                      "(model, optimizer, scheduler, RNG and data order): true (there must be "
+                                      "one), auto (when there is one; else start), or false. A finished run "
+                                      "(result.json) is skipped.", parse=_parse_resume,
+                                      allowed="auto, true or false", identity=False)
     load_best: bool = option(False, "Test (and save) the checkpoint with the best validation --metric_for_best, not "
                              "the last one.", parse=_parse_bool, allowed="true or false")
     metric_for_best: str = option("accuracy", "Validation metric for --load_best and early stopping.",
@@ -365,6 +378,7 @@ def _argparse_type(name: str, parse: Callable[[Any], Any], allowed: str) -> Call
 
 
 POSITIVE_INT = _argparse_type("positive_int", _parse_positive_int, "an integer >= 1")
+OPTIONAL_BOOL = _argparse_type("bool", _parse_bool, "true or false")
 
 
 def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
@@ -380,14 +394,17 @@ def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
             kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {f.default})"}
             if meta["choices"]:
                 kwargs["choices"] = meta["choices"]
-            elif meta["parse"] is _parse_bool:
-                kwargs.update(nargs="?", const=True, type=_argparse_type(f.name, _parse_bool, meta["allowed"]))
+            elif meta["parse"] in OPTIONAL_VALUE_PARSERS:
+                kwargs.update(nargs="?", const=True, type=_argparse_type(f.name, meta["parse"], meta["allowed"]))
             else:
                 kwargs["type"] = _argparse_type(f.name, meta["parse"], meta["allowed"])
             group.add_argument(f"--{f.name}", **kwargs)
     aliases = parser.add_argument_group("aliases from the seed projects")
-    aliases.add_argument("--lora", dest="alias_lora", action="store_true", help="= --method lora")
-    aliases.add_argument("--q_lora", dest="alias_q_lora", action="store_true", help="= --method qlora")
+    # As the seed projects' READMEs write them: `--lora True` as well as `--lora` (`--lora false` sets nothing).
+    aliases.add_argument("--lora", dest="alias_lora", nargs="?", const=True, type=OPTIONAL_BOOL,
+                         help="= --method lora")
+    aliases.add_argument("--q_lora", dest="alias_q_lora", nargs="?", const=True, type=OPTIONAL_BOOL,
+                         help="= --method qlora")
     aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help="= --lora_r")
     aliases.add_argument("--task", dest="alias_task", choices=tuple(TASK_ALIASES),
                          help="fft = --method full, cls = --method head, lora = --method lora")
@@ -473,6 +490,9 @@ def validate(cfg: Config) -> Config:
     from ftlab.data.registry import check_dataset_name  # light: no datasets import
 
     check_dataset_name(cfg.data.dataset)
+    from ftlab.models.sources import check_model_before_loading  # light: reads config.json, no transformers
+
+    check_model_before_loading(cfg.model.model, cfg.data.max_length)
     _check_method(cfg.method)
     if cfg.optim.cycle_momentum and (cfg.optim.scheduler != "onecycle" or (
             cfg.optim.optimizer in ("sgd", "sgd_nesterov") and cfg.optim.momentum == 0)):
@@ -489,14 +509,10 @@ def validate(cfg: Config) -> Config:
 
 
 def _check_run(args: RunArgs) -> None:
-    if args.output_dir and not args.overwrite_output_dir and (Path(args.output_dir) / "result.json").exists():
+    if args.output_dir and not args.overwrite_output_dir and not args.resume and (
+            Path(args.output_dir) / "result.json").exists():
         raise ConfigError(f"--output_dir {args.output_dir} already holds a finished run (result.json); choose "
                           f"another directory or pass --overwrite_output_dir")
-    if args.resume:
-        if not args.output_dir:
-            raise ConfigError("--resume needs the --output_dir of the run to continue")
-        if not any(Path(args.output_dir).glob("checkpoint-*/trainer_state.json")):
-            raise ConfigError(f"--resume: no complete checkpoint-* directory in {args.output_dir} to continue from")
     if (args.load_best or args.early_stopping_patience) and args.save_steps and args.eval_steps \
             and args.save_steps % args.eval_steps:
         raise ConfigError(f"--save_steps {args.save_steps} must be a multiple of --eval_steps {args.eval_steps} "
@@ -561,8 +577,12 @@ def parse_args(argv: list[str]) -> Config:
     file_values = read_config_file(given.pop("config")) if "config" in given else {}
     file_values = _one_seed_setting(file_values, given)
     alias_values = _from_aliases(given)
-    cfg = config_from_values({**file_values, **given, **alias_values})
-    return resolve_defaults(validate(cfg))
+    cfg = resolve_defaults(validate(config_from_values({**file_values, **given, **alias_values})))
+    from ftlab.resume import check_resume  # after resolve_defaults: it compares resolved values with a saved run
+
+    for run in expand_seeds(cfg):  # each seed resumes in its own directory
+        check_resume(run)
+    return cfg
 
 
 def expand_seeds(cfg: Config) -> list[Config]:
@@ -585,3 +605,12 @@ def expand_seeds(cfg: Config) -> list[Config]:
             run.method.load_adapter = str(seed_adapter)
         runs.append(run)
     return runs
+
+
+def explicit_options(argv: list[str]) -> set[str]:
+    """The option names that the command line itself sets (aliases folded in; --config's keys not), for callers
+    that must not silently override a value the user typed."""
+    given = vars(build_parser().parse_args(argv))
+    given.pop("config", None)
+    aliases = _from_aliases(given)  # takes the alias_* entries out of `given`
+    return set(given) | set(aliases)

@@ -51,6 +51,8 @@ def notes(record: Record) -> list[str]:
         found.append(f"**collapse: {record['collapse']}**")
     if record.get("data", {}).get("test_is_validation"):
         found.append("test = validation")
+    if (record.get("search") or {}).get("state") == "PRUNED":
+        found.append(f"pruned by the search at step {record['search']['pruned_at_step']}")
     return found
 
 

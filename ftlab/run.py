@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import yaml
 
@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from transformers import TrainerCallback
 
 
-def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Optional[dict[str, Any]]:
+def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
+                 extra: Optional[Mapping[str, Any]] = None) -> Optional[dict[str, Any]]:
     """The run's record on the main process; None on the other processes of a multi-process run. `callbacks` join
-    the Trainer's own (a search's pruning callback, for example)."""
+    the Trainer's own (a search's pruning callback, for example); `extra` are fields a caller adds to the record,
+    as they stand when it is written (such a callback may still fill them in during training)."""
     # Heavy imports live here, after the config has been validated.
     from transformers import set_seed
 
@@ -29,12 +31,14 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method, count_parameters
     from ftlab.models.pooling import apply_pooling, resolve_pooling
-    from ftlab.models.sources import resolve_model
+    from ftlab.models.sources import check_resolved_model, resolve_model
     from ftlab.predictions import save_run_predictions
+    from ftlab.preemption import StopOnRequest
     from ftlab.results import data_summary, environment, format_summary, save_record, write_json_atomic
+    from ftlab.resume import count_attempt, latest_checkpoint
     from ftlab.speed import PROFILE_NAME, resolve_attention_dropout, resolve_precision
     from ftlab.tracking import finish_run, start_run
-    from ftlab.train import build_trainer, latest_checkpoint, train_and_evaluate
+    from ftlab.train import build_trainer, train_and_evaluate
 
     state = process_state()
     output_dir = resolve_output_dir(cfg)
@@ -48,6 +52,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     with state.main_process_first():
         # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
         source = resolve_model(cfg.model.model)
+        check_resolved_model(source, cfg.data.max_length)
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
         print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
@@ -67,15 +72,18 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
     print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
           f"({params.percent:.2f}%)", flush=True)
 
+    resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
+    attempts = None
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
-    if resume_from and state.is_main_process:
-        print(f"[ftlab] resuming from {resume_from}", flush=True)
+        attempts = count_attempt(output_dir, cfg.run.resume)
+        if resume_from:
+            print(f"[ftlab] attempt {attempts}: resuming from {resume_from}", flush=True)
     tracker = start_run(cfg, output_dir, group)  # main process only: one W&B run per training run
+    # A stop request (signal, or the SLURM templates' stop file) ends training with a checkpoint, not a record.
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(output_dir), tracking=tracker is not None,
-                            callbacks=callbacks)
+                            callbacks=[*callbacks, StopOnRequest()])
     # Every process trains and evaluates (the evaluation gathers all processes' predictions); one writes.
     outcome = train_and_evaluate(trainer, tokenized, data, resume_from=resume_from, train=not cfg.run.eval_only)
     peak_memory_mb = largest(outcome.peak_memory_mb)
@@ -117,11 +125,13 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = ()) -> Op
         "eval_history": outcome.eval_history,
         "collapse": "; ".join(outcome.collapse) or None,
         "resumed_from": resume_from,
+        "attempts": attempts,
         "best_checkpoint": outcome.best_checkpoint,
         "stopped_early": outcome.stopped_early,
         "saved": saved,
         "environment": environment(),
         "distributed": distributed_summary(cfg.optim.batch_size, cfg.optim.gradient_accumulation_steps),
+        **(extra or {}),
     }
     record["tracking"] = finish_run(tracker, record)
     save_record(output_dir, record)

@@ -1,8 +1,11 @@
-"""Process-level tuning that must happen before the first large tensor is allocated."""
+"""Process-level settings made once, before the libraries load: memory tuning, library noise."""
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
 import sys
+import warnings
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
@@ -25,3 +28,30 @@ def tune_glibc_malloc() -> bool:
         (_M_TRIM_THRESHOLD, 2**30),
         (_M_TOP_PAD, 256 * 2**20),
     ))
+
+
+def quiet_library_noise(method: str) -> None:
+    """Silence library output that a user of this harness cannot act on (each item seen in a default CPU run).
+
+    - peft 0.21 reads PreTrainedModel.is_gradient_checkpointing inside get_peft_model, which transformers 5
+      deprecates with a FutureWarning: their mismatch, not a call of ours.
+    - bitsandbytes (imported by peft) says on AVX512-BF16 CPUs that its fast 4-bit CPU kernel needs the `kernels`
+      package (which fetches the kernel from the hub): only QLoRA uses 4-bit kernels, so only QLoRA runs see it.
+    - datasets' JSON reader logs its parse error before raising it; ftlab reports the raised one, with the line.
+    - Progress bars off a terminal (a log file, a pipe) are lines of carriage returns, so they are off there, as
+      the Trainer's own is (train.py, disable_tqdm).
+    """
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    if method != "qlora":
+        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    logging.getLogger("datasets.packaged_modules.json.json").setLevel(logging.CRITICAL)
+    if not sys.stderr.isatty():
+        # Read when the libraries are imported; a process that imported them already (tests) is told directly.
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()

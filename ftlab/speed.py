@@ -77,6 +77,8 @@ def speed_arguments(cfg: Config) -> dict[str, Any]:
         "train_sampling_strategy": "group_by_length" if grouped else "random",
         "dataloader_num_workers": workers,
         "dataloader_persistent_workers": workers > 0,  # no re-spawn of the workers every epoch
+        # Page-locked batches only help copies to a GPU; without one torch warns on every DataLoader.
+        "dataloader_pin_memory": cuda,
     }
     if cfg.speed.torch_compile:
         # Not dataloader_drop_last: the Trainer applies it to evaluation too, which would skip samples.

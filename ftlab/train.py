@@ -264,18 +264,6 @@ def _compiled_graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def latest_checkpoint(output_dir: Path) -> Optional[str]:
-    """The newest checkpoint that was written completely.
-
-    transformers' get_last_checkpoint takes the highest-numbered directory, but a run killed while saving leaves
-    a partial one; the Trainer writes trainer_state.json last, so its presence marks a finished checkpoint (and
-    older ones are only rotated away after that).
-    """
-    complete = [path for path in output_dir.glob("checkpoint-*")
-                if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()]
-    return str(max(complete, key=lambda path: int(path.name.split("-")[-1]))) if complete else None
-
-
 def _epoch_of(checkpoint: Optional[str]) -> float:
     if not checkpoint:
         return 0.0

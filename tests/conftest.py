@@ -49,14 +49,15 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: st
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
                                         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    # 512 positions, as the real encoders have: the default --max_length (256) fits, as it does for them.
     if arch == "bert":
         model_class = BertForSequenceClassification
         config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
+                            intermediate_size=64, max_position_embeddings=512, num_labels=num_labels, pad_token_id=0)
     else:
         model_class = DistilBertForSequenceClassification
         config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                                  max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
+                                  max_position_embeddings=512, num_labels=num_labels, pad_token_id=0)
     torch.manual_seed(seed)
     model = model_class(config)
     rows = synthetic_rows(256, seed=1000 + seed, classes=("pos", "neg", "neutral")[:max(2, num_labels)])

@@ -4,6 +4,7 @@ import time
 import pytest
 import yaml
 
+from ftlab.cli import split_baseline_flag
 from ftlab.config import DEFAULT_LR, DEFAULT_MODEL, parse_args, read_config_file
 from ftlab.errors import ConfigError, DataError
 from tests.conftest import run_main
@@ -60,6 +61,73 @@ def test_seed_aliases_map_to_method(argv, method):
     assert parse_args(argv).method.method == method
 
 
+@pytest.mark.parametrize("argv, method", [(["--lora", "True"], "lora"), (["--q_lora", "True"], "qlora"),
+                                          (["--q_lora=yes"], "qlora"), (["--q_lora", "false"], "lora"),
+                                          (["--q_lora", "false", "--method", "full"], "full")])
+def test_seed_aliases_take_a_boolean_value_as_their_readmes_write_them(argv, method):
+    assert parse_args(argv).method.method == method
+
+
+@pytest.mark.parametrize("argv, baseline, rest", [
+    (["--check_baseLine", "True", "--dataset", "x"], True, ["--dataset", "x"]),
+    (["--dataset", "x", "--check_baseline"], True, ["--dataset", "x"]),
+    (["--check_baseline", "--dataset", "x"], True, ["--dataset", "x"]),
+    (["--check_baseline=false", "--epochs", "2"], False, ["--epochs", "2"]),
+    (["--epochs", "2"], None, ["--epochs", "2"]),
+])
+def test_check_baseline_takes_an_optional_boolean(argv, baseline, rest):
+    assert split_baseline_flag(argv) == (baseline, rest)
+
+
+@pytest.mark.parametrize("argv, resume", [([], False), (["--resume"], True), (["--resume", "auto"], "auto"),
+                                          (["--resume", "false"], False), (["--resume=AUTO"], "auto")])
+def test_resume_is_true_false_or_auto(argv, resume, tmp_path):
+    run = _interrupted_run(tmp_path / "run")
+    assert parse_args([*argv, "--output_dir", str(run)]).run.resume == resume
+
+
+def _interrupted_run(directory, *flags):
+    """An output directory as an interrupted run leaves it: its config and a complete checkpoint."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump(parse_args(list(flags)).to_dict()))
+    (directory / "checkpoint-7").mkdir()
+    (directory / "checkpoint-7" / "trainer_state.json").write_text("{}")
+    return directory
+
+
+def test_resume_continues_only_the_same_configuration(tmp_path):
+    run = _interrupted_run(tmp_path / "run", "--lr", "1e-3", "--epochs", "2")
+    # How an attempt runs may change (W&B, resume itself); what it computes may not.
+    cfg = parse_args(["--lr", "1e-3", "--epochs", "2", "--output_dir", str(run), "--resume", "auto",
+                      "--wandb_project", "p", "--wandb_mode", "offline"])
+    assert cfg.run.resume == "auto"
+    with pytest.raises(ConfigError, match=r"--resume auto: .*run holds a checkpoint of a run with another "
+                                          r"configuration \(--epochs 2.0 there, 1.0 now and 1 more\); repeat"):
+        parse_args(["--output_dir", str(run), "--resume", "auto"])
+    # Nothing to continue: auto starts afresh, true says so.
+    assert parse_args(["--output_dir", str(tmp_path / "new"), "--resume", "auto"]).run.resume == "auto"
+    with pytest.raises(ConfigError, match="no complete checkpoint"):
+        parse_args(["--output_dir", str(tmp_path / "new"), "--resume", "true"])
+
+
+def test_under_slurm_the_default_output_dir_is_the_jobs(tmp_path, monkeypatch):
+    from ftlab.rundir import default_output_dir
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = parse_args([])
+    assert default_output_dir(cfg, "lora").startswith("runs/imdb-lora-20")  # outside SLURM: the start time
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert default_output_dir(cfg, "lora") == "runs/imdb-lora-job4242"  # every attempt of the job: one directory
+    # A requeued job resumes from it without naming it.
+    _interrupted_run(tmp_path / "runs" / "imdb-lora-job4242")
+    assert parse_args(["--resume"]).run.resume is True
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4240")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    assert default_output_dir(cfg, "lora") == "runs/imdb-lora-job4240_2"
+
+
 def test_lora_rank_alias_and_conflicts():
     assert parse_args(["--lora_rank", "4"]).method.lora_r == 4
     with pytest.raises(ConfigError, match="conflicting"):
@@ -88,6 +156,8 @@ def test_dataset_name_checked_before_anything_loads():
     (["--config", "missing.yaml"], "--config missing.yaml: no such file"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["--seeds", "1,x"], "--seeds: 'x' is not an integer"),
+    (["--lora", "maybe"], "argument --lora: 'maybe' is not true or false"),
+    (["--check_baseLine", "maybe"], "argument --check_baseLine: 'maybe' is not true or false"),
 ])
 def test_bad_flag_fails_fast_with_one_line_and_touches_nothing(argv, expected, tmp_path):
     cache = tmp_path / "cache"
@@ -122,6 +192,7 @@ def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--resume"], "--resume needs the --output_dir"),
     (["--resume", "--output_dir", "{tmp}"], "no complete checkpoint-* directory in {tmp}"),
+    (["--resume", "maybe"], "argument --resume: 'maybe' is not auto, true or false"),
     (["--load_best", "--eval_steps", "5", "--save_steps", "7"], "--save_steps 7 must be a multiple of --eval_steps 5"),
     (["--metric_for_best", "auc"], "invalid choice: 'auc'"),
     (["--wandb_mode", "cloud"], "invalid choice: 'cloud'"),

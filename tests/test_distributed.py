@@ -1,6 +1,7 @@
 """Two CPU processes through the real `accelerate launch` (gloo) against one plain process, on the same data."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,3 +74,54 @@ def test_two_processes_match_one_and_write_one_record(tiny_model_dir, tmp_path):
         assert (two_file["prediction"] == two_file["label"]).mean() == double["metrics"][split]["accuracy"]
     assert abs(double["metrics"]["test"]["accuracy"] - single["metrics"]["test"]["accuracy"]) <= 0.01
     assert double["metrics"]["test"]["accuracy"] >= 0.95
+
+
+def _worker_pid(launcher: subprocess.Popen, rank: int) -> int:
+    """The pid of the training process of one rank: a child of the launcher, told apart by its RANK."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for task in os.listdir(f"/proc/{launcher.pid}/task"):
+            for child in open(f"/proc/{launcher.pid}/task/{task}/children").read().split():
+                try:
+                    environ = open(f"/proc/{child}/environ", "rb").read().split(b"\0")
+                except OSError:  # gone in the meantime
+                    continue
+                if f"RANK={rank}".encode() in environ:
+                    return int(child)
+        time.sleep(0.1)
+    raise AssertionError(f"no process of rank {rank} under the launcher")
+
+
+def test_a_signal_to_one_rank_stops_both_after_the_same_step_and_the_run_resumes(tiny_model_dir, tmp_path):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
+    flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+             "--label_column", "polarity", "--method", "lora", "--epochs", "4", "--lr", "1e-2", "--batch_size", "16",
+             "--max_length", "32", "--save_steps", "5", "--output_dir", str(tmp_path / "run")]
+    command = [sys.executable, "-m", "accelerate.commands.launch",
+               "--config_file", str(ROOT / "scripts" / "accelerate" / "multi_gpu.yaml"), "--num_processes", "2",
+               "--main_process_port", str(free_port()), str(ROOT / "main.py"), *flags]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    launcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    rank_1 = _worker_pid(launcher, 1)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "run" / "checkpoint-5" / "trainer_state.json").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(rank_1, signal.SIGUSR1)  # rank 1 only: rank 0 learns of it at the next step end
+    _, stderr = launcher.communicate(timeout=120)  # no rank waits alone for the other
+    # The processes ended with "interrupted" (the launcher reports the first to exit, and fails itself).
+    assert "exitcode  : 75" in stderr, stderr[-3000:]
+    [checkpoint] = (tmp_path / "run").glob("checkpoint-*")
+    # Each process saved its RNG state into the same step's checkpoint: both stopped after that step.
+    assert sorted(path.name for path in checkpoint.glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+    assert checkpoint.name == f"checkpoint-{step}" and step >= 5
+    assert stderr.count(f"interrupted: stopped by a stop request on another process after step {step}") == 1
+
+    resumed = accelerate_launch(2, *flags, "--resume", "auto", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert (record["resumed_from"], record["attempts"]) == (str(checkpoint), 2)
+    assert record["loss_history"][-1]["step"] == 4 * 10  # 320 rows, 2 processes x 16 per step, 4 epochs
+    assert record["metrics"]["test"]["accuracy"] >= 0.95

@@ -16,7 +16,8 @@ SUITES = {"experiments_1": 5, "experiments_2": 2, "imdb_methods": 6, "lora_rank"
 
 def run_suite(name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHON": sys.executable, **env}
-    for unset in ("RUN_INDEX", "SLURM_ARRAY_TASK_ID", "LIST_RUNS", "SIZE", "MODEL", "RESULTS", "SEEDS"):
+    for unset in ("RUN_INDEX", "SLURM_ARRAY_TASK_ID", "LIST_RUNS", "SIZE", "MODEL", "RESULTS", "SEEDS",
+                  "FTLAB_STOP_FILE"):
         if unset not in env:
             full_env.pop(unset, None)
     return subprocess.run(["bash", str(ROOT / "experiments" / f"{name}.sh")], cwd=cwd, env=full_env,
@@ -57,15 +58,23 @@ def test_array_task_id_runs_one_run_and_a_finished_run_is_skipped(tmp_path):
     assert len((results / "index.jsonl").read_text().splitlines()) == 1
 
 
-def test_model_override_and_a_seed_reach_the_fine_tuning_runs(tiny_model_dir, tmp_path):
+def test_model_override_and_a_seed_reach_the_runs_and_an_interrupted_run_resumes(tiny_model_dir, tmp_path):
     results = tmp_path / "sweep"
     # With SEEDS=1,2 the runs are svm, full/seed1, full/seed2, ...: task 2 is the second seed of `full`.
-    proc = run_suite("experiments_1", tmp_path, RUN_INDEX="2", MODEL=str(tiny_model_dir), RESULTS=str(results),
-                     SEEDS="1,2")
+    settings = dict(RUN_INDEX="2", MODEL=str(tiny_model_dir), RESULTS=str(results), SEEDS="1,2")
+    # A stop request (the file the SLURM templates create on SLURM's warning signal) ends the run after its first
+    # step with a checkpoint, and the suite with the run's "interrupted" status.
+    (tmp_path / "stop").touch()
+    stopped = run_suite("experiments_1", tmp_path, FTLAB_STOP_FILE=str(tmp_path / "stop"), **settings)
+    assert stopped.returncode == 75, stopped.stderr[-3000:]
+    assert not (results / "full" / "seed2" / "result.json").exists()
+    # Run again, the suite continues that run rather than skipping or restarting it.
+    proc = run_suite("experiments_1", tmp_path, **settings)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in (results / "full").iterdir()) == ["index.jsonl", "seed2"]
     record = json.loads((results / "full" / "seed2" / "result.json").read_text())
     assert record["seed"] == 2 and record["config"]["run"]["seed"] == 2
+    assert (Path(record["resumed_from"]).name, record["attempts"]) == ("checkpoint-1", 2)
     assert record["model"] == str(tiny_model_dir) and record["method"] == "full"
     assert record["config"]["data"]["max_length"] == 64 and record["config"]["optim"]["epochs"] == 1
 

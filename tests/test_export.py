@@ -36,6 +36,38 @@ def test_merged_and_unmerged_give_the_same_logits(method, tiny_model_dir):
     assert torch.allclose(before, after, atol=MERGE_ATOL), (before - after).abs().max()
 
 
+def test_qlora_merges_in_full_precision(tmp_path):
+    """The merged QLoRA model computes what the 4-bit model with its adapter computed: the dequantised base plus
+    the LoRA update. (PEFT's own merge into the 4-bit layer re-quantises W + BA and loses most of BA.)"""
+    import bitsandbytes as bnb
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ftlab.models.load import load_classifier
+    from ftlab.models.sources import ModelSource
+
+    # 64 wide: bitsandbytes' 4-bit blocks are 64 weights; no dropout, so the training-mode forward is deterministic
+    config = BertConfig(vocab_size=40, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=32, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(tmp_path)
+    args = MethodArgs(method="qlora", lora_r=4)
+    model = apply_method(load_classifier(ModelSource("bert", str(tmp_path), "local"), ["neg", "pos"], args), args)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    # Training mode: in eval mode bitsandbytes switches to a bf16 CPU kernel on CPUs with AVX512-BF16.
+    model.train()
+    with torch.no_grad():
+        before = model(**_batch()).logits
+        merged = merged_model(model, "qlora").train()
+        after = merged(**_batch()).logits
+    assert not any(isinstance(module, bnb.nn.Linear4bit) for module in merged.modules())
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    assert torch.allclose(before, after, atol=1e-4), (before - after).abs().max()
+
+
 def test_adapter_saved_then_chained_into_head_training(tiny_model_dir, tmp_path):
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
     common = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",

@@ -1,6 +1,7 @@
 """Where a dataset comes from: a local path, the hub (live or cached), or an offline package-index mirror."""
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -21,17 +22,57 @@ class RawData:
     notes: list[str] = field(default_factory=list)
 
 
-def _has_data_rows(path: Path) -> bool:
-    """Text formats only: at least one row besides a CSV/TSV header. (datasets' own error for an empty file,
-    'Instruction "train" corresponds to no data', does not say what is wrong.)"""
+def _check_text_file(path: Path) -> None:
+    """Text formats only: UTF-8 text with at least one row besides a CSV/TSV header. The readers' own errors say
+    neither: a binary or Latin-1 file passes as rows of replacement characters or fails deep in pandas, and an
+    empty one gives 'Instruction "train" corresponds to no data'."""
     needed = 1 if path.suffix.lower() in (".json", ".jsonl") else 2
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        found = 0
-        for line in handle:
-            found += bool(line.strip())
-            if found >= needed:
-                return True
-    return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    found, offset, at_line_start = 0, 0, True
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                nul = chunk.find(b"\0")
+                if nul >= 0:
+                    raise DataError(f"--dataset {path}: a binary file, not {path.suffix} text (NUL byte at offset "
+                                    f"{offset + nul})")
+                try:
+                    text = decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"--dataset {path}: not UTF-8 text (byte 0x{chunk[exc.start]:02x} at offset "
+                                    f"{offset + exc.start}); save it as UTF-8") from None
+                offset += len(chunk)
+                for line in text.splitlines(keepends=True) if found < needed else ():
+                    found += at_line_start and bool(line.strip())
+                    at_line_start = line.endswith(("\n", "\r"))
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DataError(f"--dataset {path}: not UTF-8 text (it ends inside a multi-byte character)") from None
+    except OSError as exc:
+        raise DataError(f"--dataset {path}: cannot read it: {exc.strerror}") from None
+    if found < needed:
+        raise DataError(f"--dataset {path}: the train split is empty (the file has no data rows)")
+
+
+def _json_error(path: Path) -> Optional[str]:
+    """Where a JSON or JSON Lines file breaks, for the error message (the json builder only says that it failed);
+    None when it parses, and the reader failed for another reason."""
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        if path.suffix.lower() == ".json":
+            try:
+                json.load(handle)
+            except ValueError as exc:
+                return f"not valid JSON ({exc})"
+            return None
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError as exc:
+                    return f"line {number} is not valid JSON ({exc})"
+    return None
 
 
 def _load_local(path: Path) -> datasets.DatasetDict:
@@ -42,14 +83,19 @@ def _load_local(path: Path) -> datasets.DatasetDict:
             raise DataError(f"--dataset {path}: cannot read it as a save_to_disk directory: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
         return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
-    if path.suffix.lower() != ".parquet" and not _has_data_rows(path):
-        raise DataError(f"--dataset {path}: the train split is empty (the file has no data rows)")
-    builder = LOCAL_SUFFIXES[path.suffix.lower()]
-    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    suffix = path.suffix.lower()
+    if suffix != ".parquet":
+        _check_text_file(path)
+    builder = LOCAL_SUFFIXES[suffix]
+    # utf-8-sig: a byte-order mark (Excel writes one) would otherwise become part of the first column's name.
+    kwargs = {"csv": {"encoding": "utf-8-sig"}}.get(builder, {})
+    if suffix == ".tsv":
+        kwargs["delimiter"] = "\t"
     try:
         return datasets.load_dataset(builder, data_files={"train": str(path)}, **kwargs)
     except Exception as exc:  # the builders raise many types for a malformed file; all mean "cannot read it"
-        raise DataError(f"--dataset {path}: cannot read it as {path.suffix}: {str(exc).splitlines()[0]}") from None
+        detail = (_json_error(path) if builder == "json" else None) or str(exc).strip()
+        raise DataError(f"--dataset {path}: cannot read it as {path.suffix}: {detail.splitlines()[0]}") from None
 
 
 def _load_hub(hub_id: str, config: Optional[str]) -> Optional[datasets.DatasetDict]:

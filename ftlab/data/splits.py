@@ -1,8 +1,9 @@
 """From whatever a source gave us to three labelled splits with columns text/label: the same every time."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import datasets
 
@@ -38,13 +39,47 @@ def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
             if column not in split.column_names:
                 raise DataError(f"--dataset {dataset_name}: split {split_name!r} has no {role} column {column!r}; "
                                 f"its columns are {', '.join(split.column_names)} "
-                                f"(choose with --{role}_column)")
+                                f"(choose with --{role}_column){_delimiter_hint(split.column_names)}")
         split = split.select_columns([raw.text_column, raw.label_column])
         if raw.text_column != "text":
             split = split.rename_column(raw.text_column, "text")
         if raw.label_column != "label":
             split = split.rename_column(raw.label_column, "label")
         out[split_name] = split.add_column("example_id", [f"{split_name}/{row}" for row in range(len(split))])
+    return datasets.DatasetDict(out)
+
+
+def _delimiter_hint(columns: list[str]) -> str:
+    """A file read as one column whose name holds another separator was most likely written with that one."""
+    if len(columns) != 1:
+        return ""
+    found = [name for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")) if sep in columns[0]]
+    return (f"; the header looks separated by {found[0]}: a .csv must be comma-separated, a .tsv tab-separated"
+            if found else "")
+
+
+def _is_missing(label: Any) -> bool:
+    return label is None or (isinstance(label, float) and math.isnan(label))
+
+
+def _drop_missing_labels(splits: datasets.DatasetDict, notes: list[str],
+                         dataset_name: str) -> datasets.DatasetDict:
+    """Rows without a label (an empty cell: None, or NaN in a numeric column) cannot be trained or scored on."""
+    out = {}
+    for name, split in splits.items():
+        # An unlabelled evaluation split is a hidden test set (GLUE); training needs labels.
+        if isinstance(split.features["label"], datasets.ClassLabel) or (_is_unlabelled(split) and name != "train"):
+            out[name] = split
+            continue
+        kept = split.filter(lambda batch: [not _is_missing(label) for label in batch["label"]], batched=True)
+        dropped = len(split) - len(kept)
+        if dropped:
+            message = f"dropped {dropped} rows without a label from the {name} split"
+            print(f"[ftlab] {message}", flush=True)
+            notes.append(message)
+        if len(kept) == 0:
+            raise DataError(f"--dataset {dataset_name}: no row of the {name} split has a label")
+        out[name] = kept
     return datasets.DatasetDict(out)
 
 
@@ -69,7 +104,13 @@ def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str], dataset_na
 def _is_unlabelled(split: datasets.Dataset) -> bool:
     # GLUE-style hidden test labels are stored as -1.
     labels = split["label"]
-    return all(label is None or label == -1 for label in labels)
+    return all(_is_missing(label) or label == -1 for label in labels)
+
+
+def _label_value(label: Any) -> Any:
+    """A label as a class: 1.0 and 1 are one class, named "1" (a numeric column with one empty cell is read as
+    floats)."""
+    return int(label) if isinstance(label, float) and label.is_integer() else label
 
 
 def _encode_labels(splits: datasets.DatasetDict) -> tuple[datasets.DatasetDict, list[str]]:
@@ -77,15 +118,15 @@ def _encode_labels(splits: datasets.DatasetDict) -> tuple[datasets.DatasetDict, 
     feature = splits["train"].features["label"]
     if isinstance(feature, datasets.ClassLabel):
         return splits, list(feature.names)
-    values = sorted({v for split in splits.values() for v in split["label"] if v is not None and v != -1},
-                    key=lambda v: (isinstance(v, str), v))
+    values = sorted({_label_value(v) for split in splits.values() for v in split["label"]
+                     if not _is_missing(v) and v != -1}, key=lambda v: (isinstance(v, str), v))
     names = [str(v) for v in values]
     index = {v: i for i, v in enumerate(values)}
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names),
                                   "example_id": datasets.Value("string")})
 
     def encode(batch: dict) -> dict:
-        return {**batch, "label": [index.get(v, -1) for v in batch["label"]]}
+        return {**batch, "label": [index.get(_label_value(v), -1) for v in batch["label"]]}
 
     encoded = {name: split.map(encode, batched=True, features=features) if not _is_unlabelled(split)
                else split for name, split in splits.items()}
@@ -110,6 +151,35 @@ def _carve(split: datasets.Dataset, count: int, seed: int) -> tuple[datasets.Dat
     return parts["train"], parts["test"]
 
 
+def _carve_counts(rows: int, validation_fraction: Optional[float],
+                  test_fraction: Optional[float]) -> tuple[int, int]:
+    """Rows carved from train for validation and test (None: that split exists already), as _carve takes them."""
+    return (max(1, round(validation_fraction * rows)) if validation_fraction is not None else 0,
+            max(1, round(test_fraction * rows)) if test_fraction is not None else 0)
+
+
+# Fewest training rows that still hold two classes.
+MIN_TRAIN_ROWS = 2
+# More classes than this and than half the rows: the label column is not a set of classes.
+MANY_CLASSES = 20
+
+
+def _check_enough_rows(rows: int, dataset_name: str, validation_fraction: Optional[float],
+                       test_fraction: Optional[float]) -> None:
+    """Carving needs rows left for training; scikit-learn's own error ('test_size=1 should be ...') says nothing
+    about the data."""
+    carved = sum(_carve_counts(rows, validation_fraction, test_fraction))
+    if rows - carved >= MIN_TRAIN_ROWS:
+        return
+    needed = next((n for n in range(rows + 1, 10**5)
+                   if n - sum(_carve_counts(n, validation_fraction, test_fraction)) >= MIN_TRAIN_ROWS), None)
+    carving = " and ".join(name for name, fraction in (("validation", validation_fraction),
+                                                       ("test", test_fraction)) if fraction is not None)
+    need = f"at least {needed} rows" if needed else "smaller --validation_fraction/--test_fraction"
+    raise DataError(f"--dataset {dataset_name}: {rows} training rows are too few to carve {carving} from and keep "
+                    f"{MIN_TRAIN_ROWS} to train on: it needs {need}")
+
+
 def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: float, test_fraction: float,
                    data_seed: int, max_train: Optional[int], max_eval: Optional[int],
                    max_test: Optional[int]) -> PreparedData:
@@ -117,10 +187,15 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
     if "train" not in raw.splits:
         raise DataError(f"--dataset {dataset_name}: no 'train' split (splits: {', '.join(raw.splits)})")
     splits = _drop_empty_texts(_select_columns(raw, dataset_name), notes, dataset_name)
+    splits = _drop_missing_labels(splits, notes, dataset_name)
     splits, label_names = _encode_labels(splits)
 
     train = splits["train"]
     original_train_size = len(train)  # both fractions are of the original training split
+    if len(label_names) > max(MANY_CLASSES, original_train_size // 2):
+        raise DataError(f"--dataset {dataset_name}: {len(label_names)} distinct labels in {original_train_size} rows "
+                        f"(e.g. {', '.join(label_names[:3])}): column {raw.label_column!r} looks like a number to "
+                        f"predict or an id, not classes; choose the class column with --label_column")
     test_is_validation = False
     test = splits.get("test")
     if test is not None and _is_unlabelled(test):
@@ -128,6 +203,8 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
         test_is_validation = True
         notes.append("the test split has no labels: test figures are computed on the validation split")
     validation = splits.get("validation")
+    _check_enough_rows(original_train_size, dataset_name, validation_fraction if validation is None else None,
+                       test_fraction if test is None and not test_is_validation else None)
     if validation is None:
         train, validation = _carve(train, round(validation_fraction * original_train_size), data_seed)
         notes.append(f"validation carved from train ({validation_fraction:g}, stratified, seed {data_seed})")

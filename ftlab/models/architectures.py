@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from ftlab.errors import ConfigError
 
@@ -69,6 +70,21 @@ ARCHITECTURES: dict[str, Architecture] = {
                             head_linears=("classifier.dense", "classifier.out_proj"), blocks="roberta.encoder.layer",
                             encoder="roberta.encoder"),
 }
+
+
+# RoBERTa-style encoders number positions from pad_token_id + 1, so 514 position embeddings hold 512 tokens.
+POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")
+
+
+def max_positions(config: dict) -> Optional[int]:
+    """Tokens per text a model's learned absolute positions allow, from its config.json; None where the config
+    sets no such limit (relative positions, or no max_position_embeddings)."""
+    total = config.get("max_position_embeddings")
+    if not isinstance(total, int) or config.get("position_embedding_type", "absolute") != "absolute":
+        return None
+    if config.get("model_type") in POSITION_OFFSET_TYPES:
+        total -= int(config.get("pad_token_id") or 1) + 1
+    return total
 
 
 def architecture_of(model_type: str) -> Architecture:

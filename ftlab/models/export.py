@@ -25,11 +25,27 @@ def merged_model(model: torch.nn.Module, method: str) -> torch.nn.Module:
         from ftlab.models.scratch_lora import merge_scratch_lora
 
         return merge_scratch_lora(model)
-    merged = model.merge_and_unload()
     if method == "qlora":
-        # A plain model must load without bitsandbytes: dequantise the (merged) 4-bit weights.
-        merged = merged.dequantize()
-    return merged
+        return _merged_dequantized(model)
+    return model.merge_and_unload()
+
+
+def _merged_dequantized(model: torch.nn.Module) -> torch.nn.Module:
+    """A QLoRA model merged in full precision, loadable without bitsandbytes.
+
+    PEFT's merge into a 4-bit layer dequantises W, adds the LoRA update and quantises W + ΔW again, so the exported
+    model loses most of ΔW to the 4-bit grid (measured: its predictions no longer matched the run's). Instead the
+    base is dequantised first and the same adapter weights (LoRA matrices and the trained head) are merged into it
+    by PEFT's ordinary full-precision merge.
+    """
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    adapter_config = model.peft_config[model.active_adapter]
+    trained = get_peft_model_state_dict(model)
+    base = model.unload().dequantize()  # the untouched 4-bit base weights, dequantised; the head as trained
+    plain = get_peft_model(base, adapter_config)
+    set_peft_model_state_dict(plain, trained)
+    return plain.merge_and_unload()
 
 
 def export_models(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, args: MethodArgs,

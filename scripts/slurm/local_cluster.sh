@@ -61,6 +61,10 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job may start again cred_expire + 1 s after its requeue (120 s by default), and waits for the next
+# scheduling pass after that (sched_interval, 60 s by default): kept short here so that requeue tests take seconds.
+AuthInfo=cred_expire=10
+SchedulerParameters=sched_interval=2
 CryptoType=crypto/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc

@@ -1,0 +1,106 @@
+"""Continuing a run: its newest complete checkpoint, whether this configuration may continue it, and which attempt
+this is. Light (no torch), so that --resume is checked with the other flags."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from ftlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ftlab.config import Config
+
+ATTEMPTS_FILE = "attempts.json"
+
+
+def latest_checkpoint(output_dir: Path) -> Optional[str]:
+    """The newest checkpoint that was written completely.
+
+    transformers' get_last_checkpoint takes the highest-numbered directory, but a run killed while saving leaves
+    a partial one; the Trainer writes trainer_state.json last, so its presence marks a finished checkpoint (and
+    older ones are only rotated away after that).
+    """
+    complete = [path for path in Path(output_dir).glob("checkpoint-*")
+                if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda path: int(path.name.split("-")[-1]))) if complete else None
+
+
+def _flag(resume: Union[bool, str]) -> str:
+    return f"--resume {str(resume).lower()}"
+
+
+def check_resume(cfg: "Config") -> None:
+    """--resume true needs a complete checkpoint to continue; true and auto continue only a run of the same
+    configuration (its saved config.yaml), so that a changed flag never mixes two runs in one record."""
+    resume = cfg.run.resume
+    if not resume:
+        return
+    output_dir = cfg.run.output_dir
+    if not output_dir:
+        from ftlab.rundir import default_output_dir, job_output_dir
+
+        if job_output_dir(cfg, cfg.method.method) is None:
+            if resume is True:
+                raise ConfigError("--resume needs the --output_dir of the run to continue")
+            return  # auto: a new directory named after the start time has nothing to continue
+        output_dir = default_output_dir(cfg, cfg.method.method)  # under SLURM: named after the job
+    if (Path(output_dir) / "result.json").is_file():
+        return  # finished: the command skips it
+    if latest_checkpoint(Path(output_dir)) is None:
+        if resume is True:
+            raise ConfigError(f"--resume: no complete checkpoint-* directory in {output_dir} to continue from")
+        return
+    _check_same_config(Path(output_dir), cfg)
+
+
+def _flatten(grouped: Any) -> dict[str, Any]:
+    if not isinstance(grouped, dict):
+        return {}
+    return {key: value for group in grouped.values() if isinstance(group, dict) for key, value in group.items()}
+
+
+def _options_to_compare() -> set[str]:
+    """The options that make a run what it is: those that can change its model or metrics (config.py's
+    `identity`), and the seed, which orders the batches. Where it writes, how often it logs or saves, W&B: those
+    may change between attempts."""
+    from ftlab.config import FIELDS
+
+    return {name for name, (_, field) in FIELDS.items() if field.metadata["identity"]} | {"seed"}
+
+
+def _check_same_config(output_dir: Path, cfg: "Config") -> None:
+    import yaml
+
+    try:
+        saved = _flatten(yaml.safe_load((output_dir / "config.yaml").read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError):
+        return  # a checkpoint without a readable config (an older run): nothing to compare against
+    current = _flatten(cfg.to_dict())
+    compared = _options_to_compare()
+    differing = [key for key in current if key in saved and key in compared and saved[key] != current[key]]
+    if differing:
+        key = differing[0]
+        more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
+        raise ConfigError(
+            f"{_flag(cfg.run.resume)}: {output_dir} holds a checkpoint of a run with another configuration "
+            f"(--{key} {saved[key]} there, {current[key]} now{more}); repeat that run's flags "
+            f"(--config {output_dir / 'config.yaml'}) or choose another --output_dir")
+
+
+def count_attempt(output_dir: Path, resume: Union[bool, str]) -> int:
+    """This attempt's number, kept in <output_dir>/attempts.json across interruptions: one more than before when
+    the run may continue (--resume true or auto; an attempt stopped before its first checkpoint counts too), 1
+    when it starts over (--resume false)."""
+    from ftlab.results import write_json_atomic
+
+    path = output_dir / ATTEMPTS_FILE
+    before = 0
+    if resume and path.is_file():
+        try:
+            before = int(json.loads(path.read_text(encoding="utf-8"))["attempts"])
+        except (ValueError, KeyError, TypeError):  # a damaged file: count from here
+            before = 0
+    attempts = before + 1
+    write_json_atomic(path, {"attempts": attempts})
+    return attempts

@@ -1,0 +1,293 @@
+"""`main.py search`: an Optuna study over train flags, in which every trial is an ordinary run.
+
+    python main.py search [train flags] --n_trials N --space "lr=1e-5..1e-3:log" --space "lora_r=4,8,16"
+
+The study lives in a storage (a SQLite file in the study directory unless --storage names another); any number of
+workers (processes, machines, SLURM array tasks) running the same command share it. The worker that finds fewer
+than N trials in the study queues the missing ones (empty trials: the sampler draws their values when they start);
+every worker then takes queued trials until none is left. So together they run exactly N, none twice. A worker
+that dies mid-trial stops sending heartbeats: after --grace_period another worker marks that trial FAIL and queues
+it again with the same values, and workers with nothing left to start wait for such trials before they stop.
+
+Trials are chosen on their final validation --metric_for_best only; the test split is reported for the best one.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options, parse_args
+from ftlab.errors import ConfigError
+from ftlab.rundir import dataset_label
+from ftlab.search_space import SYNTAX, Param, build_space, flag_value, param_flags
+
+PRUNERS = ("median", "hyperband", "none")
+# Train flags a search sets itself, or that make no sense for trials (why, for the error message).
+NOT_FOR_SEARCH = {
+    "output_dir": "each trial runs in <study_dir>/trial-<number>; choose the place with --study_dir",
+    "resume": "a trial is never resumed (a failed one is re-run afresh)",
+    "eval_only": "trials must train",
+    "save_adapter": "every trial would write the same adapter; retrain best_config.yaml with --save_adapter",
+}
+# Every combination of the space's choices and range ends is checked as a train command before the study starts;
+# beyond this many, only the first ones (the rest fail as single trials, if they do).
+MAX_CHECKED_POINTS = 256
+# A worker with nothing left to start looks this often whether the others' trials have ended or gone stale.
+WAIT_POLL_SECONDS = 5
+
+
+@dataclass
+class SearchArgs:
+    n_trials: int
+    space: dict[str, Param]
+    study_dir: Path
+    study_name: str
+    storage: Optional[str]
+    pruner: str
+    sampler_seed: int
+    heartbeat_interval: int
+    grace_period: Optional[int]
+    img_dir: Path
+    train_argv: list[str]  # the fixed train flags, as typed
+    base: Config  # ... validated
+
+    @property
+    def metric(self) -> str:
+        return self.base.run.metric_for_best
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="main.py search", allow_abbrev=False, description=(
+        "Hyperparameter search over train flags with Optuna. Every other train flag (main.py --help) is fixed "
+        "for all trials. Trials are compared on their final validation --metric_for_best."))
+    parser.add_argument("--n_trials", type=POSITIVE_INT, default=20,
+                        help="trials in the study, over all workers (default 20); a larger number later adds trials")
+    parser.add_argument("--space", action="append", default=[], metavar="SPEC",
+                        help=f"a searched train flag: {SYNTAX} (repeatable; replaces a --space_file entry)")
+    parser.add_argument("--space_file", help="YAML: flag name -> 'LOW..HIGH', 'LOW..HIGH:log' or a list of choices")
+    parser.add_argument("--study_dir", help="trial directories, best_config.yaml, trials.csv and (by default) the "
+                        "SQLite study (default runs/search-<dataset>-<method>)")
+    parser.add_argument("--study_name", help="study name in the storage (default: the study directory's name)")
+    parser.add_argument("--storage", help="Optuna storage: postgresql://user:password@host:port/db, "
+                        "sqlite:///path.db or journal:PATH (default sqlite:///<study_dir>/study.db)")
+    parser.add_argument("--pruner", choices=PRUNERS, default="median",
+                        help="stop hopeless trials at intermediate validations (default median)")
+    parser.add_argument("--sampler_seed", type=int, default=42, help="seed of the TPE sampler (default 42)")
+    parser.add_argument("--heartbeat_interval", type=POSITIVE_INT, default=60,
+                        help="seconds between a running trial's heartbeats (database storages; default 60)")
+    parser.add_argument("--grace_period", type=POSITIVE_INT, default=None,
+                        help="seconds without heartbeat after which a trial counts as dead, is failed and re-queued "
+                        "(default 2 x --heartbeat_interval)")
+    parser.add_argument("--img_dir", default="img", help="where the two plots go (default img)")
+    return parser
+
+
+def parse_search_args(argv: list[str]) -> SearchArgs:
+    """Search flags and fixed train flags, checked without importing optuna or torch."""
+    known, train_argv = build_parser().parse_known_args(argv)
+    space = build_space(known.space, known.space_file)
+    typed = explicit_options(train_argv)
+    for name, why in NOT_FOR_SEARCH.items():
+        if name in typed:
+            raise ConfigError(f"--{name} cannot be used with search: {why}")
+    for name in space:
+        if name in typed:
+            raise ConfigError(f"--{name} is given as a fixed flag and searched (--space {space[name].describe()}): "
+                              f"drop one")
+    base = parse_args(train_argv)
+    for name, why in NOT_FOR_SEARCH.items():  # also not from a --config file
+        group, _ = FIELDS[name]
+        if getattr(getattr(base, group), name):
+            raise ConfigError(f"{name} (from --config) cannot be used with search: {why}")
+    if known.grace_period is not None and known.grace_period <= known.heartbeat_interval:
+        raise ConfigError(f"--grace_period {known.grace_period} must exceed --heartbeat_interval "
+                          f"{known.heartbeat_interval}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("search runs each trial in one process: start several workers (or a SLURM array, "
+                          "scripts/slurm/search_array.sbatch), not accelerate launch")
+    _check_space_points(space, train_argv)
+    method = "" if "method" in space else f"-{base.method.method}"
+    study_dir = Path(known.study_dir or Path("runs") / f"search-{dataset_label(base)}{method}")
+    return SearchArgs(n_trials=known.n_trials, space=space, study_dir=study_dir,
+                      study_name=known.study_name or study_dir.resolve().name, storage=known.storage,
+                      pruner=known.pruner, sampler_seed=known.sampler_seed,
+                      heartbeat_interval=known.heartbeat_interval, grace_period=known.grace_period,
+                      img_dir=Path(known.img_dir), train_argv=train_argv, base=base)
+
+
+def _check_space_points(space: dict[str, Param], train_argv: list[str]) -> None:
+    """Each choice and range end, in every combination, must make a valid train command (e.g. no sgd_nesterov
+    with a fixed --momentum 0): found now, not after the first trials have run."""
+    axes = [param.choices or (param.low, param.high) for param in space.values()]
+    for point in itertools.islice(itertools.product(*axes), MAX_CHECKED_POINTS):
+        values = dict(zip(space, point))
+        try:
+            parse_args([*train_argv, *param_flags(values)])
+        except ConfigError as exc:
+            shown = ", ".join(f"{name}={flag_value(value)}" for name, value in values.items())
+            raise ConfigError(f"the space includes {shown}, which train refuses: {exc}") from None
+
+
+def fixed_settings(args: SearchArgs) -> dict[str, Any]:
+    """What every worker and every continuation of a study must share: the space and the fixed train values
+    (tracking and the output directory excepted: they do not change what a trial measures)."""
+    fixed = {name: getattr(getattr(args.base, group), name) for name, (group, _) in FIELDS.items()
+             if group != "tracking" and name not in args.space and name not in ("output_dir", "overwrite_output_dir")}
+    return {"space": {name: param.describe() for name, param in args.space.items()}, "train": fixed}
+
+
+def _difference(stored: dict[str, Any], ours: dict[str, Any]) -> str:
+    if stored["space"] != ours["space"]:
+        return (f"it searches {', '.join(stored['space'].values())}; this command searches "
+                f"{', '.join(ours['space'].values())}")
+    name = next(key for key in sorted({*stored["train"], *ours["train"]})
+                if stored["train"].get(key) != ours["train"].get(key))
+    return f"it has --{name} {stored['train'].get(name)}; this command has --{name} {ours['train'].get(name)}"
+
+
+def _original(trial: Any) -> bool:
+    """A queued trial, not a re-run of one whose worker died (those replace their original, they add nothing)."""
+    import optuna
+
+    return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) is None
+
+
+def open_study(args: SearchArgs, storage: Any) -> Any:
+    """Create or join the study, check that it is this command's, and queue the trials it lacks, all under the
+    queue lock (so two workers starting together neither both create nor both top up)."""
+    import optuna
+
+    direction = "minimize" if args.metric == "loss" else "maximize"
+    ours = fixed_settings(args)
+    with storage.lock:
+        study = optuna.create_study(storage=storage.optuna, study_name=args.study_name, direction=direction,
+                                    load_if_exists=True)
+        stored = study.user_attrs.get("ftlab")
+        trials = study.get_trials(deepcopy=False)
+        if stored is None and trials:
+            raise ConfigError(f"study {args.study_name} in {storage.display} was not made by ftlab search; "
+                              f"choose another --study_name")
+        if stored is None:
+            leftover = sorted(args.study_dir.glob("trial-*/result.json"))
+            if leftover:
+                raise ConfigError(f"{args.study_dir} holds trials of another study ({leftover[0]}, ...) but "
+                                  f"{args.study_name} in {storage.display} is new: choose another --study_dir, or "
+                                  f"the storage that study lives in")
+            study.set_user_attr("ftlab", ours)
+        elif stored != ours:
+            raise ConfigError(f"study {args.study_name} in {storage.display} was started with other settings: "
+                              f"{_difference(stored, ours)}. Run the same command, or use another --study_dir "
+                              f"or --study_name")
+        originals = sum(_original(trial) for trial in trials)
+        if args.n_trials < originals:
+            raise ConfigError(f"--n_trials {args.n_trials}: study {args.study_name} already has {originals} trials; "
+                              f"ask for at least that many")
+        for _ in range(args.n_trials - originals):
+            study.enqueue_trial({})
+        # Workers of one study draw from differently seeded samplers (the same seed would give the same values
+        # to trials started side by side); the first worker of a study uses --sampler_seed itself.
+        worker_index = study.user_attrs.get("ftlab_workers", 0)
+        study.set_user_attr("ftlab_workers", worker_index + 1)
+    pruner = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
+              "none": optuna.pruners.NopPruner}[args.pruner]()
+    # constant_liar: trials still running count as bad results, so concurrent workers spread out.
+    sampler = optuna.samplers.TPESampler(seed=args.sampler_seed + worker_index, constant_liar=True)
+    return optuna.load_study(study_name=args.study_name, storage=storage.optuna, sampler=sampler, pruner=pruner)
+
+
+def run_worker(study: Any, args: SearchArgs, storage: Any) -> None:
+    """Take queued trials until none is left; then, where heartbeats tell dead workers apart, wait while other
+    workers' trials run: a trial whose worker dies is queued again, and this worker runs it."""
+    import optuna
+    from optuna.trial import TrialState
+
+    runner = None
+    waiting_said = False
+    while True:
+        if runner is None and study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            runner = _trial_runner(args, storage)  # torch and co. load now, not while holding the queue lock
+        storage.lock.acquire()
+        try:
+            optuna.storages.fail_stale_trials(study)  # dead workers' trials -> FAIL, and queued again
+            states = Counter(trial.state for trial in study.get_trials(
+                deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+            if states[TrialState.WAITING]:
+                if runner is None:
+                    continue  # queued just now: load the trial code first, outside the lock
+                # Under the lock, ask() inside optimize() takes a queued trial and never creates one; the trial
+                # (TrialRunner) releases the lock as soon as it starts. Trial errors fail that trial, not the worker.
+                try:
+                    study.optimize(runner, n_trials=1, catch=(Exception,), gc_after_trial=True)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    # This worker stalled longer than --grace_period (alive, but silent): another one already
+                    # failed its trial and queued it again. Its run directory stays; the study re-runs it.
+                    print(f"[search] trial {runner.current} was taken for dead while it ran (no heartbeat for the "
+                          f"grace period) and is re-run; raise --grace_period", file=sys.stderr, flush=True)
+                runner.current = None
+                waiting_said = False
+                continue
+        except KeyboardInterrupt:
+            _requeue_interrupted(study, runner.current if runner else None)
+            raise
+        finally:
+            storage.lock.release()
+        if not (storage.heartbeats and states[TrialState.RUNNING]):
+            return
+        if not waiting_said:
+            print(f"[search] no trial left to start; waiting for {states[TrialState.RUNNING]} running trial(s) of "
+                  f"other workers (one whose worker died is re-queued after its grace period)", flush=True)
+            waiting_said = True
+        time.sleep(min(WAIT_POLL_SECONDS, storage.heartbeat_interval))
+
+
+def _trial_runner(args: SearchArgs, storage: Any) -> Any:
+    from ftlab.search_trial import TrialRunner
+
+    return TrialRunner(train_argv=args.train_argv, space=args.space, study_dir=args.study_dir,
+                       study_name=args.study_name, metric=args.metric, storage_display=storage.display,
+                       release_queue=storage.lock.release,
+                       wandb_group=None if args.base.tracking.wandb_group else args.study_name)
+
+
+def _requeue_interrupted(study: Any, number: Optional[int]) -> None:
+    """Ctrl-C: the interrupted trial (now FAIL) is queued again, so that re-running the command completes it."""
+    import optuna
+
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is not None and trial.state == optuna.trial.TrialState.FAIL:
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, trial)
+        print(f"[search] trial {number} interrupted; queued again for the next run of this command", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        build_parser().print_help()
+        return 0
+    args = parse_search_args(argv)
+    from ftlab.hub import enter_offline_mode_if_unreachable
+    from ftlab.search_storage import open_storage
+
+    enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches
+    storage = open_storage(args.storage, args.study_dir, args.study_name, args.heartbeat_interval, args.grace_period)
+    study = open_study(args, storage)
+    print(f"[search] study {args.study_name} in {storage.display}: {args.n_trials} trials, objective validation "
+          f"{args.metric} ({study.direction.name.lower()}), pruner {args.pruner}, trials in {args.study_dir}",
+          flush=True)
+    from ftlab.runtime import tune_glibc_malloc
+
+    tune_glibc_malloc()
+    try:
+        run_worker(study, args, storage)
+    except KeyboardInterrupt:
+        print("[search] interrupted; run the same command to continue the study", file=sys.stderr, flush=True)
+        return 130
+    from ftlab.search_results import write_results
+
+    write_results(study, args, storage.display)
+    return 0

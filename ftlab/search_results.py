@@ -1,0 +1,114 @@
+"""What a search leaves besides its trial runs: best_config.yaml (the best trial's configuration, reusable with
+--config), trials.csv (every trial: state, value, parameters, worker, directory, error), Optuna's optimization
+history and parameter importance plots, and a summary on the console.
+
+Every worker writes them when it stops, each file atomically, so the last worker to stop leaves the final ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import optuna
+import yaml
+
+from ftlab.config import parse_args
+from ftlab.search_space import param_flags
+
+if TYPE_CHECKING:
+    from ftlab.search import SearchArgs
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def best_config(study: Any, args: "SearchArgs") -> dict[str, Any]:
+    """The best trial's configuration as `train` resolves it (fixed flags + its values), without a directory."""
+    cfg = parse_args([*args.train_argv, *param_flags(study.best_trial.params)])
+    cfg.run.output_dir = None
+    return cfg.to_dict()
+
+
+def write_plots(study: Any, img_dir: Path, name: str, target_name: str, seed: int) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works on headless nodes
+    import matplotlib.pyplot as plt
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.visualization import matplotlib as optuna_plots
+
+    # Optuna 5's default importance (PED-ANOVA) wants several trials above its top-10% quantile, i.e. dozens of
+    # trials; fANOVA's random forest says something from a dozen. Seeded, so the plot is reproducible.
+    plots = {"optimization_history": lambda: optuna_plots.plot_optimization_history(study, target_name=target_name),
+             "param_importances": lambda: optuna_plots.plot_param_importances(
+                 study, evaluator=FanovaImportanceEvaluator(seed=seed), target_name=target_name)}
+    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    written = []
+    for plot, draw in plots.items():
+        if plot == "param_importances" and complete < 2:
+            print("[search] no parameter importances yet: they need two complete trials", flush=True)
+            continue
+        try:
+            figure = draw().figure
+        except RuntimeError as exc:  # fANOVA: every complete trial has the same value, nothing to attribute
+            print(f"[search] no {plot.replace('_', ' ')} plot: {exc}", flush=True)
+            continue
+        figure.tight_layout()
+        written.append(_write_atomic(img_dir / f"{name}_{plot}.png",
+                                     lambda tmp: figure.savefig(tmp, format="png", dpi=120)))
+        plt.close(figure)
+    return written
+
+
+def _counts(trials: list[Any]) -> str:
+    states = Counter(trial.state.name for trial in trials)
+    parts = [f"{states.pop('COMPLETE', 0)} complete", f"{states.pop('PRUNED', 0)} pruned",
+             f"{states.pop('FAIL', 0)} failed"]
+    retried = sum("retry_of" in trial.user_attrs for trial in trials)
+    if retried:
+        parts[-1] += f" ({retried} re-run after their worker died or was interrupted)"
+    parts += [f"{count} {state.lower()}" for state, count in states.items()]  # RUNNING/WAITING: other workers
+    return ", ".join(parts)
+
+
+def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
+    trials = study.get_trials(deepcopy=False)
+    print(f"[search] study {args.study_name} ({storage_display}): {len(trials)} trials: {_counts(trials)}",
+          flush=True)
+    table = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "datetime_start",
+                                          "duration"))
+    written = [_write_atomic(args.study_dir / "trials.csv", lambda tmp: table.to_csv(tmp, index=False))]
+    if not _has_complete_trial(study):
+        print("[search] no complete trial yet: no best configuration", flush=True)
+        print(f"[search] written: {written[0]}", flush=True)
+        return
+    best = study.best_trial
+    header = (f"# Best trial {best.number} of study {args.study_name}: validation {args.metric} {best.value:.4f}.\n"
+              f"#   python main.py --config {args.study_dir / 'best_config.yaml'}\n")
+    text = header + yaml.safe_dump(best_config(study, args), sort_keys=False)
+    written.append(_write_atomic(args.study_dir / "best_config.yaml", lambda tmp: tmp.write_text(text)))
+    shown = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                      for name, value in best.params.items())
+    print(f"[search] best: trial {best.number}, validation {args.metric} {best.value:.4f}: {shown}", flush=True)
+    record_path = Path(best.user_attrs.get("output_dir", args.study_dir / f"trial-{best.number}")) / "result.json"
+    if record_path.is_file():
+        test = json.loads(record_path.read_text(encoding="utf-8"))["metrics"]["test"]
+        print(f"[search] best trial on test ({test['num_samples']} texts, never used to choose): accuracy "
+              f"{test['accuracy']:.4f}, f1 {test['f1']:.4f}, loss {test['loss']:.4f} ({record_path})", flush=True)
+    written += write_plots(study, args.img_dir, args.study_name, target_name=f"validation {args.metric}",
+                           seed=args.sampler_seed)
+    print(f"[search] written: {', '.join(str(path) for path in written)}", flush=True)
+
+
+def _has_complete_trial(study: Any) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))

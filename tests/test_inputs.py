@@ -1,0 +1,136 @@
+"""Malformed inputs, as a new user meets them: every one ends with exit code 2 and one line `error: ...` naming
+the problem, never a traceback; the inputs that are valid after all (very long texts, float labels, rows without
+a label among labelled ones) train.
+
+In-process through ftlab.cli.main (the whole command, minus a new interpreter); one case runs main.py in a real
+subprocess to show what reaches a terminal."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ftlab.cli import main
+from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
+
+COLUMNS = ["--text_column", "sentence", "--label_column", "polarity"]
+
+
+def _write(path, content):
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def _rows_csv(rows, separator=","):
+    return "sentence,polarity\n".replace(",", separator) + "".join(
+        f"{text}{separator}{label}\n" for text, label in rows)
+
+
+CORPUS = {
+    # name: (file name, content, the message the error line must hold)
+    "empty": ("empty.csv", "", "the file has no data rows"),
+    "header only": ("header.csv", "sentence,polarity\n", "the file has no data rows"),
+    "binary": ("binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4,
+               "a binary file, not .csv text (NUL byte at offset 8)"),
+    "not UTF-8": ("latin1.csv", _rows_csv(synthetic_rows(20)).encode("utf-8") + "café,pos\n".encode("latin-1"),
+                  "not UTF-8 text (byte 0xe9 at offset"),
+    "wrong delimiter": ("semicolons.csv", _rows_csv(synthetic_rows(40), ";"),
+                        "no text column 'sentence'; its columns are sentence;polarity (choose with --text_column); "
+                        "the header looks separated by semicolons"),
+    "no labels at all": ("unlabelled.csv", _rows_csv([(text, "") for text, _ in synthetic_rows(40)]),
+                         "no row of the train split has a label"),
+    "one class": ("one_class.csv", _rows_csv(synthetic_rows(40, classes=("pos",))),
+                  "the training split has a single class ('pos')"),
+    "continuous float labels": ("scores.csv", _rows_csv((text, f"{0.013 * i:.3f}")
+                                                         for i, (text, _) in enumerate(synthetic_rows(60))),
+                                "60 distinct labels in 60 rows (e.g. 0, 0.013, 0.026): column 'polarity' looks "
+                                "like a number to predict or an id"),
+    "two rows": ("two.csv", _rows_csv([("good film", "pos"), ("bad film", "neg")]),
+                 "2 training rows are too few to carve validation and test from and keep 2 to train on: it needs "
+                 "at least 4 rows"),
+    "duplicate rows only": ("duplicates.csv", _rows_csv([("the film was good", "pos")] * 50),
+                            "the training split has a single class ('pos')"),
+    "broken JSON lines": ("broken.jsonl", '{"sentence": "a good film", "polarity": "pos"}\n'
+                                          '{"sentence": "a bad film", "polarity": neg}\n',
+                          "cannot read it as .jsonl: line 2 is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", CORPUS)
+def test_malformed_dataset_is_one_error_line(case, tiny_model_dir, tmp_path, capsys):
+    name, content, message = CORPUS[case]
+    data = _write(tmp_path / name, content)
+    code = main(["--model", str(tiny_model_dir), "--dataset", str(data), *COLUMNS, "--max_length", "32",
+                 "--output_dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: --dataset {data}: "), err
+    assert message in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_directory_that_is_not_a_dataset_is_one_error_line(tiny_model_dir, tmp_path, capsys):
+    # As root (the CI container) no directory is unreadable by permissions, so the unreadable directory here is
+    # one datasets cannot read: files, but no save_to_disk layout.
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_csv(folder / "part-0.csv", synthetic_rows(20))
+    code = main(["--model", str(tiny_model_dir), "--dataset", str(folder), *COLUMNS, "--max_length", "32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"error: --dataset {folder}: cannot read it as a save_to_disk directory")
+
+
+@pytest.mark.parametrize("model, message", [
+    ("{tmp}/no_config", "--model {tmp}/no_config: the directory has no config.json"),
+    ("/nonexistent/model", "--model /nonexistent/model: no such directory"),
+    ("{tmp}/reviews.csv", "--model {tmp}/reviews.csv: a file, not a model directory"),
+])
+def test_a_local_model_path_is_checked_with_the_flags(model, message, tmp_path):
+    """Checked in config validation: a subprocess shows the error comes before torch is imported."""
+    (tmp_path / "no_config").mkdir()
+    write_csv(tmp_path / "reviews.csv", synthetic_rows(20))
+    model = model.format(tmp=tmp_path)
+    code = (f"import sys; from ftlab.cli import main; code = main(['--model', {model!r}]); "
+            f"assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message.format(tmp=tmp_path)}"), lines
+
+
+def test_max_length_beyond_the_models_positions_names_both(tiny_model_dir, capsys):
+    assert main(["--model", str(tiny_model_dir), "--max_length", "1024"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --max_length 1024: {tiny_model_dir} takes at most 512 tokens per text "
+        f"(max_position_embeddings 512); use --max_length 512 or less")
+
+
+def test_what_reaches_the_terminal_is_one_line(tiny_model_dir, tmp_path):
+    data = _write(tmp_path / "reviews.csv", CORPUS["binary"][1])
+    proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *COLUMNS, "--max_length", "32",
+                    cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: --dataset {data}: a binary file, not .csv text (NUL byte at offset 8)"
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_long_texts_float_labels_and_unlabelled_rows_are_valid(tiny_model_dir, tmp_path, capsys):
+    """Decided as valid input: a text far beyond --max_length is truncated; a label column of floats (what pandas
+    reads when a numeric column has an empty cell) holds classes "0" and "1"; rows without a label are dropped
+    and said so."""
+    rows = [(text * 2000 if i == 0 else text, "1.0" if label == "pos" else "0.0")
+            for i, (text, label) in enumerate(synthetic_rows(200))]
+    rows += [("an unlabelled review", ""), ("another one", "")]
+    data = _write(tmp_path / "reviews.csv", _rows_csv(rows))
+    out = tmp_path / "run"
+    assert main(["--model", str(tiny_model_dir), "--dataset", str(data), *COLUMNS, "--max_length", "32",
+                 "--epochs", "4", "--lr", "1e-2", "--output_dir", str(out)]) == 0
+    record = json.loads((out / "result.json").read_text())
+    assert record["data"]["label_names"] == ["0", "1"]
+    assert "dropped 2 rows without a label from the train split" in record["data"]["notes"]
+    assert sum(record["data"]["sizes"].values()) == 200
+    assert record["mean_train_tokens"] <= 32  # the long text was cut to --max_length
+    assert record["metrics"]["test"]["accuracy"] >= 0.9
+    assert "error" not in capsys.readouterr().err

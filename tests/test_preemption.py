@@ -1,0 +1,137 @@
+"""Stop requests (ftlab/preemption.py) on the real Trainer: when the checkpoint is written, what it holds, and what
+signals do. A request is made at an exact moment by a callback that creates the stop file (what the SLURM
+templates do) from inside an evaluation, a save or a step."""
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from ftlab.config import parse_args
+from ftlab.cli import main
+from ftlab.preemption import INTERRUPTED_EXIT_CODE, STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
+from ftlab.run import run_training
+from tests.conftest import synthetic_rows, write_csv
+
+STEPS_PER_EPOCH = 20  # 400 rows -> 320 training rows / batch 16
+
+
+class RequestStop(TrainerCallback):
+    """Creates the stop file during one event at one step: a request arriving while that event runs."""
+
+    def __init__(self, event: str, step: int):
+        self.event, self.step = event, step
+
+    def _at(self, event: str, state) -> None:
+        if event == self.event and state.global_step == self.step:
+            Path(os.environ[STOP_FILE_ENV]).touch()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._at("on_step_end", state)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._at("on_evaluate", state)
+
+    def on_save(self, args, state, control, **kwargs):
+        self._at("on_save", state)
+
+
+@pytest.fixture
+def stop_file(tmp_path, monkeypatch):
+    path = tmp_path / "stop"
+    monkeypatch.setenv(STOP_FILE_ENV, str(path))
+    return path
+
+
+def _config(tiny_model_dir, tmp_path, *flags):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
+    return parse_args(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+                       "--label_column", "polarity", "--max_length", "32", "--lr", "2e-3",
+                       "--output_dir", str(tmp_path / "run"), *flags])
+
+
+def _stop(cfg, event, step) -> TrainingInterrupted:
+    with pytest.raises(TrainingInterrupted) as stopped:
+        run_training(cfg, callbacks=[RequestStop(event, step)])
+    return stopped.value
+
+
+def _state(checkpoint: str) -> dict:
+    return json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+
+
+def test_a_request_during_evaluation_is_honoured_when_it_ends(tiny_model_dir, tmp_path, stop_file):
+    cfg = _config(tiny_model_dir, tmp_path, "--eval_steps", "5", "--save_steps", "15")
+    stopped = _stop(cfg, "on_evaluate", 10)
+    assert stopped.step == 10 and stopped.checkpoint == str(tmp_path / "run" / "checkpoint-10")
+    # The checkpoint is the Trainer's own and complete, with the evaluation that was running in its history.
+    state = _state(stopped.checkpoint)
+    assert state["global_step"] == 10
+    assert [entry["step"] for entry in state["log_history"] if "eval_accuracy" in entry] == [5, 10]
+    assert {"adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"} <= {
+        path.name for path in Path(stopped.checkpoint).iterdir()}
+    assert not (tmp_path / "run" / "result.json").exists() and not (tmp_path / "index.jsonl").exists()
+
+
+def test_a_request_during_a_save_stops_after_that_checkpoint(tiny_model_dir, tmp_path, stop_file):
+    cfg = _config(tiny_model_dir, tmp_path, "--save_steps", "5", "--logging_steps", "5")
+    stopped = _stop(cfg, "on_save", 10)
+    assert stopped.step == 10
+    assert [path.name for path in (tmp_path / "run").glob("checkpoint-*")] == ["checkpoint-10"]
+
+
+def test_a_request_at_an_epochs_last_step_waits_for_its_evaluation(tiny_model_dir, tmp_path, stop_file):
+    # The resumed run would start the next epoch and never evaluate this one: its evaluation comes first.
+    cfg = _config(tiny_model_dir, tmp_path, "--epochs", "2", "--logging_steps", "7")
+    stopped = _stop(cfg, "on_step_end", STEPS_PER_EPOCH)
+    state = _state(stopped.checkpoint)
+    assert stopped.step == state["global_step"] == STEPS_PER_EPOCH
+    assert [entry["epoch"] for entry in state["log_history"] if "eval_accuracy" in entry] == [1.0]
+    # The loss of the steps since the last logging step (14) is logged at the stop, so none is lost on resuming.
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [7, 14, 20]
+
+
+def test_signals_stop_training_and_a_second_ctrl_c_aborts(tiny_model_dir, tmp_path):
+    class Signal(TrainerCallback):
+        def __init__(self, *signals):
+            self.signals = signals
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                for signum in self.signals:
+                    os.kill(os.getpid(), signum)  # handled between two bytecodes, before the next line
+
+    cfg = _config(tiny_model_dir, tmp_path, "--logging_steps", "50")
+    # SIGUSR1, then SLURM's SIGTERM at the time limit: the second is ignored, the stop goes on.
+    with stop_on_signals(), pytest.raises(TrainingInterrupted) as stopped:
+        run_training(cfg, callbacks=[Signal(signal.SIGUSR1, signal.SIGTERM)])
+    assert (stopped.value.reason, stopped.value.step) == ("SIGUSR1", 3)
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # the handlers are gone after the command
+
+    with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+        run_training(cfg, callbacks=[Signal(signal.SIGINT, signal.SIGINT)])
+
+
+def test_a_signal_before_training_stops_at_once_with_nothing_to_save(tmp_path):
+    with stop_on_signals(), pytest.raises(TrainingInterrupted) as stopped:
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert (stopped.value.reason, stopped.value.checkpoint) == ("SIGTERM", None)
+    assert "before training started: nothing to save" in str(stopped.value)
+
+
+def test_an_interrupted_seeds_command_skips_finished_seeds_and_resumes_the_stopped_one(tiny_model_dir, tmp_path,
+                                                                                        stop_file, capsys):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
+    flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence", "--label_column",
+             "polarity", "--max_length", "32", "--output_dir", str(tmp_path / "lora")]
+    assert main([*flags, "--seeds", "1"]) == 0
+    stop_file.touch()
+    assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == INTERRUPTED_EXIT_CODE
+    stop_file.unlink()
+    assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == 0
+    assert f"[ftlab] {tmp_path / 'lora' / 'seed1'}: finished before (result.json), skipped" in capsys.readouterr().out
+    first, second = (json.loads((tmp_path / "lora" / f"seed{seed}" / "result.json").read_text()) for seed in (1, 2))
+    assert (first["attempts"], first["resumed_from"]) == (1, None)
+    assert (second["attempts"], Path(second["resumed_from"]).name) == (2, "checkpoint-1")
