@@ -20,12 +20,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options, parse_args
 from ftlab.errors import ConfigError
 from ftlab.rundir import dataset_label
 from ftlab.search_space import SYNTAX, Param, build_space, flag_value, param_flags
+
+if TYPE_CHECKING:  # ftlab.preemption imports transformers: loaded only once the flags are known to be good
+    from ftlab.preemption import StopRequest
 
 PRUNERS = ("median", "hyperband", "none")
 # Train flags a search sets itself, or that make no sense for trials (why, for the error message).
@@ -201,15 +204,21 @@ def open_study(args: SearchArgs, storage: Any) -> Any:
     return optuna.load_study(study_name=args.study_name, storage=storage.optuna, sampler=sampler, pruner=pruner)
 
 
-def run_worker(study: Any, args: SearchArgs, storage: Any) -> None:
+def run_worker(study: Any, args: SearchArgs, storage: Any, stop: Optional[StopRequest] = None) -> None:
     """Take queued trials until none is left; then, where heartbeats tell dead workers apart, wait while other
-    workers' trials run: a trial whose worker dies is queued again, and this worker runs it."""
+    workers' trials run: a trial whose worker dies is queued again, and this worker runs it. A stop request
+    (`stop`, see ftlab.preemption) ends the trial in progress at its next step and queues it again; none is
+    started after one."""
     import optuna
     from optuna.trial import TrialState
+
+    from ftlab.preemption import TrainingInterrupted
 
     runner = None
     waiting_said = False
     while True:
+        if stop is not None and stop.requested():
+            raise TrainingInterrupted(stop.requested() or "a stop request")
         if runner is None and study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             runner = _trial_runner(args, storage)  # torch and co. load now, not while holding the queue lock
         storage.lock.acquire()
@@ -232,7 +241,7 @@ def run_worker(study: Any, args: SearchArgs, storage: Any) -> None:
                 runner.current = None
                 waiting_said = False
                 continue
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TrainingInterrupted):
             _requeue_interrupted(study, runner.current if runner else None)
             raise
         finally:
@@ -256,11 +265,17 @@ def _trial_runner(args: SearchArgs, storage: Any) -> Any:
 
 
 def _requeue_interrupted(study: Any, number: Optional[int]) -> None:
-    """Ctrl-C: the interrupted trial (now FAIL) is queued again, so that re-running the command completes it."""
+    """Ctrl-C or a stop request: the interrupted trial is failed and queued again, so that re-running the command
+    (or the requeued SLURM task) runs it, afresh: trials are short next to a search, and never resumed."""
     import optuna
+    from optuna.trial import TrialState
 
     trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-    if trial is not None and trial.state == optuna.trial.TrialState.FAIL:
+    if trial is not None and trial.state == TrialState.RUNNING:
+        # Optuna fails a trial on Exception and KeyboardInterrupt, but a stop (TrainingInterrupted) passes through.
+        study.tell(number, state=TrialState.FAIL)
+        trial = study.get_trials(deepcopy=False)[number]
+    if trial is not None and trial.state == TrialState.FAIL:
         optuna.storages.RetryHeartbeatStaleTrialCallback()(study, trial)
         print(f"[search] trial {number} interrupted; queued again for the next run of this command", flush=True)
 
@@ -279,11 +294,17 @@ def main(argv: list[str]) -> int:
     print(f"[search] study {args.study_name} in {storage.display}: {args.n_trials} trials, objective validation "
           f"{args.metric} ({study.direction.name.lower()}), pruner {args.pruner}, trials in {args.study_dir}",
           flush=True)
+    from ftlab.preemption import INTERRUPTED_EXIT_CODE, TrainingInterrupted, stop_on_signals
     from ftlab.runtime import tune_glibc_malloc
 
     tune_glibc_malloc()
     try:
-        run_worker(study, args, storage)
+        with stop_on_signals() as stop:
+            run_worker(study, args, storage, stop)
+    except TrainingInterrupted as exc:
+        print(f"[search] {exc}; run the same command to continue the study (exit code {INTERRUPTED_EXIT_CODE})",
+              file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT_CODE
     except KeyboardInterrupt:
         print("[search] interrupted; run the same command to continue the study", file=sys.stderr, flush=True)
         return 130

@@ -253,6 +253,33 @@ def test_a_killed_workers_trial_is_failed_and_run_again(flags, tmp_path, capsys)
     assert "2 trials: 1 complete, 0 pruned, 1 failed (1 re-run after their worker died" in out
 
 
+def test_a_stopped_worker_queues_its_trial_again_and_exits_75(flags, tmp_path, capsys):
+    # SIGTERM (a scheduler's stop; SLURM's warning reaches the worker as the stop file): the trial in progress
+    # stops at its next step, is failed and queued again, and the worker exits with the "interrupted" code.
+    from ftlab.preemption import INTERRUPTED_EXIT_CODE
+
+    data = write_csv(tmp_path / "longer.csv", synthetic_rows(400))
+    study_dir = tmp_path / "study"
+    argv = [*flags, "--dataset", str(data), "--study_dir", str(study_dir), "--n_trials", "1", "--pruner", "none"]
+    worker = _worker(argv, tmp_path)
+    deadline = time.monotonic() + 240
+    while not (study_dir / "trial-0" / "config.yaml").exists():  # written once the model is loaded
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()[0][-3000:]
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    output = worker.communicate(timeout=240)[0]
+    assert worker.returncode == INTERRUPTED_EXIT_CODE, output[-3000:]
+    assert "trial 0 interrupted; queued again" in output
+    stopped, queued = _study(study_dir).get_trials()
+    assert stopped.state.name == "FAIL" and queued.state.name == "WAITING"
+    assert not list((study_dir / "trial-0").glob("checkpoint-*"))  # a trial is never resumed: no disk kept
+
+    assert main(["search", *argv]) == 0  # the same command (the requeued SLURM task) completes the study
+    stopped, rerun = _study(study_dir).get_trials()
+    assert rerun.state.name == "COMPLETE" and rerun.params == stopped.params
+    assert [record["search"]["trial"] for record in _records(study_dir)] == [1]
+
+
 # --- the SLURM array template -------------------------------------------------------------------------------------
 
 @pytest.mark.distributed
