@@ -118,26 +118,36 @@ def peak_flops(device: str) -> Optional[float]:
     return next((flops for fragment, flops in PEAK_BF16_FLOPS if fragment in device), None)
 
 
-def bench_row(record: dict[str, Any], reference: Optional[dict[str, Any]]) -> dict[str, Any]:
+def useful_flops_per_second(record: dict[str, Any], samples_per_second: float) -> float:
+    """FLOP/s of useful work: the FLOPs model over the real tokens only (padding a recipe computes is waste),
+    times the passes its method needs."""
+    layers, hidden, ffn = model_dims(record["model_source"]["location"])
+    flops = forward_flops_per_sample(layers, hidden, ffn, record["mean_train_tokens"])
+    return samples_per_second * flops * PASSES[record["config"]["method"]["method"]]
+
+
+def bench_row(record: dict[str, Any], reference: Optional[dict[str, Any]],
+              gemm_rates: Optional[dict[str, float]] = None) -> dict[str, Any]:
+    """One table row. `gemm_rates` (precision -> FLOP/s measured on this CPU) gives the CPU utilisation: useful
+    FLOP/s over the GEMM rate of the precision the recipe trained in."""
     samples_per_second = record["steady_samples_per_second"] or record["train_samples_per_second"]
     device = record["environment"]["device"]
-    mfu = None
+    useful = useful_flops_per_second(record, samples_per_second)
     peak = peak_flops(device)
-    if peak:
-        layers, hidden, ffn = model_dims(record["model_source"]["location"])
-        # Useful work only: FLOPs of the real tokens (padding computed by a recipe counts as waste).
-        flops = forward_flops_per_sample(layers, hidden, ffn, record["mean_train_tokens"])
-        mfu = samples_per_second * flops * PASSES[record["config"]["method"]["method"]] / peak
+    rate = (gemm_rates or {}).get(record.get("precision") or "fp32")
     row = {
         "method": record["config"]["method"]["method"],
         "samples_per_second": samples_per_second,
         "tokens_per_second": samples_per_second * record["mean_train_tokens"],
         "step_ms": 1000 * record["steady_step_seconds"] if record["steady_step_seconds"] else None,
-        "mfu": mfu,
+        "useful_flops_per_second": useful,
+        "mfu": useful / peak if peak else None,
+        "cpu_utilisation": useful / rate if rate and not peak else None,
         "peak_memory_mb": record["peak_memory_mb"],
         "eval_samples_per_second": record["metrics"]["validation"]["samples_per_second"],
         "test_accuracy": record["metrics"]["test"]["accuracy"],
         "precision": record.get("precision"),
+        "attention_dropout": record.get("attention_dropout"),
         "device": device,
         "output_dir": record["output_dir"],
     }
@@ -149,21 +159,41 @@ def bench_row(record: dict[str, Any], reference: Optional[dict[str, Any]]) -> di
     return row
 
 
+def cpu_gemm_rates(record: dict[str, Any], rows: int) -> dict[str, float]:
+    """This CPU's GEMM rate on the model's block shapes (ftlab.gemm_rate), in fp32 and, where the CPU has bf16
+    units, in bf16."""
+    import torch
+
+    from ftlab.gemm_rate import block_gemm_shapes, measure_gemm_rate
+    from ftlab.speed import cpu_has_bf16
+
+    _, hidden, ffn = model_dims(record["model_source"]["location"])
+    shapes = block_gemm_shapes(hidden, ffn, rows)
+    rates = {"fp32": measure_gemm_rate(shapes, torch.float32)}
+    if cpu_has_bf16():
+        rates["bf16"] = measure_gemm_rate(shapes, torch.bfloat16)
+    return rates
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     def cell(value: Any, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
-    lines = ["| method | recipe | samples/s | real tokens/s | step ms | MFU | peak MB | eval samples/s | test acc "
-             "| speed vs ref | acc Δ (points) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    def percent(value: Optional[float]) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    lines = ["| method | recipe | precision | samples/s | real tokens/s | step ms | useful GFLOP/s | MFU (GPU) "
+             "| GEMM util (CPU) | peak MB | eval samples/s | test acc | speed vs ref | acc Δ (points) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if "error" in row:
-            lines.append(f"| {row['method']} | {row['recipe']} | failed: {row['error']} |" + " |" * 8)
+            lines.append(f"| {row['method']} | {row['recipe']} | failed: {row['error']} |" + " |" * 11)
             continue
         lines.append(
-            f"| {row['method']} | {row['recipe']} | {cell(row['samples_per_second'], '.1f')} "
+            f"| {row['method']} | {row['recipe']} | {row['precision']} | {cell(row['samples_per_second'], '.1f')} "
             f"| {cell(row['tokens_per_second'], ',.0f')} | {cell(row['step_ms'], '.1f')} "
-            f"| {cell(row['mfu'] and 100 * row['mfu'], '.1f')}{'%' if row['mfu'] else ''} "
+            f"| {cell(row['useful_flops_per_second'] / 1e9, ',.1f')} | {percent(row['mfu'])} "
+            f"| {percent(row['cpu_utilisation'])} "
             f"| {cell(row['peak_memory_mb'], ',.0f')} | {cell(row['eval_samples_per_second'], '.1f')} "
             f"| {cell(row['test_accuracy'], '.4f')} | {cell(row.get('speedup'), '.2f')}x "
             f"| {cell(row.get('accuracy_delta_points'), '+.1f')} |")
@@ -194,24 +224,37 @@ def main(argv: list[str]) -> int:
     runs = plan(bench, train_argv, device_sizes(train_argv, torch.cuda.is_available()))
     bench.bench_dir.mkdir(parents=True, exist_ok=True)
     records: dict[tuple[str, str], dict[str, Any]] = {}
-    rows = []
+    errors: dict[tuple[str, str], str] = {}
     for method, recipe, run_argv in runs:
         out = bench.bench_dir / f"{method}-{recipe}"
         print(f"[bench] {method} / {recipe}: running (log {out}.log)", flush=True)
         error = _run(run_argv, Path(f"{out}.log"))
         if error:
             print(f"[bench] {method} / {recipe}: failed: {error}", flush=True)
-            rows.append({"method": method, "recipe": recipe, "error": error})
+            errors[method, recipe] = error
             continue
         records[method, recipe] = json.loads((out / "result.json").read_text(encoding="utf-8"))
-        reference = records.get((method, "reference"))
-        rows.append({"recipe": recipe, **bench_row(records[method, recipe], reference)})
-    table = format_table(rows)
+    gemm = None
+    if records and not torch.cuda.is_available():
+        # Measured after the runs, on the otherwise idle machine; rows = the largest batch a recipe multiplies.
+        first = next(iter(records.values()))
+        rows = first["config"]["optim"]["batch_size"] * first["config"]["data"]["max_length"]
+        gemm = {"rows": rows, "rates": cpu_gemm_rates(first, rows)}
+        print("[bench] GEMM rate on the model's block shapes (" + f"{rows} rows): " +
+              ", ".join(f"{p} {r / 1e9:,.0f} GFLOP/s" for p, r in gemm["rates"].items()), flush=True)
+    rows_out = []
+    for method, recipe, _ in runs:
+        if (method, recipe) in errors:
+            rows_out.append({"method": method, "recipe": recipe, "error": errors[method, recipe]})
+            continue
+        rows_out.append({"recipe": recipe, **bench_row(records[method, recipe], records.get((method, "reference")),
+                                                         gemm and gemm["rates"])})
+    table = format_table(rows_out)
     summary = {"bench_dir": str(bench.bench_dir), "argv": train_argv, "recipes": {r: RECIPES[r] for r in
                bench.recipes}, "flops_model": forward_flops_per_sample.__doc__.split("\n")[0] + " (see ftlab/bench.py)",
-               "rows": rows}
+               "gemm": gemm, "rows": rows_out}
     (bench.bench_dir / "bench.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (bench.bench_dir / "bench.md").write_text(table + "\n", encoding="utf-8")
     print(table)
     print(f"[bench] written: {bench.bench_dir / 'bench.json'}, {bench.bench_dir / 'bench.md'}")
-    return 1 if any("error" in row for row in rows) else 0
+    return 1 if errors else 0

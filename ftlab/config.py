@@ -238,6 +238,9 @@ class OptimArgs:
     scheduler: str = option("linear", "Learning-rate schedule.", choices=SCHEDULERS)
     cycle_momentum: bool = option(False, "onecycle: cycle momentum (SGD) or beta1 (Adam) inversely to the rate.",
                                   parse=_parse_bool, allowed="true or false")
+    max_grad_norm: float = option(1.0, "Clip the gradient norm to this before each optimizer step (the Trainer's "
+                                  "default); 0: no clipping.", parse=_parse_float, check=lambda v: v >= 0,
+                                  allowed="a number >= 0")
     warmup_ratio: float = option(0.06, "Share of optimizer steps spent warming up the learning rate.",
                                  parse=_parse_float, check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
 
@@ -284,8 +287,9 @@ class RunArgs:
 
 @dataclass
 class SpeedArgs:
-    precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs, fp32 "
-                            "on CPU (CPUs without bf16 units are ~10x slower in bf16).", choices=PRECISIONS)
+    precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs; on "
+                            "CPUs bf16 where they have bf16 units (AVX512-BF16 or AMX), else fp32 (bf16 without "
+                            "them is ~10x slower).", choices=PRECISIONS)
     group_by_length: bool = option(True, "Batch texts of similar length together, so little compute goes to "
                                    "padding (ignored with --pad_to_max_length).", parse=_parse_bool,
                                    allowed="true or false")
@@ -300,6 +304,16 @@ class SpeedArgs:
     torch_compile: bool = option(False, "torch.compile the model with static shapes: batches are padded to "
                                  "--pad_multiple buckets, so it compiles once per bucket and batch size, not per "
                                  "batch.", parse=_parse_bool, allowed="true or false")
+    attention_dropout: Optional[float] = option(None, "Dropout on the attention probabilities during training "
+                                                "(default: the model's own on GPUs, 0 on CPUs, where PyTorch's fused "
+                                                "attention kernel has no dropout and attention with dropout falls "
+                                                "back to an unfused path: 28%% of a LoRA step, measured).",
+                                                parse=_parse_float, check=lambda v: 0 <= v < 1,
+                                                allowed="a number in [0, 1)")
+    profile_steps: int = option(0, "Profile this many optimizer steps (after the first tenth of the run) with "
+                                "torch.profiler and write <output_dir>/profile.txt: the operators that took the "
+                                "time. 0: off.", parse=_parse_int, check=lambda v: v >= 0, allowed="an integer >= 0",
+                                identity=False)
     torch_compile_backend: str = option("inductor", "torch.compile backend (inductor; aot_eager or eager to check "
                                         "graph breaks and recompiles without a C++ toolchain).",
                                         choices=("inductor", "aot_eager", "eager", "cudagraphs"))

@@ -26,6 +26,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     from ftlab.data.tokenize import tokenize_splits
     from ftlab.data.truncation import truncation_settings
     from ftlab.distributed import distributed_summary, largest, process_state
+    from ftlab.models.architectures import architecture_of
     from ftlab.models.export import export_models
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method, count_parameters
@@ -35,7 +36,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     from ftlab.preemption import StopOnRequest
     from ftlab.results import data_summary, environment, format_summary, save_record, write_json_atomic
     from ftlab.resume import count_attempt, latest_checkpoint
-    from ftlab.speed import resolve_precision
+    from ftlab.speed import PROFILE_NAME, resolve_attention_dropout, resolve_precision
     from ftlab.tracking import finish_run, start_run
     from ftlab.train import build_trainer, train_and_evaluate
 
@@ -60,7 +61,9 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
-    model = load_classifier(source, data.label_names, cfg.method)
+    model = load_classifier(source, data.label_names, cfg.method,
+                            resolve_attention_dropout(cfg.speed.attention_dropout))
+    attention_dropout = getattr(model.config, architecture_of(model.config.model_type).attention_dropout)
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, pooling.used)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
@@ -112,6 +115,8 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
         "train_tokens_per_second": outcome.train_tokens_per_second,
         "peak_memory_mb": peak_memory_mb,
         "precision": precision,
+        "attention_dropout": attention_dropout,
+        "profile": str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
         "steady_step_seconds": outcome.steady_step_seconds,
         "steady_samples_per_second": outcome.steady_samples_per_second,
         "compiled_graphs": outcome.compiled_graphs,

@@ -16,12 +16,12 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
-from ftlab.distributed import cpu_processes
 from ftlab.metrics import find_collapse, split_metrics, trainer_metrics
 from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
 from ftlab.predictions import SPLITS, SplitPredictions
 from ftlab.results import peak_rss_mb
-from ftlab.speed import StepTimer, configure_compile, speed_arguments
+from ftlab.distributed import process_state
+from ftlab.speed import PROFILE_NAME, ProfileSteps, StepTimer, configure_compile, speed_arguments
 
 
 @dataclass
@@ -128,6 +128,7 @@ def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArgu
         per_device_eval_batch_size=cfg.optim.eval_batch_size,
         gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps,
         weight_decay=cfg.optim.weight_decay,
+        max_grad_norm=cfg.optim.max_grad_norm,
         warmup_steps=cfg.optim.warmup_ratio,  # transformers 5: a float below 1 is a ratio of total steps
         optim=optim,
         # Ignored for linearlr/onecycle, which HarnessTrainer builds itself.
@@ -141,8 +142,6 @@ def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArgu
         label_names=["labels"],
         **speed_arguments(cfg),
         disable_tqdm=not sys.stderr.isatty(),
-        # Several processes on a machine without CUDA: train together over gloo instead of each one alone.
-        use_cpu=cpu_processes(),
         # DDP would otherwise search the graph for unused parameters after every backward (the Trainer's default
         # for a PeftModel). Frozen weights are outside DDP's view anyway, and every method trains only parameters
         # that the forward pass uses; a model where that is false stops with DDP's error naming the parameter.
@@ -164,6 +163,8 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
     configure_compile(cfg)
     timer = StepTimer()
     trainer_callbacks: list[TrainerCallback] = [timer, *callbacks]
+    if cfg.speed.profile_steps and process_state().is_main_process:
+        trainer_callbacks.append(ProfileSteps(cfg.speed.profile_steps, Path(output_dir) / PROFILE_NAME))
     if cfg.run.early_stopping_patience:
         trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
     if tracking:

@@ -12,7 +12,8 @@ def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
     left_out = {name for name, (_, f) in FIELDS.items() if not f.metadata["identity"]}
     assert left_out == {"seed", "seeds", "output_dir", "overwrite_output_dir", "resume", "logging_steps",
                         "save_steps", "save_total_limit", "save_adapter", "merge", "eval_batch_size",
-                        "dataloader_num_workers", "wandb_mode", "wandb_project", "wandb_group", "run_name"}
+                        "dataloader_num_workers", "profile_steps", "wandb_mode", "wandb_project", "wandb_group",
+                        "run_name"}
 
 
 def test_group_id_ignores_seed_and_output_but_not_what_trains(tmp_path):

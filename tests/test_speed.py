@@ -5,17 +5,26 @@ import json
 import pytest
 
 from ftlab.bench import forward_flops_per_sample, peak_flops
+from ftlab.gemm_rate import block_gemm_shapes, measure_gemm_rate
 from ftlab.errors import ConfigError
-from ftlab.speed import resolve_precision
+from ftlab.speed import resolve_attention_dropout, resolve_precision
 from ftlab.train import EpochSeededLengthGroupedSampler
 from tests.conftest import run_main, synthetic_rows, write_csv
 
 TINY = ("--text_column", "sentence", "--label_column", "polarity", "--max_length", "32")
 
 
-def test_precision_on_cpu():
-    assert resolve_precision("auto") == "fp32"  # CPUs without bf16 units are ~10x slower in bf16
-    assert resolve_precision("bf16") == "bf16"
+@pytest.mark.parametrize("capabilities, expected", [
+    ({"avx512_bf16": True, "amx_bf16": False}, "bf16"),
+    ({"avx512_bf16": False, "amx_bf16": True}, "bf16"),
+    ({"avx512_bf16": False, "amx_bf16": False}, "fp32"),  # bf16 is emulated there, ~10x slower
+])
+def test_precision_on_cpu(capabilities, expected, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("bf16") == "bf16" and resolve_precision("fp32") == "fp32"
     with pytest.raises(ConfigError, match="--precision fp16: .* needs a CUDA GPU"):
         resolve_precision("fp16")
 
@@ -30,6 +39,49 @@ def test_flops_model_matches_the_parameter_count():
         2 * 6 * 2 * 511 * 768, rel=1e-6)
     assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and peak_flops("NVIDIA H100 PCIe") == 756e12
     assert peak_flops("cpu (2 cores)") is None
+
+
+def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):
+    import time
+
+    import torch
+
+    shapes = block_gemm_shapes(hidden=32, ffn=64, rows=16)
+    assert shapes == [(16, 32, 32)] * 4 + [(16, 32, 64), (16, 64, 32)]
+    clock = iter([0.0, 0.4, 1.0])  # start, after round 1 (under a second), after round 2
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    flops_per_round = 2 * 16 * (4 * 32 * 32 + 2 * 32 * 64)
+    assert measure_gemm_rate(shapes, torch.float32, seconds=1.0) == pytest.approx(2 * flops_per_round / 1.0)
+
+
+def test_attention_dropout_is_off_on_cpu_unless_asked_for(tiny_model_dir):
+    from ftlab.config import MethodArgs
+    from ftlab.models.load import load_classifier
+    from ftlab.models.sources import ModelSource
+
+    assert resolve_attention_dropout(None) == 0.0  # no CUDA here: the fused CPU attention kernel has no dropout
+    assert resolve_attention_dropout(0.1) == 0.1
+    source = ModelSource("tiny", str(tiny_model_dir), "local")
+    off = load_classifier(source, ["neg", "pos"], MethodArgs(method="lora"), attention_dropout=0.0)
+    kept = load_classifier(source, ["neg", "pos"], MethodArgs(method="lora"))
+    assert off.config.attention_dropout == 0.0  # DistilBERT's name for it
+    assert kept.config.attention_dropout == 0.1  # the checkpoint's own
+    assert all(layer.attention.dropout.p == 0.0 for layer in off.distilbert.transformer.layer)
+
+
+def test_bf16_training_on_cpu_is_recorded_with_its_profile(tiny_model_dir, tmp_path):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
+    out = tmp_path / "run"
+    proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method", "lora",
+                    "--lr", "1e-2", "--epochs", "4", "--precision", "bf16", "--profile_steps", "3",
+                    "--output_dir", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "result.json").read_text())
+    assert record["precision"] == "bf16" and record["attention_dropout"] == 0.0
+    assert record["metrics"]["test"]["accuracy"] >= 0.95
+    profile = (out / "profile.txt").read_text()
+    assert record["profile"] == str(out / "profile.txt")
+    assert profile.startswith("torch.profiler: 3 optimizer steps") and "aten::mm" in profile
 
 
 def test_length_grouped_order_depends_only_on_seed_and_epoch():
@@ -80,6 +132,16 @@ def test_bench_runs_the_reference_and_the_default_recipe_side_by_side(tiny_model
     assert not default["data"]["pad_to_max_length"] and default["speed"]["group_by_length"]
     assert default["method"]["lora_dropout"] == 0.0
     assert "| lora | default |" in proc.stdout and (bench_dir / "bench.md").is_file()
+    # CPU utilisation: useful FLOP/s of the real tokens (the FLOPs model, LoRA = forward + backward through the
+    # activations) over the GEMM rate this bench measured for the recipe's precision.
+    rates = summary["gemm"]["rates"]
+    assert summary["gemm"]["rows"] == 16 * 32 and rates["fp32"] > 0
+    for recipe, row in rows.items():
+        record = json.loads((bench_dir / f"lora-{recipe}" / "result.json").read_text())
+        useful = row["samples_per_second"] * forward_flops_per_sample(2, 32, 64, record["mean_train_tokens"]) * 2
+        assert row["useful_flops_per_second"] == pytest.approx(useful)
+        assert row["cpu_utilisation"] == pytest.approx(useful / rates[record["precision"]])
+        assert row["mfu"] is None
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -27,6 +27,8 @@ class Architecture:
     # Path of the module that runs those blocks and returns the last layer's token states, before any pooling
     # (mean pooling replaces its first-token output, ftlab.models.pooling).
     encoder: str
+    # The config attribute holding the dropout on attention probabilities (--attention_dropout).
+    attention_dropout: str = "attention_probs_dropout_prob"
 
     def block_targets(self, switches: tuple[str, ...] = LORA_SWITCHES) -> list[str]:
         targets: list[str] = []
@@ -59,7 +61,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "distilbert": Architecture(query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
                                projection="attention.out_lin", mlp=("ffn.lin1", "ffn.lin2"),
                                head=("pre_classifier", "classifier"), head_linears=("pre_classifier", "classifier"),
-                               blocks="distilbert.transformer.layer", encoder="distilbert.transformer"),
+                               blocks="distilbert.transformer.layer", encoder="distilbert.transformer",
+                               attention_dropout="attention_dropout"),
     "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier"), head_linears=("bert.pooler.dense", "classifier"),
                          blocks="bert.encoder.layer", encoder="bert.encoder"),
     # RoBERTa's head is classifier.dense + classifier.out_proj, one module; it has no pooler in use.

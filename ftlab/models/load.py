@@ -1,6 +1,8 @@
 """Load the tokenizer and the classification backbone, in 4 bits for QLoRA."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
@@ -41,10 +43,15 @@ def quantization_config(model_type: str, args: MethodArgs):
                               llm_int8_skip_modules=[*arch.head, *arch.head_linears])
 
 
-def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs) -> PreTrainedModel:
+def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs,
+                    attention_dropout: Optional[float] = None) -> PreTrainedModel:
+    """The classifier for `label_names`, in 4 bits for QLoRA; `attention_dropout` (None: the checkpoint's own)
+    replaces the dropout on attention probabilities (ftlab.speed.resolve_attention_dropout)."""
     config = AutoConfig.from_pretrained(source.location, num_labels=len(label_names),
                                         id2label=dict(enumerate(label_names)),
                                         label2id={name: i for i, name in enumerate(label_names)})
+    if attention_dropout is not None:
+        setattr(config, architecture_of(config.model_type).attention_dropout, attention_dropout)
     kwargs = {}
     if args.method == "qlora":
         kwargs["quantization_config"] = quantization_config(config.model_type, args)
