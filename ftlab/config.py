@@ -165,9 +165,11 @@ class DataArgs:
                             "training seeds see the same data.", parse=_parse_int, allowed="an integer")
     max_length: int = option(256, "Tokens per text after truncation.", parse=_parse_int,
                              check=lambda v: 8 <= v <= 8192, allowed="an integer from 8 to 8192")
-    truncation: str = option("head", "Which tokens of a longer text are kept: head = the first, tail = the last, "
-                             "head_tail = the first quarter and the last three quarters of the --max_length budget "
-                             "(Sun et al. 2019).", choices=TRUNCATIONS)
+    # head_tail by measurement: LoRA on 2,000 IMDB reviews at 256 tokens, seeds 1-3, test accuracy 0.858 vs 0.845
+    # with head (README, "How the CPU defaults were chosen").
+    truncation: str = option("head_tail", "Which tokens of a longer text are kept: head = the first, tail = the "
+                             "last, head_tail = the first quarter and the last three quarters of the --max_length "
+                             "budget (Sun et al. 2019).", choices=TRUNCATIONS)
     pad_to_max_length: bool = option(False, "Pad every text to --max_length (the tutorial recipe) instead of "
                                      "padding each batch to its longest text.", parse=_parse_bool,
                                      allowed="true or false")
