@@ -112,18 +112,23 @@ def _parse_count(text: Any) -> Optional[int]:
     return _parse_int(text)
 
 
+NO_LEGACY = object()  # option(legacy=...): the field's default is what runs did before it existed
+
+
 def option(default: Any, help: str, *, parse: Callable[[Any], Any] = _parse_str,
            check: Optional[Callable[[Any], bool]] = None, allowed: str = "", choices: tuple = (),
-           identity: bool = True) -> Any:
+           identity: bool = True, legacy: Any = NO_LEGACY) -> Any:
     """A config field. `check`/`choices` are validated after file and flags are merged; `allowed` says, in words,
     what values are valid, for the error message. identity=False marks a field that cannot change the trained
     model or its metrics (where it is written, how often it logs, ...): runs that differ only in such fields are
-    seeds of one configuration group (ftlab.groups). New fields are part of the identity unless marked."""
+    seeds of one configuration group (ftlab.groups). New fields are part of the identity unless marked.
+    `legacy`: for a field added after runs were recorded whose default does not do what those runs did, the value
+    that does; a record without the field is read with it (ftlab.groups.config_from_record)."""
     if choices:
         allowed = allowed or "one of " + ", ".join(choices)
         check = check or (lambda value: value in choices)
     return field(default=default, metadata={"help": help, "parse": parse, "check": check, "allowed": allowed,
-                                            "choices": choices, "identity": identity})
+                                            "choices": choices, "identity": identity, "legacy": legacy})
 
 
 def _positive(value: Any) -> bool:
@@ -139,7 +144,8 @@ class ModelArgs:
     pooling: str = option("auto", "What the classification head sees: cls = the architecture's own (first-token) "
                           "input, mean = the mean of the last layer's token states (padding left out); auto = mean "
                           "when the model's sentence-transformers pooling config says mean (all-MiniLM-L6-v2), else "
-                          "cls. A saved adapter's pooling is kept when it is loaded.", choices=POOLINGS)
+                          "cls. A saved adapter's pooling is kept when it is loaded.", choices=POOLINGS,
+                          legacy="cls")
 
 
 @dataclass
@@ -169,7 +175,8 @@ class DataArgs:
     # with head (README, "How the CPU defaults were chosen").
     truncation: str = option("head_tail", "Which tokens of a longer text are kept: head = the first, tail = the "
                              "last, head_tail = the first quarter and the last three quarters of the --max_length "
-                             "budget (Sun et al. 2019).", choices=TRUNCATIONS)
+                             "budget (Sun et al. 2019).", choices=TRUNCATIONS,
+                             legacy="head")
     pad_to_max_length: bool = option(False, "Pad every text to --max_length (the tutorial recipe) instead of "
                                      "padding each batch to its longest text.", parse=_parse_bool,
                                      allowed="true or false")
@@ -311,7 +318,8 @@ class SpeedArgs:
                                                 "attention kernel has no dropout and attention with dropout falls "
                                                 "back to an unfused path: 28%% of a LoRA step, measured).",
                                                 parse=_parse_float, check=lambda v: 0 <= v < 1,
-                                                allowed="a number in [0, 1)")
+                                                allowed="a number in [0, 1)",
+                                                legacy=0.1)  # the checkpoints' own, which runs used before
     profile_steps: int = option(0, "Profile this many optimizer steps (after the first tenth of the run) with "
                                 "torch.profiler and write <output_dir>/profile.txt: the operators that took the "
                                 "time. 0: off.", parse=_parse_int, check=lambda v: v >= 0, allowed="an integer >= 0",

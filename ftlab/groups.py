@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ftlab.config import FIELDS, Config, config_from_values, resolve_defaults
+from ftlab.config import FIELDS, NO_LEGACY, Config, config_from_values, resolve_defaults
 
 # Written next to a saved adapter: the group and seed of the run that trained it.
 ADAPTER_PROVENANCE = "ftlab_run.json"
@@ -42,10 +42,15 @@ def group_id(cfg: Config, method: str) -> str:
 def config_from_record(sections: dict[str, Any]) -> Config:
     """A record's saved config (sections as `Config.to_dict` writes them) on top of today's defaults, the derived
     ones filled as a run fills them: records written before a field existed get its default, so their group is
-    the one a run of the same settings gets today. Keys this version does not know are ignored."""
+    the one a run of the same settings gets today, or, where the new default changed what runs do (pooling,
+    truncation, attention dropout), the field's `legacy` value, so that they do not join today's default runs.
+    Keys this version does not know are ignored."""
     values = {}
     for section in sections.values():
         for key, value in (section or {}).items():
             if key in FIELDS:
                 values[key] = None if value is None else FIELDS[key][1].metadata["parse"](value)
+    for name, (_, f) in FIELDS.items():
+        if name not in values and f.metadata["legacy"] is not NO_LEGACY:
+            values[name] = f.metadata["legacy"]
     return resolve_defaults(config_from_values(values))

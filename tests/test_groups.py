@@ -26,8 +26,22 @@ def test_group_id_ignores_seed_and_output_but_not_what_trains(tmp_path):
     assert group_id(parse_args([]), "tfidf_svm") != base  # the baseline's record, on a default config
     # A record written before the speed section and --seeds existed: today's defaults fill them in.
     old = parse_args([]).to_dict()
-    del old["speed"], old["run"]["seeds"]
+    del old["run"]["seeds"]
+    for key in list(old["speed"]):
+        if key != "attention_dropout":
+            del old["speed"][key]
     assert group_id(config_from_record(old), "lora") == base
+
+
+def test_records_from_before_a_changed_default_keep_what_they_did():
+    """Pooling, truncation and attention dropout arrived with defaults that train differently (mean pooling for
+    MiniLM, head_tail, no attention dropout on CPU): a record without them was a cls/head/0.1 run and must not join
+    the seeds of today's default configuration."""
+    today = parse_args([]).to_dict()
+    del today["model"]["pooling"], today["data"]["truncation"], today["speed"]["attention_dropout"]
+    as_before = group_id(parse_args(["--pooling", "cls", "--truncation", "head", "--attention_dropout", "0.1"]),
+                         "lora")
+    assert group_id(config_from_record(today), "lora") == as_before != group_id(parse_args([]), "lora")
 
 
 def _adapter(directory, group=None):
