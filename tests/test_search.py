@@ -146,6 +146,16 @@ def _worker(flags: list[str], cwd: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _worker_in_trial_0(argv, tmp_path, study_dir):
+    """A search worker process, returned once trial 0 has loaded its model and trains."""
+    worker = _worker(argv, tmp_path)
+    deadline = time.monotonic() + 240
+    while not (study_dir / "trial-0" / "config.yaml").exists():  # written once the model is loaded
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()[0][-3000:]
+        time.sleep(0.05)
+    return worker
+
+
 def _finish(worker: subprocess.Popen) -> str:
     output = worker.communicate(timeout=300)[0]
     assert worker.returncode == 0, output[-3000:]
@@ -230,11 +240,7 @@ def test_a_killed_workers_trial_is_failed_and_run_again(flags, tmp_path, capsys)
     study_dir = tmp_path / "study"
     argv = [*flags, "--dataset", str(data), "--study_dir", str(study_dir), "--n_trials", "1", "--pruner", "none",
             "--heartbeat_interval", "1", "--grace_period", "3"]
-    doomed = _worker(argv, tmp_path)
-    deadline = time.monotonic() + 240
-    while not (study_dir / "trial-0" / "config.yaml").exists():  # written once the model is loaded
-        assert doomed.poll() is None and time.monotonic() < deadline, doomed.communicate()[0][-3000:]
-        time.sleep(0.05)
+    doomed = _worker_in_trial_0(argv, tmp_path, study_dir)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     assert not (study_dir / "trial-0" / "result.json").exists()
@@ -261,11 +267,7 @@ def test_a_stopped_worker_queues_its_trial_again_and_exits_75(flags, tmp_path, c
     data = write_csv(tmp_path / "longer.csv", synthetic_rows(400))
     study_dir = tmp_path / "study"
     argv = [*flags, "--dataset", str(data), "--study_dir", str(study_dir), "--n_trials", "1", "--pruner", "none"]
-    worker = _worker(argv, tmp_path)
-    deadline = time.monotonic() + 240
-    while not (study_dir / "trial-0" / "config.yaml").exists():  # written once the model is loaded
-        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()[0][-3000:]
-        time.sleep(0.05)
+    worker = _worker_in_trial_0(argv, tmp_path, study_dir)
     worker.send_signal(signal.SIGTERM)
     output = worker.communicate(timeout=240)[0]
     assert worker.returncode == INTERRUPTED_EXIT_CODE, output[-3000:]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import datasets
 
@@ -71,16 +71,24 @@ def _drop_missing_labels(splits: datasets.DatasetDict, notes: list[str],
         if isinstance(split.features["label"], datasets.ClassLabel) or (_is_unlabelled(split) and name != "train"):
             out[name] = split
             continue
-        kept = split.filter(lambda batch: [not _is_missing(label) for label in batch["label"]], batched=True)
-        dropped = len(split) - len(kept)
-        if dropped:
-            message = f"dropped {dropped} rows without a label from the {name} split"
-            print(f"[ftlab] {message}", flush=True)
-            notes.append(message)
+        kept, _ = _keep_rows(split, "label", lambda label: not _is_missing(label),
+                             f"rows without a label from the {name} split", notes)
         if len(kept) == 0:
             raise DataError(f"--dataset {dataset_name}: no row of the {name} split has a label")
         out[name] = kept
     return datasets.DatasetDict(out)
+
+
+def _keep_rows(split: datasets.Dataset, column: str, keep: Callable[[Any], bool], what: str,
+               notes: list[str]) -> tuple[datasets.Dataset, int]:
+    """The rows whose `column` passes `keep`, and how many were dropped; a drop is printed and noted in the record."""
+    kept = split.filter(lambda batch: [keep(value) for value in batch[column]], batched=True)
+    dropped = len(split) - len(kept)
+    if dropped:
+        message = f"dropped {dropped} {what}"
+        print(f"[ftlab] {message}", flush=True)
+        notes.append(message)
+    return kept, dropped
 
 
 def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str], dataset_name: str) -> datasets.DatasetDict:
@@ -88,13 +96,8 @@ def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str], dataset_na
     for name, split in splits.items():
         if len(split) == 0:
             raise DataError(f"--dataset {dataset_name}: the {name} split is empty")
-        kept = split.filter(lambda batch: [t is not None and str(t).strip() != "" for t in batch["text"]],
-                            batched=True)
-        dropped = len(split) - len(kept)
-        if dropped:
-            message = f"dropped {dropped} empty or missing texts from the {name} split"
-            print(f"[ftlab] {message}", flush=True)
-            notes.append(message)
+        kept, dropped = _keep_rows(split, "text", lambda text: text is not None and str(text).strip() != "",
+                                   f"empty or missing texts from the {name} split", notes)
         if len(kept) == 0:
             raise DataError(f"split {name!r} has no non-empty texts left ({dropped} empty or missing)")
         out[name] = kept
