@@ -62,16 +62,19 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
             # Groups with equal parameter counts (LoRA and QLoRA, head and the raw model) are set side by side,
             # a few percent apart on the log axis, so that their error bars do not hide each other.
             same = [i for i, other in enumerate(params) if other == count]
-            x = count * 1.06 ** (same.index(position) - (len(same) - 1) / 2)
+            offset = same.index(position) - (len(same) - 1) / 2
+            x = count * 1.06 ** offset
             color = colors[method_of(first)]
             mean = sum(summary.test_accuracy) / summary.n
             error = None if summary.interval is None else [[mean - summary.interval[0]], [summary.interval[1] - mean]]
             ax.errorbar([x], [mean], yerr=error, fmt="o", color=color, markersize=7, capsize=4, zorder=3)
             if summary.n > 1:
                 ax.scatter([x] * summary.n, summary.test_accuracy, color=color, s=10, alpha=0.6, zorder=4)
-            ax.annotate(summary.group.name, (x, mean), textcoords="offset points", xytext=(6, 4),
-                        fontsize="x-small")
+            left = offset < 0  # the left one of a side-by-side pair is labelled on its left, clear of the other
+            ax.annotate(summary.group.name, (x, mean), textcoords="offset points", xytext=(-6 if left else 6, 4),
+                        ha="right" if left else "left", fontsize="x-small")
         ax.set_xscale("log")
+        ax.margins(x=0.1)  # room for the labels of the outermost points
         ax.set(title=f"{dataset}: test accuracy against trainable parameters", xlabel="trainable parameters (log "
                "scale)", ylabel="test accuracy (mean, 95% CI; small points: seeds)")
         ax.grid(alpha=0.3, which="both")
