@@ -6,10 +6,9 @@ import json
 import os
 import platform
 import resource
-import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 def peak_rss_mb() -> float:
@@ -33,20 +32,24 @@ def environment(device: Optional[str] = None) -> dict[str, Any]:
     return {"python": platform.python_version(), **versions, "device": device, "platform": platform.platform()}
 
 
-def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Write to a temporary file beside the target, then rename: readers never see a half-written record."""
+def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
+    """`write(tmp)` fills a temporary file beside the target, which is then renamed to it: readers (another
+    worker, a report) never see a half-written file, and concurrent writers (one per process) each leave a whole
+    one. The file gets the permissions of any new file (the umask's), which mkstemp's private 0600 would not."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+        write(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    """The record (or any JSON) written atomically (write_atomic)."""
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n",
+                                                         encoding="utf-8"))
 
 
 INDEX_NAME = "index.jsonl"

@@ -7,29 +7,19 @@ Every worker writes them when it stops, each file atomically, so the last worker
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
 
 from ftlab.config import parse_args
-from ftlab.search_space import param_flags
+from ftlab.results import write_atomic
+from ftlab.search_space import param_flags, show_params
 
 if TYPE_CHECKING:
     from ftlab.search import SearchArgs
-
-def _write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def best_config(study: Any, args: "SearchArgs") -> dict[str, Any]:
@@ -52,10 +42,9 @@ def write_plots(study: Any, img_dir: Path, name: str, target_name: str, seed: in
     plots = {"optimization_history": lambda: optuna_plots.plot_optimization_history(study, target_name=target_name),
              "param_importances": lambda: optuna_plots.plot_param_importances(
                  study, evaluator=FanovaImportanceEvaluator(seed=seed), target_name=target_name)}
-    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     written = []
     for plot, draw in plots.items():
-        if plot == "param_importances" and complete < 2:
+        if plot == "param_importances" and len(_complete_trials(study)) < 2:
             print("[search] no parameter importances yet: they need two complete trials", flush=True)
             continue
         try:
@@ -64,7 +53,7 @@ def write_plots(study: Any, img_dir: Path, name: str, target_name: str, seed: in
             print(f"[search] no {plot.replace('_', ' ')} plot: {exc}", flush=True)
             continue
         figure.tight_layout()
-        written.append(_write_atomic(img_dir / f"{name}_{plot}.png",
+        written.append(write_atomic(img_dir / f"{name}_{plot}.png",
                                      lambda tmp: figure.savefig(tmp, format="png", dpi=120)))
         plt.close(figure)
     return written
@@ -87,8 +76,8 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
           flush=True)
     table = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "datetime_start",
                                           "duration"))
-    written = [_write_atomic(args.study_dir / "trials.csv", lambda tmp: table.to_csv(tmp, index=False))]
-    if not _has_complete_trial(study):
+    written = [write_atomic(args.study_dir / "trials.csv", lambda tmp: table.to_csv(tmp, index=False))]
+    if not _complete_trials(study):
         print("[search] no complete trial yet: no best configuration", flush=True)
         print(f"[search] written: {written[0]}", flush=True)
         return
@@ -96,10 +85,9 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
     header = (f"# Best trial {best.number} of study {args.study_name}: validation {args.metric} {best.value:.4f}.\n"
               f"#   python main.py --config {args.study_dir / 'best_config.yaml'}\n")
     text = header + yaml.safe_dump(best_config(study, args), sort_keys=False)
-    written.append(_write_atomic(args.study_dir / "best_config.yaml", lambda tmp: tmp.write_text(text)))
-    shown = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-                      for name, value in best.params.items())
-    print(f"[search] best: trial {best.number}, validation {args.metric} {best.value:.4f}: {shown}", flush=True)
+    written.append(write_atomic(args.study_dir / "best_config.yaml", lambda tmp: tmp.write_text(text)))
+    print(f"[search] best: trial {best.number}, validation {args.metric} {best.value:.4f}: "
+          f"{show_params(best.params)}", flush=True)
     record_path = Path(best.user_attrs.get("output_dir", args.study_dir / f"trial-{best.number}")) / "result.json"
     if record_path.is_file():
         test = json.loads(record_path.read_text(encoding="utf-8"))["metrics"]["test"]
@@ -110,5 +98,5 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
     print(f"[search] written: {', '.join(str(path) for path in written)}", flush=True)
 
 
-def _has_complete_trial(study: Any) -> bool:
-    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+def _complete_trials(study: Any) -> list[Any]:
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
