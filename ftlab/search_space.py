@@ -171,6 +171,12 @@ def flag_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def show_params(params: dict[str, Any]) -> str:
+    """Sampled values for the console: name=value, floats to 4 significant digits."""
+    return ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in params.items())
+
+
 def param_flags(params: dict[str, Any]) -> list[str]:
     """--NAME VALUE for each sampled parameter."""
     return [item for name, value in params.items() for item in (f"--{name}", flag_value(value))]

@@ -21,7 +21,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from ftlab.config import Config, parse_args
 from ftlab.run import run_training  # heavy (torch): imported once, before the worker takes its first trial
-from ftlab.search_space import Param, param_flags
+from ftlab.search_space import Param, param_flags, show_params
 
 # Without --eval_steps a trial is evaluated on validation at these shares of its optimizer steps, so the pruner
 # has a few points to compare (the final model is evaluated after training in any case).
@@ -78,8 +78,8 @@ class TrialRunner:
         self.wandb_group = wandb_group
         self.current: Optional[int] = None  # number of the trial in progress (to re-queue it on Ctrl-C)
 
-    def trial_config(self, trial: optuna.Trial, params: dict[str, Any]) -> Config:
-        argv = [*self.train_argv, *param_flags(params), "--output_dir", str(self.study_dir / f"trial-{trial.number}")]
+    def trial_config(self, params: dict[str, Any], output_dir: Path) -> Config:
+        argv = [*self.train_argv, *param_flags(params), "--output_dir", str(output_dir)]
         if self.wandb_group:
             argv += ["--wandb_group", self.wandb_group]
         return parse_args(argv)
@@ -95,15 +95,13 @@ class TrialRunner:
         trial.set_user_attr("worker", worker_name())
         if retry_of is not None:
             trial.set_user_attr("retry_of", retry_of)
-        shown = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-                          for name, value in params.items())
         print(f"[search] trial {trial.number}{f' (retry of trial {retry_of})' if retry_of is not None else ''}: "
-              f"{shown}", flush=True)
+              f"{show_params(params)}", flush=True)
         info = {"study": self.study_name, "storage": self.storage_display, "trial": trial.number,
                 "state": "COMPLETE", "params": params, "objective": f"validation {self.metric}",
                 "retry_of": retry_of, "worker": worker_name()}
         try:
-            cfg = self.trial_config(trial, params)
+            cfg = self.trial_config(params, output_dir)
             reporter = TrialReporter(trial, self.metric, info,
                                      eval_fractions=() if cfg.run.eval_steps else AUTO_EVAL_FRACTIONS)
             record = run_training(cfg, callbacks=[reporter], extra={"search": info})
