@@ -146,7 +146,6 @@ def _stratified_take(split: datasets.Dataset, n: Optional[int], seed: int) -> da
 
 
 def _carve(split: datasets.Dataset, count: int, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
-    count = max(1, count)
     try:
         parts = split.train_test_split(test_size=count, stratify_by_column="label", seed=seed)
     except ValueError:
@@ -156,7 +155,8 @@ def _carve(split: datasets.Dataset, count: int, seed: int) -> tuple[datasets.Dat
 
 def _carve_counts(rows: int, validation_fraction: Optional[float],
                   test_fraction: Optional[float]) -> tuple[int, int]:
-    """Rows carved from train for validation and test (None: that split exists already), as _carve takes them."""
+    """Rows carved from train for validation and test, at least one each (0 where the fraction is None: that split
+    exists already)."""
     return (max(1, round(validation_fraction * rows)) if validation_fraction is not None else 0,
             max(1, round(test_fraction * rows)) if test_fraction is not None else 0)
 
@@ -206,13 +206,15 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
         test_is_validation = True
         notes.append("the test split has no labels: test figures are computed on the validation split")
     validation = splits.get("validation")
-    _check_enough_rows(original_train_size, dataset_name, validation_fraction if validation is None else None,
-                       test_fraction if test is None and not test_is_validation else None)
-    if validation is None:
-        train, validation = _carve(train, round(validation_fraction * original_train_size), data_seed)
+    carve_validation = validation_fraction if validation is None else None
+    carve_test = test_fraction if test is None and not test_is_validation else None
+    _check_enough_rows(original_train_size, dataset_name, carve_validation, carve_test)
+    validation_rows, test_rows = _carve_counts(original_train_size, carve_validation, carve_test)
+    if validation_rows:
+        train, validation = _carve(train, validation_rows, data_seed)
         notes.append(f"validation carved from train ({validation_fraction:g}, stratified, seed {data_seed})")
-    if test is None and not test_is_validation:
-        train, test = _carve(train, round(test_fraction * original_train_size), data_seed)
+    if test_rows:
+        train, test = _carve(train, test_rows, data_seed)
         notes.append(f"test carved from train ({test_fraction:g}, stratified, seed {data_seed})")
 
     train = _stratified_take(train, max_train, data_seed)
