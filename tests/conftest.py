@@ -7,8 +7,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 POSITIVE = ["good", "great", "wonderful", "superb", "lovely"]
@@ -81,6 +85,16 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: st
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-distilbert"))
+
+
+def nonzero_lora_b(model: torch.nn.Module) -> None:
+    """LoRA's B starts at zero, which would make a merge trivially exact: give it weights."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
 
 
 def synthetic_rows(n: int, seed: int = 0, classes: tuple[str, ...] = ("pos", "neg")) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification
 from ftlab.config import MethodArgs
 from ftlab.models.export import merged_model
 from ftlab.models.methods import apply_method
-from tests.conftest import run_main, synthetic_rows, write_csv
+from tests.conftest import nonzero_lora_b, run_main, synthetic_rows, write_csv
 
 MERGE_ATOL = 1e-5  # fp32 re-association of W x + B A x vs (W + B A) x
 
@@ -23,10 +23,7 @@ def _batch():
 def test_merged_and_unmerged_give_the_same_logits(method, tiny_model_dir):
     model = apply_method(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir),
                          MethodArgs(method=method, lora_r=4))
-    with torch.no_grad():  # non-zero B, else merging is trivially exact
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(std=0.5)
+    nonzero_lora_b(model)
     model.eval()
     with torch.no_grad():
         before = model(**_batch()).logits
@@ -53,10 +50,7 @@ def test_qlora_merges_in_full_precision(tmp_path):
     BertForSequenceClassification(config).save_pretrained(tmp_path)
     args = MethodArgs(method="qlora", lora_r=4)
     model = apply_method(load_classifier(ModelSource("bert", str(tmp_path), "local"), ["neg", "pos"], args), args)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(std=0.5)
+    nonzero_lora_b(model)
     # Training mode: in eval mode bitsandbytes switches to a bf16 CPU kernel on CPUs with AVX512-BF16.
     model.train()
     with torch.no_grad():

@@ -18,7 +18,7 @@ from ftlab.config import MethodArgs
 from ftlab.models.export import merged_model
 from ftlab.models.methods import apply_method, count_parameters
 from ftlab.models.pooling import apply_pooling, resolve_pooling
-from tests.conftest import ROOT, build_tiny_model_dir, synthetic_rows, write_csv
+from tests.conftest import ROOT, build_tiny_model_dir, nonzero_lora_b, synthetic_rows, write_csv
 
 
 def _small(model_cls, config_cls):
@@ -91,10 +91,7 @@ def test_every_method_keeps_its_parameters_and_trains_through_the_mean(method):
     if method in ("full", "selective"):
         assert grads["bert.encoder.layer.1.output.dense.weight"].abs().sum() > 0
     if method in ("lora", "scratch_lora"):
-        with torch.no_grad():  # non-zero B, so that merging changes the weights
-            for name, param in model.named_parameters():
-                if "lora_B" in name:
-                    param.normal_(std=0.5)
+        nonzero_lora_b(model)  # so that merging changes the weights
         model.eval()
         with torch.no_grad():
             before = model(**short).logits
