@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
+from ftlab import exit_codes
 from ftlab.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
@@ -14,8 +15,6 @@ if TYPE_CHECKING:
 
 # The seed projects ran the baseline with a flag; `main.py --check_baseline [flags]` = `main.py baseline [flags]`.
 BASELINE_ALIASES = ("--check_baseline", "--check_baseLine")
-# Ctrl-C that did not wait for a clean stop (a second one during training, or one outside training).
-ABORTED_EXIT_CODE = 130
 
 
 def _run_config(argv: list[str]) -> Optional["Config"]:
@@ -43,7 +42,7 @@ def _train(argv: list[str]) -> int:
 
     tune_glibc_malloc()
     from ftlab.config import expand_seeds
-    from ftlab.preemption import INTERRUPTED_EXIT_CODE, TrainingInterrupted, stop_on_signals
+    from ftlab.preemption import TrainingInterrupted, stop_on_signals
     from ftlab.rundir import resolve_output_dir
     from ftlab.run import run_training
 
@@ -60,8 +59,8 @@ def _train(argv: list[str]) -> int:
     except TrainingInterrupted as exc:
         if exc.main_process:
             print(f"[ftlab] interrupted: {exc}; continue with the same flags and --resume auto --output_dir "
-                  f"{cfg.run.output_dir} (exit code {INTERRUPTED_EXIT_CODE})", file=sys.stderr, flush=True)
-        return INTERRUPTED_EXIT_CODE
+                  f"{cfg.run.output_dir} (exit code {exit_codes.INTERRUPTED})", file=sys.stderr, flush=True)
+        return exit_codes.INTERRUPTED
     return 0
 
 
@@ -143,8 +142,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return COMMANDS[command](argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     except KeyboardInterrupt:
         print("[ftlab] aborted (Ctrl-C): a checkpoint being written is incomplete and ignored when resuming",
               file=sys.stderr, flush=True)
-        return ABORTED_EXIT_CODE
+        return exit_codes.ABORTED

@@ -361,6 +361,9 @@ _GROUP_CLASSES = {f.name: f.default_factory for f in dataclasses.fields(Config)}
 FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
     f.name: (group, f) for group, cls in _GROUP_CLASSES.items() for f in dataclasses.fields(cls)
 }
+# The fields that can change the trained model or its metrics (option's `identity`): what a configuration group
+# is made of (ftlab.groups) and what a resumed run must share with the checkpoint (ftlab.resume).
+IDENTITY_FIELDS = frozenset(name for name, (_, f) in FIELDS.items() if f.metadata["identity"])
 
 # Flags users know from the seed projects, mapped onto the one config.
 TASK_ALIASES = {"fft": "full", "cls": "head", "lora": "lora"}

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from ftlab.config import FIELDS, NO_LEGACY, Config, config_from_values, resolve_defaults
+from ftlab.config import FIELDS, IDENTITY_FIELDS, NO_LEGACY, Config, config_from_values, resolve_defaults
 
 # Written next to a saved adapter: the group and seed of the run that trained it.
 ADAPTER_PROVENANCE = "ftlab_run.json"
@@ -28,11 +28,14 @@ def _adapter_identity(path: str) -> str:
     return path
 
 
-def group_id(cfg: Config, method: str) -> str:
+def group_id(cfg: Config, method: str, precision: Optional[str] = None) -> str:
     """The configuration's id. `method` is the record's method, which differs from cfg.method.method for the
-    baseline (tfidf_svm, whose config keeps the fine-tuning defaults)."""
-    values = {name: getattr(getattr(cfg, group), name) for name, (group, f) in FIELDS.items()
-              if f.metadata["identity"]}
+    baseline (tfidf_svm, whose config keeps the fine-tuning defaults). `precision`: the one the run resolved
+    --precision to (ftlab.speed.resolve_precision), which stands for it: `auto` means what the device has, and it
+    meant fp32 on every CPU before bf16 CPUs got bf16, so `auto` alone would put both kinds of run in one group."""
+    values = {name: getattr(getattr(cfg, FIELDS[name][0]), name) for name in sorted(IDENTITY_FIELDS)}
+    if precision is not None:
+        values["precision"] = precision
     if values["load_adapter"]:
         values["load_adapter"] = _adapter_identity(values["load_adapter"])
     canonical = json.dumps({"run_method": method, **values}, sort_keys=True, separators=(",", ":"), default=str)

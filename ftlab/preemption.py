@@ -4,7 +4,7 @@ A stop request is SIGUSR1 (SLURM's warning ahead of a time limit or preemption),
 SIGINT (Ctrl-C), or the file named by $FTLAB_STOP_FILE appearing (how the SLURM templates pass the request on: see
 scripts/slurm/common.sh). The run finishes the optimizer step it is in (and an evaluation or checkpoint save in
 progress), writes the Trainer's own complete checkpoint at that step (weights or adapter, optimizer, scheduler,
-RNG, data position), writes no record, and the command exits with INTERRUPTED_EXIT_CODE. `--resume auto`
+RNG, data position), writes no record, and the command exits with exit_codes.INTERRUPTED. `--resume auto`
 continues from that checkpoint.
 
 With several processes every process asks the others at each step end (one all-reduce of a flag), so all stop
@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from transformers import TrainerCallback
 
+from ftlab.exit_codes import INTERRUPTED
+
 if TYPE_CHECKING:
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-# sysexits.h EX_TEMPFAIL, "a temporary failure; the user is invited to retry": distinct from success (0), errors
-# (1), bad input (2) and the 128+N of a process killed by signal N, which the batch scripts must tell apart from a
-# run that stopped cleanly and can be resumed.
-INTERRUPTED_EXIT_CODE = 75
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 STOP_FILE_ENV = "FTLAB_STOP_FILE"
 
@@ -81,7 +79,7 @@ class StopRequest:
             raise TrainingInterrupted(name)
         if self.phase == TRAINING:
             _say(f"{name}: finishing the current step, then saving a checkpoint and exiting with code "
-                 f"{INTERRUPTED_EXIT_CODE} (Ctrl-C again to abort at once)")
+                 f"{INTERRUPTED} (Ctrl-C again to abort at once)")
         else:
             _say(f"{name}: training is complete; finishing the evaluation and writing the record "
                  f"(Ctrl-C again to abort at once)")

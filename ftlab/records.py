@@ -65,7 +65,8 @@ def seed_of(record: Record) -> int:
 
 
 def group_of(record: Record) -> str:
-    return record.get("group") or group_id(config_from_record(record["config"]), method_of(record))
+    return record.get("group") or group_id(config_from_record(record["config"]), method_of(record),
+                                           record.get("precision"))
 
 
 def sort_key(record: Record) -> tuple[str, str, str, str]:

@@ -64,21 +64,29 @@ def _options_to_compare() -> set[str]:
     """The options that make a run what it is: those that can change its model or metrics (config.py's
     `identity`), and the seed, which orders the batches. Where it writes, how often it logs or saves, W&B: those
     may change between attempts."""
-    from ftlab.config import FIELDS
+    from ftlab.config import IDENTITY_FIELDS
 
-    return {name for name, (_, field) in FIELDS.items() if field.metadata["identity"]} | {"seed"}
+    return IDENTITY_FIELDS | {"seed"}
 
 
 def _check_same_config(output_dir: Path, cfg: "Config") -> None:
     import yaml
 
+    from ftlab.groups import config_from_record
+
     try:
-        saved = _flatten(yaml.safe_load((output_dir / "config.yaml").read_text(encoding="utf-8")))
+        sections = yaml.safe_load((output_dir / "config.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return  # a checkpoint without a readable config (an older run): nothing to compare against
+    if not isinstance(sections, dict):
+        return
+    # Read as the report reads an old record: an option the saved config lacks is what that version ran (the
+    # option's legacy value, e.g. cls pooling), so a checkpoint from before it existed is not continued with
+    # today's different default.
+    saved = _flatten(config_from_record(sections).to_dict())
     current = _flatten(cfg.to_dict())
     compared = _options_to_compare()
-    differing = [key for key in current if key in saved and key in compared and saved[key] != current[key]]
+    differing = [key for key in current if key in compared and saved[key] != current[key]]
     if differing:
         key = differing[0]
         more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""

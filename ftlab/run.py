@@ -43,8 +43,8 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     state = process_state()
     output_dir = resolve_output_dir(cfg)
     # Before training: a run that saves its adapter where it loaded it from rewrites what identifies that adapter.
-    group = group_id(cfg, cfg.method.method)
     precision = resolve_precision(cfg.speed.precision)  # a precision this device lacks fails before any download
+    group = group_id(cfg, cfg.method.method, precision)
     # With several processes the main one fills the caches (mirrors, tokenised splits) and the others then read
     # them. Where each machine has its own cache, the processes of the other machines may build theirs at the
     # same time; harmless, as both the mirror fetch (file lock) and datasets (temporary file, then rename) write

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from ftlab import exit_codes
 from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options, parse_args
 from ftlab.errors import ConfigError
 from ftlab.rundir import dataset_label
@@ -294,7 +295,7 @@ def main(argv: list[str]) -> int:
     print(f"[search] study {args.study_name} in {storage.display}: {args.n_trials} trials, objective validation "
           f"{args.metric} ({study.direction.name.lower()}), pruner {args.pruner}, trials in {args.study_dir}",
           flush=True)
-    from ftlab.preemption import INTERRUPTED_EXIT_CODE, TrainingInterrupted, stop_on_signals
+    from ftlab.preemption import TrainingInterrupted, stop_on_signals
     from ftlab.runtime import tune_glibc_malloc
 
     tune_glibc_malloc()
@@ -302,12 +303,12 @@ def main(argv: list[str]) -> int:
         with stop_on_signals() as stop:
             run_worker(study, args, storage, stop)
     except TrainingInterrupted as exc:
-        print(f"[search] {exc}; run the same command to continue the study (exit code {INTERRUPTED_EXIT_CODE})",
+        print(f"[search] {exc}; run the same command to continue the study (exit code {exit_codes.INTERRUPTED})",
               file=sys.stderr, flush=True)
-        return INTERRUPTED_EXIT_CODE
+        return exit_codes.INTERRUPTED
     except KeyboardInterrupt:
         print("[search] interrupted; run the same command to continue the study", file=sys.stderr, flush=True)
-        return 130
+        return exit_codes.ABORTED
     from ftlab.search_results import write_results
 
     write_results(study, args, storage.display)

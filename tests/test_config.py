@@ -104,6 +104,15 @@ def test_resume_continues_only_the_same_configuration(tmp_path):
     with pytest.raises(ConfigError, match=r"--resume auto: .*run holds a checkpoint of a run with another "
                                           r"configuration \(--epochs 2.0 there, 1.0 now and 1 more\); repeat"):
         parse_args(["--output_dir", str(run), "--resume", "auto"])
+    # A checkpoint from before --pooling existed was trained with the [CLS] head: today's default (mean pooling
+    # for MiniLM) must not continue it, an explicit --pooling cls may.
+    old = yaml.safe_load((run / "config.yaml").read_text())
+    del old["model"]["pooling"]
+    (run / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match=r"\(--pooling cls there, auto now\)"):
+        parse_args(["--lr", "1e-3", "--epochs", "2", "--output_dir", str(run), "--resume", "auto"])
+    assert parse_args(["--lr", "1e-3", "--epochs", "2", "--pooling", "cls", "--output_dir", str(run),
+                       "--resume", "auto"]).run.resume == "auto"
     # Nothing to continue: auto starts afresh, true says so.
     assert parse_args(["--output_dir", str(tmp_path / "new"), "--resume", "auto"]).run.resume == "auto"
     with pytest.raises(ConfigError, match="no complete checkpoint"):

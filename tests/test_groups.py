@@ -3,13 +3,14 @@ import json
 
 import pytest
 
-from ftlab.config import FIELDS, expand_seeds, parse_args
+from ftlab.config import FIELDS, IDENTITY_FIELDS, expand_seeds, parse_args
 from ftlab.errors import ConfigError
 from ftlab.groups import ADAPTER_PROVENANCE, config_from_record, group_id
+from ftlab.records import group_of
 
 
 def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
-    left_out = {name for name, (_, f) in FIELDS.items() if not f.metadata["identity"]}
+    left_out = set(FIELDS) - IDENTITY_FIELDS
     assert left_out == {"seed", "seeds", "output_dir", "overwrite_output_dir", "resume", "logging_steps",
                         "save_steps", "save_total_limit", "save_adapter", "merge", "eval_batch_size",
                         "dataloader_num_workers", "profile_steps", "wandb_mode", "wandb_project", "wandb_group",
@@ -42,6 +43,17 @@ def test_records_from_before_a_changed_default_keep_what_they_did():
     as_before = group_id(parse_args(["--pooling", "cls", "--truncation", "head", "--attention_dropout", "0.1"]),
                          "lora")
     assert group_id(config_from_record(today), "lora") == as_before != group_id(parse_args([]), "lora")
+
+
+def test_precision_groups_by_what_ran_not_by_auto():
+    """`--precision auto` is bf16 on a bf16 CPU and fp32 on others (on every CPU before bf16 CPUs got bf16): a run
+    is grouped by the precision it resolved to, so auto and the explicit value it stood for are one group."""
+    auto, fp32, bf16 = (parse_args(["--precision", p]) for p in ("auto", "fp32", "bf16"))
+    assert group_id(auto, "lora", "fp32") == group_id(fp32, "lora", "fp32") == group_id(fp32, "lora")
+    assert group_id(auto, "lora", "bf16") == group_id(bf16, "lora", "bf16") != group_id(auto, "lora", "fp32")
+    # A record without a stored group is grouped the same way, by the precision it says it ran.
+    record = {"method": "lora", "config": auto.to_dict(), "precision": "bf16"}
+    assert group_of(record) == group_id(bf16, "lora", "bf16")
 
 
 def _adapter(directory, group=None):

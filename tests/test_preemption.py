@@ -11,7 +11,8 @@ from transformers import TrainerCallback
 
 from ftlab.config import parse_args
 from ftlab.cli import main
-from ftlab.preemption import INTERRUPTED_EXIT_CODE, STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
+from ftlab.exit_codes import INTERRUPTED
+from ftlab.preemption import STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
 from ftlab.run import run_training
 from tests.conftest import synthetic_rows, write_csv
 
@@ -128,7 +129,7 @@ def test_an_interrupted_seeds_command_skips_finished_seeds_and_resumes_the_stopp
              "polarity", "--max_length", "32", "--output_dir", str(tmp_path / "lora")]
     assert main([*flags, "--seeds", "1"]) == 0
     stop_file.touch()
-    assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == INTERRUPTED_EXIT_CODE
+    assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == INTERRUPTED
     stop_file.unlink()
     assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == 0
     assert f"[ftlab] {tmp_path / 'lora' / 'seed1'}: finished before (result.json), skipped" in capsys.readouterr().out

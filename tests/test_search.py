@@ -262,7 +262,7 @@ def test_a_killed_workers_trial_is_failed_and_run_again(flags, tmp_path, capsys)
 def test_a_stopped_worker_queues_its_trial_again_and_exits_75(flags, tmp_path, capsys):
     # SIGTERM (a scheduler's stop; SLURM's warning reaches the worker as the stop file): the trial in progress
     # stops at its next step, is failed and queued again, and the worker exits with the "interrupted" code.
-    from ftlab.preemption import INTERRUPTED_EXIT_CODE
+    from ftlab.exit_codes import INTERRUPTED
 
     data = write_csv(tmp_path / "longer.csv", synthetic_rows(400))
     study_dir = tmp_path / "study"
@@ -270,7 +270,7 @@ def test_a_stopped_worker_queues_its_trial_again_and_exits_75(flags, tmp_path, c
     worker = _worker_in_trial_0(argv, tmp_path, study_dir)
     worker.send_signal(signal.SIGTERM)
     output = worker.communicate(timeout=240)[0]
-    assert worker.returncode == INTERRUPTED_EXIT_CODE, output[-3000:]
+    assert worker.returncode == INTERRUPTED, output[-3000:]
     assert "trial 0 interrupted; queued again" in output
     stopped, queued = _study(study_dir).get_trials()
     assert stopped.state.name == "FAIL" and queued.state.name == "WAITING"
