@@ -27,6 +27,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     from ftlab.data.truncation import truncation_settings
     from ftlab.distributed import distributed_summary, largest, process_state
     from ftlab.models.architectures import architecture_of
+    from ftlab.models.attention import use_fp32_attention
     from ftlab.models.export import export_models
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method, count_parameters
@@ -64,6 +65,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     model = load_classifier(source, data.label_names, cfg.method,
                             resolve_attention_dropout(cfg.speed.attention_dropout))
     attention_dropout = getattr(model.config, architecture_of(model.config.model_type).attention_dropout)
+    attention = use_fp32_attention(model, precision)
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, pooling.used)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
@@ -116,6 +118,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
         "peak_memory_mb": peak_memory_mb,
         "precision": precision,
         "attention_dropout": attention_dropout,
+        "attention": attention,
         "profile": str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
         "steady_step_seconds": outcome.steady_step_seconds,
         "steady_samples_per_second": outcome.steady_samples_per_second,
