@@ -298,7 +298,8 @@ class RunArgs:
 class SpeedArgs:
     precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs; on "
                             "CPUs bf16 where they have bf16 units (AVX512-BF16 or AMX), else fp32 (bf16 without "
-                            "them is ~10x slower).", choices=PRECISIONS)
+                            "them is ~10x slower). bf16 on CPU computes the attention in fp32, which is faster there.",
+                            choices=PRECISIONS)
     group_by_length: bool = option(True, "Batch texts of similar length together, so little compute goes to "
                                    "padding (ignored with --pad_to_max_length).", parse=_parse_bool,
                                    allowed="true or false")
