@@ -2,10 +2,11 @@
 
 Under bf16 autocast the query, key and value come out of the linears in bf16, and PyTorch's fused CPU attention
 kernel is slower in bf16 than in fp32 on this project's EPYC (AVX512-BF16), mostly in backward: one training step
-of LoRA on MiniLM (batch 16, the packaged model) took 17.5% less time at 128 tokens, 9.6% at 256, 5.8% at 384 and
-3.5% at 512 with the three inputs cast to fp32 for the attention alone (median of 6 steps each; the script is in
-the README's Speed section). The linears, where bf16 pays, stay in bf16. The result is cast back, so the rest of
-the model sees what it saw before; fp32 softmax is also the more exact one.
+of LoRA on MiniLM (batch 16, the packaged model) took 15.3% less time at 128 tokens, 3.7% at 256, 4.1% at 384 and
+2.1% at 512 with the three inputs cast to fp32 for the attention alone (scripts/bench_attention.py, median of 12
+steps each), and `make run` 13% less training time at the same accuracy over 8 seeds (README, "How the CPU
+defaults were chosen"). The linears, where bf16 pays, stay in bf16. The result is cast back, so the rest of the
+model sees what it saw before.
 
 It is a transformers attention function (AttentionInterface), selected per model, so nothing global changes and
 saved configs do not name it (transformers does not serialise the attention implementation). CUDA is left alone:
