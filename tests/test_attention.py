@@ -8,6 +8,12 @@ from ftlab.models import attention
 from ftlab.models.attention import FP32_SDPA, use_fp32_attention
 
 
+@pytest.fixture(autouse=True)
+def _cpu_only(monkeypatch):
+    """These tests are about the CPU path; on a machine with a GPU the switch would (rightly) stay off."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 def _tiny_bert() -> BertForSequenceClassification:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -28,6 +34,12 @@ def test_switched_on_for_bf16_only(precision, expected):
     described = use_fp32_attention(model, precision)
     assert model.config._attn_implementation == expected
     assert described == ("sdpa, fp32 inside bf16 autocast" if expected == FP32_SDPA else "sdpa")
+
+
+def test_cuda_keeps_bf16_attention(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model = _tiny_bert()
+    assert use_fp32_attention(model, "bf16") == "sdpa" and model.config._attn_implementation == "sdpa"
 
 
 def test_eager_attention_is_left_alone():
