@@ -75,6 +75,7 @@ def test_attention_runs_in_fp32_under_autocast_and_matches_sdpa(monkeypatch):
     seen.clear()
     with torch.no_grad():
         assert torch.allclose(model(input_ids=ids, attention_mask=mask).logits, reference, atol=1e-6)
+    assert seen == [(torch.float32, False, True)] * 2
 
 
 def test_training_step_gives_gradients_and_saved_model_loads_without_ftlab(tmp_path):
