@@ -220,6 +220,9 @@ def main(argv: list[str]) -> int:
         parse_bench_args(["--help"])
     bench, train_argv = parse_bench_args(argv)
     plan(bench, train_argv, [])  # flags checked before torch is imported
+    from ftlab.runtime import quiet_library_noise
+
+    quiet_library_noise(None)  # this process only measures GEMMs; each run quiets its own libraries
     import torch
 
     runs = plan(bench, train_argv, device_sizes(train_argv, torch.cuda.is_available()))

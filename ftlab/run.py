@@ -30,7 +30,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     from ftlab.models.attention import use_fp32_attention
     from ftlab.models.export import export_models
     from ftlab.models.load import load_classifier, load_tokenizer
-    from ftlab.models.methods import apply_method, count_parameters
+    from ftlab.models.methods import apply_method, count_parameters, skip_adapter_input_casts
     from ftlab.models.pooling import apply_pooling, resolve_pooling
     from ftlab.models.sources import check_resolved_model, resolve_model
     from ftlab.predictions import save_run_predictions
@@ -70,6 +70,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     apply_pooling(model, pooling.used)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
     model = apply_method(model, cfg.method)
+    skip_adapter_input_casts(model, precision)
     params = count_parameters(model)
     print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
           f"({params.percent:.2f}%)", flush=True)

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import warnings
+from typing import Optional
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
@@ -30,8 +31,9 @@ def tune_glibc_malloc() -> bool:
     ))
 
 
-def quiet_library_noise(method: str) -> None:
-    """Silence library output that a user of this harness cannot act on (each item seen in a default CPU run).
+def quiet_library_noise(method: Optional[str]) -> None:
+    """Silence library output that a user of this harness cannot act on (each item seen in a default CPU run);
+    `method` is the fine-tuning method this process trains with (None: it trains nothing).
 
     - peft 0.21 reads PreTrainedModel.is_gradient_checkpointing inside get_peft_model, which transformers 5
       deprecates with a FutureWarning: their mismatch, not a call of ours.

@@ -287,6 +287,9 @@ def main(argv: list[str]) -> int:
         return 0
     args = parse_search_args(argv)
     from ftlab.hub import enter_offline_mode_if_unreachable
+    from ftlab.runtime import quiet_library_noise
+
+    quiet_library_noise(args.base.method.method)  # the trials train in this process
     from ftlab.search_storage import open_storage
 
     enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches

@@ -31,7 +31,7 @@ def main() -> None:
     from ftlab.config import parse_args
     from ftlab.models.attention import FP32_SDPA
     from ftlab.models.load import load_classifier
-    from ftlab.models.methods import apply_method
+    from ftlab.models.methods import apply_method, skip_adapter_input_casts
     from ftlab.models.pooling import apply_pooling
     from ftlab.models.sources import resolve_model
     from ftlab.speed import cpu_has_bf16
@@ -43,6 +43,7 @@ def main() -> None:
     model = load_classifier(resolve_model(cfg.model.model), ["neg", "pos"], cfg.method, attention_dropout=0.0)
     apply_pooling(model, "mean")
     model = apply_method(model, cfg.method)
+    skip_adapter_input_casts(model, "bf16")  # as training does
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
 

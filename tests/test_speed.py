@@ -9,7 +9,7 @@ from ftlab.gemm_rate import block_gemm_shapes, measure_gemm_rate
 from ftlab.errors import ConfigError
 from ftlab.speed import resolve_attention_dropout, resolve_precision
 from ftlab.train import EpochSeededLengthGroupedSampler
-from tests.conftest import run_main, synthetic_rows, write_csv
+from tests.conftest import nonzero_lora_b, run_main, synthetic_rows, write_csv
 
 TINY = ("--text_column", "sentence", "--label_column", "polarity", "--max_length", "32")
 
@@ -82,6 +82,50 @@ def test_bf16_training_on_cpu_is_recorded_with_its_profile(tiny_model_dir, tmp_p
     profile = (out / "profile.txt").read_text()
     assert record["profile"] == str(out / "profile.txt")
     assert profile.startswith("torch.profiler: 3 optimizer steps") and "aten::mm" in profile
+
+
+@pytest.mark.parametrize("use_dora", [False, True])
+def test_adapter_input_casts_are_skipped_under_autocast_without_changing_a_bit(tiny_model_dir, use_dora):
+    import torch
+
+    from ftlab.config import MethodArgs
+    from ftlab.models.load import load_classifier
+    from ftlab.models.methods import apply_method, skip_adapter_input_casts
+    from ftlab.models.sources import ModelSource
+
+    source = ModelSource("tiny", str(tiny_model_dir), "local")
+    args = MethodArgs(method="lora", use_dora=use_dora)
+    ids = torch.randint(5, 20, (8, 24))
+    mask = torch.ones_like(ids)
+    mask[:, 20:] = 0
+    labels = torch.arange(8) % 2
+
+    def step(skip: bool) -> tuple[list, int]:
+        torch.manual_seed(0)
+        model = apply_method(load_classifier(source, ["neg", "pos"], args, attention_dropout=0.0), args)
+        nonzero_lora_b(model)
+        model.eval()  # no dropout: both passes must see the same function
+        switched = skip_adapter_input_casts(model, "bf16") if skip else 0
+        with torch.profiler.profile() as profiler:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+        casts = sum(event.count for event in profiler.key_averages() if event.key == "aten::_to_copy")
+        grads = [param.grad for param in model.parameters() if param.requires_grad]
+        return [loss.detach(), *grads], casts, switched
+
+    kept, casts_kept, _ = step(skip=False)
+    skipped, casts_skipped, switched = step(skip=True)
+    if use_dora:  # DoRA's variant does more with the input than a matmul: PEFT's cast stays
+        assert switched == 0 and casts_skipped == casts_kept
+        return
+    # Of the 6 adapted linears per block, the attention output and MLP down projections read bf16 activations
+    # (the others read the fp32 residual stream, where PEFT's cast does nothing): per block 2 adapters x 4 casts
+    # fewer (to fp32 and back to bf16, forward and backward).
+    assert switched == 12 and casts_kept - casts_skipped == 2 * 2 * 4
+    for a, b in zip(kept, skipped, strict=True):
+        assert torch.equal(a, b)
+    assert skip_adapter_input_casts(torch.nn.Linear(2, 2), "fp32") == 0  # fp32: nothing is cast back
 
 
 def test_length_grouped_order_depends_only_on_seed_and_epoch():

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+from peft.tuners.tuners_utils import BaseTunerLayer
 
 from ftlab.config import MethodArgs
 from ftlab.errors import ConfigError
@@ -101,3 +102,25 @@ def apply_method(model: torch.nn.Module, args: MethodArgs) -> torch.nn.Module:
         # Gradient checkpointing is a separate memory/speed trade-off, not part of QLoRA itself.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, lora_config(model_type, args))
+
+
+def skip_adapter_input_casts(model: torch.nn.Module, precision: str) -> int:
+    """Under autocast (bf16, fp16), stop PEFT's LoRA layers from casting each adapter's input to the adapters'
+    fp32 weight dtype; the number of layers switched.
+
+    Autocast casts that input straight back to bf16 for the adapter's matmul, so the cast is two full-size copies
+    of the activation per adapter, forward and backward, that change no bit of the result (tests/test_speed.py
+    checks that losses and gradients are identical). Measured on this project's 2-core Xeon (AMX), a LoRA step of
+    MiniLM (batch 16) took 10% less time at 128 and 256 tokens and 13% less at 512: only the attention output
+    and MLP down projections read bf16 activations (the others read the fp32 residual stream, where the cast is
+    a no-op), but the MLP's are the widest ones. Without autocast (fp32) the cast is PEFT's safeguard for
+    base models stored in another dtype, so it stays; DoRA layers keep it too (their variant does more with the
+    input than a matmul).
+    """
+    if precision not in ("bf16", "fp16"):
+        return 0
+    layers = [module for module in model.modules()
+              if isinstance(module, BaseTunerLayer) and not getattr(module, "lora_variant", None)]
+    for layer in layers:
+        layer.cast_input_dtype_enabled = False
+    return len(layers)
