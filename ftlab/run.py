@@ -37,7 +37,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     from ftlab.preemption import StopOnRequest
     from ftlab.results import data_summary, environment, format_summary, save_record, write_json_atomic
     from ftlab.resume import count_attempt, latest_checkpoint
-    from ftlab.speed import PROFILE_NAME, resolve_attention_dropout, resolve_precision
+    from ftlab.speed import PROFILE_NAME, resolve_dropout, resolve_precision
     from ftlab.tracking import finish_run, start_run
     from ftlab.train import build_trainer, train_and_evaluate
 
@@ -62,9 +62,11 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
-    model = load_classifier(source, data.label_names, cfg.method,
-                            resolve_attention_dropout(cfg.speed.attention_dropout))
-    attention_dropout = getattr(model.config, architecture_of(model.config.model_type).attention_dropout)
+    model = load_classifier(source, data.label_names, cfg.method, resolve_dropout(cfg.speed.attention_dropout),
+                            resolve_dropout(cfg.speed.hidden_dropout))
+    arch = architecture_of(model.config.model_type)
+    attention_dropout = getattr(model.config, arch.attention_dropout)
+    hidden_dropout = getattr(model.config, arch.hidden_dropout)
     attention = use_fp32_attention(model, precision)
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, pooling.used)
@@ -119,6 +121,7 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
         "peak_memory_mb": peak_memory_mb,
         "precision": precision,
         "attention_dropout": attention_dropout,
+        "hidden_dropout": hidden_dropout,
         "attention": attention,
         "profile": str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
         "steady_step_seconds": outcome.steady_step_seconds,

@@ -87,6 +87,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-distilbert"))
 
 
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert"), arch="bert")
+
+
 def nonzero_lora_b(model: torch.nn.Module) -> None:
     """LoRA's B starts at zero, which would make a merge trivially exact: give it weights."""
     import torch

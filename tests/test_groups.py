@@ -29,19 +29,20 @@ def test_group_id_ignores_seed_and_output_but_not_what_trains(tmp_path):
     old = parse_args([]).to_dict()
     del old["run"]["seeds"]
     for key in list(old["speed"]):
-        if key != "attention_dropout":
+        if key not in ("attention_dropout", "hidden_dropout"):
             del old["speed"][key]
     assert group_id(config_from_record(old), "lora") == base
 
 
 def test_records_from_before_a_changed_default_keep_what_they_did():
-    """Pooling, truncation and attention dropout arrived with defaults that train differently (mean pooling for
-    MiniLM, head_tail, no attention dropout on CPU): a record without them was a cls/head/0.1 run and must not join
-    the seeds of today's default configuration."""
+    """Pooling, truncation and attention and hidden dropout arrived with defaults that train differently (mean
+    pooling for MiniLM, head_tail, no dropout in the encoder on CPU): a record without them was a cls/head/0.1/0.1
+    run and must not join the seeds of today's default configuration."""
     today = parse_args([]).to_dict()
-    del today["model"]["pooling"], today["data"]["truncation"], today["speed"]["attention_dropout"]
-    as_before = group_id(parse_args(["--pooling", "cls", "--truncation", "head", "--attention_dropout", "0.1"]),
-                         "lora")
+    del today["model"]["pooling"], today["data"]["truncation"]
+    del today["speed"]["attention_dropout"], today["speed"]["hidden_dropout"]
+    as_before = group_id(parse_args(["--pooling", "cls", "--truncation", "head", "--attention_dropout", "0.1",
+                                     "--hidden_dropout", "0.1"]), "lora")
     assert group_id(config_from_record(today), "lora") == as_before != group_id(parse_args([]), "lora")
 
 

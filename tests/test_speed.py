@@ -7,7 +7,7 @@ import pytest
 from ftlab.bench import forward_flops_per_sample, peak_flops
 from ftlab.gemm_rate import block_gemm_shapes, measure_gemm_rate
 from ftlab.errors import ConfigError
-from ftlab.speed import resolve_attention_dropout, resolve_precision
+from ftlab.speed import resolve_dropout, resolve_precision
 from ftlab.train import EpochSeededLengthGroupedSampler
 from tests.conftest import nonzero_lora_b, run_main, synthetic_rows, write_csv
 
@@ -54,19 +54,35 @@ def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):
     assert measure_gemm_rate(shapes, torch.float32, seconds=1.0) == pytest.approx(2 * flops_per_round / 1.0)
 
 
-def test_attention_dropout_is_off_on_cpu_unless_asked_for(tiny_model_dir):
+@pytest.mark.parametrize("arch", ["distilbert", "bert"])
+def test_encoder_dropout_is_off_on_cpu_unless_asked_for_and_the_head_keeps_its_own(arch, tiny_model_dir,
+                                                                                    tiny_bert_dir):
+    import torch
+
     from ftlab.config import MethodArgs
     from ftlab.models.load import load_classifier
     from ftlab.models.sources import ModelSource
 
-    assert resolve_attention_dropout(None) == 0.0  # no CUDA here: the fused CPU attention kernel has no dropout
-    assert resolve_attention_dropout(0.1) == 0.1
-    source = ModelSource("tiny", str(tiny_model_dir), "local")
-    off = load_classifier(source, ["neg", "pos"], MethodArgs(method="lora"), attention_dropout=0.0)
+    assert resolve_dropout(None) == 0.0  # no CUDA here: the default for both dropouts on CPU
+    assert resolve_dropout(0.1) == 0.1
+    source = ModelSource("tiny", str(tiny_model_dir if arch == "distilbert" else tiny_bert_dir), "local")
+    off = load_classifier(source, ["neg", "pos"], MethodArgs(method="lora"), attention_dropout=0.0,
+                          hidden_dropout=0.0)
     kept = load_classifier(source, ["neg", "pos"], MethodArgs(method="lora"))
-    assert off.config.attention_dropout == 0.0  # DistilBERT's name for it
-    assert kept.config.attention_dropout == 0.1  # the checkpoint's own
-    assert all(layer.attention.dropout.p == 0.0 for layer in off.distilbert.transformer.layer)
+
+    def rates(model: torch.nn.Module) -> dict[str, float]:
+        return {name: module.p for name, module in model.named_modules() if isinstance(module, torch.nn.Dropout)}
+
+    kept_rates, off_rates = rates(kept), rates(off)
+    head = kept_rates.pop("dropout")  # the head's own, before the classifier (DistilBERT 0.2, BERT 0.1)
+    assert off_rates.pop("dropout") == head
+    assert len(kept_rates) >= 5 and set(kept_rates.values()) == {0.1}  # the checkpoints' own in the encoder
+    assert off_rates.keys() == kept_rates.keys() and set(off_rates.values()) == {0.0}
+    if arch == "distilbert":
+        assert (off.config.attention_dropout, off.config.dropout) == (0.0, 0.0)  # DistilBERT's names
+        assert all(layer.attention.dropout.p == 0.0 for layer in off.distilbert.transformer.layer)
+    else:  # BERT's head falls back to the hidden dropout unless pinned: it is pinned to what it was
+        assert (off.config.hidden_dropout_prob, off.config.classifier_dropout) == (0.0, 0.1)
 
 
 def test_bf16_training_on_cpu_is_recorded_with_its_profile(tiny_model_dir, tmp_path):
@@ -77,7 +93,7 @@ def test_bf16_training_on_cpu_is_recorded_with_its_profile(tiny_model_dir, tmp_p
                     "--output_dir", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((out / "result.json").read_text())
-    assert record["precision"] == "bf16" and record["attention_dropout"] == 0.0
+    assert record["precision"] == "bf16" and record["attention_dropout"] == record["hidden_dropout"] == 0.0
     assert record["metrics"]["test"]["accuracy"] >= 0.95
     profile = (out / "profile.txt").read_text()
     assert record["profile"] == str(out / "profile.txt")

@@ -27,8 +27,10 @@ class Architecture:
     # Path of the module that runs those blocks and returns the last layer's token states, before any pooling
     # (mean pooling replaces its first-token output, ftlab.models.pooling).
     encoder: str
-    # The config attribute holding the dropout on attention probabilities (--attention_dropout).
+    # The config attributes holding the dropout on attention probabilities (--attention_dropout) and on the hidden
+    # states (--hidden_dropout).
     attention_dropout: str = "attention_probs_dropout_prob"
+    hidden_dropout: str = "hidden_dropout_prob"
 
     def block_targets(self, switches: tuple[str, ...] = LORA_SWITCHES) -> list[str]:
         targets: list[str] = []
@@ -62,7 +64,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                                projection="attention.out_lin", mlp=("ffn.lin1", "ffn.lin2"),
                                head=("pre_classifier", "classifier"), head_linears=("pre_classifier", "classifier"),
                                blocks="distilbert.transformer.layer", encoder="distilbert.transformer",
-                               attention_dropout="attention_dropout"),
+                               attention_dropout="attention_dropout", hidden_dropout="dropout"),
     "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier"), head_linears=("bert.pooler.dense", "classifier"),
                          blocks="bert.encoder.layer", encoder="bert.encoder"),
     # RoBERTa's head is classifier.dense + classifier.out_proj, one module; it has no pooler in use.

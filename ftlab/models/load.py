@@ -44,14 +44,22 @@ def quantization_config(model_type: str, args: MethodArgs):
 
 
 def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs,
-                    attention_dropout: Optional[float] = None) -> PreTrainedModel:
-    """The classifier for `label_names`, in 4 bits for QLoRA; `attention_dropout` (None: the checkpoint's own)
-    replaces the dropout on attention probabilities (ftlab.speed.resolve_attention_dropout)."""
+                    attention_dropout: Optional[float] = None,
+                    hidden_dropout: Optional[float] = None) -> PreTrainedModel:
+    """The classifier for `label_names`, in 4 bits for QLoRA; `attention_dropout` and `hidden_dropout` (None: the
+    checkpoint's own) replace the dropout on attention probabilities and on the encoder's hidden states
+    (ftlab.speed.resolve_dropout). The head's dropout stays the checkpoint's."""
     config = AutoConfig.from_pretrained(source.location, num_labels=len(label_names),
                                         id2label=dict(enumerate(label_names)),
                                         label2id={name: i for i, name in enumerate(label_names)})
+    arch = architecture_of(config.model_type)
     if attention_dropout is not None:
-        setattr(config, architecture_of(config.model_type).attention_dropout, attention_dropout)
+        setattr(config, arch.attention_dropout, attention_dropout)
+    if hidden_dropout is not None:
+        if getattr(config, "classifier_dropout", False) is None:
+            # BERT's and RoBERTa's heads fall back to the hidden dropout: pin them to the value they had.
+            config.classifier_dropout = getattr(config, arch.hidden_dropout)
+        setattr(config, arch.hidden_dropout, hidden_dropout)
     kwargs = {}
     if args.method == "qlora":
         kwargs["quantization_config"] = quantization_config(config.model_type, args)
