@@ -324,7 +324,7 @@ class SpeedArgs:
     hidden_dropout: Optional[float] = option(None, "Dropout on the encoder's hidden states (after the embeddings, "
                                              "the attention output and the MLP) during training; the head keeps "
                                              "its own (default: the model's own on GPUs, 0 on CPUs, where drawing "
-                                             "the masks took 19%% of LoRA's training time at the same accuracy, "
+                                             "the masks took ~18%% of LoRA's training time at the same accuracy, "
                                              "measured).", parse=_parse_float, check=lambda v: 0 <= v < 1,
                                              allowed="a number in [0, 1)", legacy=0.1)  # as attention_dropout
     profile_steps: int = option(0, "Profile this many optimizer steps (after the first tenth of the run) with "

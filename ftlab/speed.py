@@ -52,9 +52,9 @@ def resolve_dropout(requested: Optional[float]) -> Optional[float]:
     Attention: on CPUs, scaled_dot_product_attention has a fused (flash) kernel only without dropout; with the
     model's 0.1 it falls back to the unfused math path (a T x T softmax, its dropout mask and two batched matmuls,
     all kept for backward): 28% of a LoRA step on MiniLM at 256 tokens, measured with torch.profiler.
-    Hidden states: on CPUs drawing the masks (bernoulli_) alone is 10-13% of a LoRA step at 256-512 tokens in the
-    profile, and applying them is more passes over the activations; without it `make run` trained 19% faster at
-    the same accuracy over seeds 1-3 (README, "How the CPU defaults were chosen").
+    Hidden states: on CPUs drawing the masks (bernoulli_) alone is 10-14% of a LoRA step at 256-512 tokens in the
+    profile, and applying them is more passes over the activations; without it `make run` took 17-19% less
+    training time at the same accuracy over seeds 1-3 (README, "How the CPU defaults were chosen").
     GPU kernels fuse dropout and draw masks in parallel, so there the model's own values stay.
     """
     if requested is not None or torch.cuda.is_available():
