@@ -40,7 +40,9 @@ def main() -> None:
         sys.exit("this CPU has no bf16 units: the default trains in fp32 here and the fp32 attention is not used")
     cfg = parse_args([])
     torch.manual_seed(0)
-    model = load_classifier(resolve_model(cfg.model.model), ["neg", "pos"], cfg.method, attention_dropout=0.0)
+    # No dropout in the encoder, as the CPU default trains (ftlab.speed.resolve_dropout).
+    model = load_classifier(resolve_model(cfg.model.model), ["neg", "pos"], cfg.method, attention_dropout=0.0,
+                            hidden_dropout=0.0)
     apply_pooling(model, "mean")
     model = apply_method(model, cfg.method)
     skip_adapter_input_casts(model, "bf16")  # as training does

@@ -116,7 +116,7 @@ def test_adapter_input_casts_are_skipped_under_autocast_without_changing_a_bit(t
     mask[:, 20:] = 0
     labels = torch.arange(8) % 2
 
-    def step(skip: bool) -> tuple[list, int]:
+    def step(skip: bool) -> tuple[list, int, int]:
         torch.manual_seed(0)
         model = apply_method(load_classifier(source, ["neg", "pos"], args, attention_dropout=0.0), args)
         nonzero_lora_b(model)
