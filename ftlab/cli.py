@@ -17,14 +17,11 @@ if TYPE_CHECKING:
 BASELINE_ALIASES = ("--check_baseline", "--check_baseLine")
 
 
-def _run_config(argv: list[str]) -> Optional["Config"]:
-    """The validated run config, or None after printing --help. Offline switches are set before heavy imports."""
-    from ftlab.config import build_parser, parse_args
+def _run_config(argv: list[str]) -> "Config":
+    """The validated run config. Offline switches are set before heavy imports."""
+    from ftlab.runs.plan import plan_run
 
-    if any(arg in ("-h", "--help") for arg in argv):
-        build_parser().print_help()
-        return None
-    cfg = parse_args(argv)
+    cfg = plan_run(argv)
     from ftlab.runtime import quiet_library_noise
 
     quiet_library_noise(cfg.method.method)  # before the libraries load: some read their switches on import
@@ -36,15 +33,13 @@ def _run_config(argv: list[str]) -> Optional["Config"]:
 
 def _train(argv: list[str]) -> int:
     cfg = _run_config(argv)
-    if cfg is None:
-        return 0
     from ftlab.runtime import tune_glibc_malloc
 
     tune_glibc_malloc()
-    from ftlab.config import expand_seeds
-    from ftlab.preemption import TrainingInterrupted, stop_on_signals
-    from ftlab.rundir import resolve_output_dir
-    from ftlab.run import run_training
+    from ftlab.runs.preemption import TrainingInterrupted, stop_on_signals
+    from ftlab.runs.directory import resolve_output_dir
+    from ftlab.runs.plan import expand_seeds
+    from ftlab.training.run import run_training
 
     if cfg.run.seeds:
         resolve_output_dir(cfg)  # one default name for all seeds: <output_dir>/seed<N>
@@ -66,12 +61,10 @@ def _train(argv: list[str]) -> int:
 
 def _baseline(argv: list[str]) -> int:
     cfg = _run_config(argv)
-    if cfg is None:
-        return 0
     if cfg.run.seeds:
         raise ConfigError(f"--seeds {','.join(map(str, cfg.run.seeds))}: the baseline is deterministic (no training "
                           f"seed); it runs once, without --seeds")
-    from ftlab.baseline import run_baseline  # sklearn and datasets load only now
+    from ftlab.training.baseline import run_baseline  # sklearn and datasets load only now
 
     run_baseline(cfg)
     return 0
@@ -84,25 +77,38 @@ def _predict(argv: list[str]) -> int:
 
 
 def _bench(argv: list[str]) -> int:
-    from ftlab.bench import main as bench_main
+    from ftlab.bench.command import main as bench_main
 
     return bench_main(argv)
 
 
 def _search(argv: list[str]) -> int:
-    from ftlab.search import main as search_main  # optuna and torch load only after the flags are checked
+    from ftlab.search.command import main as search_main  # optuna and torch load only after the flags are checked
 
     return search_main(argv)
 
 
 def _report(argv: list[str]) -> int:
-    from ftlab.report import main as report_main  # matplotlib loads only when plotting
+    from ftlab.analysis.report import main as report_main  # matplotlib loads only when plotting
 
     return report_main(argv)
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "baseline": _baseline, "predict": _predict,
                                                    "report": _report, "bench": _bench, "search": _search}
+# Where each command's parser is built: `-h/--help` is answered here, for every command, before any of its flags is
+# checked (argparse would stop at a bad flag before it reaches --help) and before anything heavy loads.
+HELP_PARSERS = {"train": ("ftlab.config", "build_parser"), "baseline": ("ftlab.config", "build_parser"),
+                "predict": ("ftlab.predict", "build_parser"), "report": ("ftlab.analysis.report", "build_parser"),
+                "bench": ("ftlab.bench.command", "build_parser"), "search": ("ftlab.search.args", "build_parser")}
+
+
+def print_help(command: str) -> int:
+    import importlib
+
+    module, function = HELP_PARSERS[command]
+    getattr(importlib.import_module(module), function)().print_help()
+    return 0
 
 
 def split_baseline_flag(argv: list[str]) -> tuple[Optional[bool], list[str]]:
@@ -139,6 +145,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if command == "train":
             baseline, argv = split_baseline_flag(argv)
             command = "baseline" if baseline else command
+        if any(arg in ("-h", "--help") for arg in argv):
+            return print_help(command)
         return COMMANDS[command](argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -169,11 +169,7 @@ def build_parser(prog: str = "main.py predict") -> OneLineParser:
 
 
 def main(argv: list[str]) -> int:
-    parser = build_parser()
-    if any(arg in ("-h", "--help") for arg in argv):
-        parser.print_help()
-        return 0
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if bool(args.texts) == bool(args.file):
         raise ConfigError("give the texts to label either as arguments or with --file, not both"
                           if args.texts else "no texts to label: pass them as arguments or with --file")
@@ -205,11 +201,11 @@ def main(argv: list[str]) -> int:
 
 
 def write_table(path: Path, records: list[dict[str, Any]], id2label: dict[int, str]) -> Path:
-    """The columns of a run's prediction files (ftlab.predictions), the true label left empty, so that what reads
+    """The columns of a run's prediction files (ftlab.runs.predictions), the true label left empty, so that what reads
     those reads these."""
     import numpy as np
 
-    from ftlab.predictions import SplitPredictions, write_predictions
+    from ftlab.runs.predictions import SplitPredictions, write_predictions
 
     names = [id2label[i] for i in range(len(id2label))]
     split = SplitPredictions(example_ids=[str(row) for row in range(len(records))], labels=None,

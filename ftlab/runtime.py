@@ -1,4 +1,4 @@
-"""Process-level settings made once, before the libraries load: memory tuning, library noise."""
+"""Process-level settings made once, before the libraries load: memory tuning, library noise, the plotting backend."""
 from __future__ import annotations
 
 import ctypes
@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import warnings
-from typing import Optional
+from typing import Any, Optional
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
@@ -57,3 +57,14 @@ def quiet_library_noise(method: Optional[str]) -> None:
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: every plot of the package goes to a file, which works on headless
+    nodes and never opens a window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -28,19 +28,19 @@ def main() -> None:
 
     import torch
 
-    from ftlab.config import parse_args
+    from ftlab.config import parse_config
     from ftlab.models.attention import FP32_SDPA
     from ftlab.models.load import load_classifier
     from ftlab.models.methods import apply_method, skip_adapter_input_casts
     from ftlab.models.pooling import apply_pooling
     from ftlab.models.sources import resolve_model
-    from ftlab.speed import cpu_has_bf16
+    from ftlab.training.speed import cpu_has_bf16
 
     if not cpu_has_bf16():
         sys.exit("this CPU has no bf16 units: the default trains in fp32 here and the fp32 attention is not used")
-    cfg = parse_args([])
+    cfg = parse_config([])
     torch.manual_seed(0)
-    # No dropout in the encoder, as the CPU default trains (ftlab.speed.resolve_dropout).
+    # No dropout in the encoder, as the CPU default trains (ftlab.training.speed.resolve_dropout).
     model = load_classifier(resolve_model(cfg.model.model), ["neg", "pos"], cfg.method, attention_dropout=0.0,
                             hidden_dropout=0.0)
     apply_pooling(model, "mean")

@@ -100,15 +100,15 @@ def test_eval_only_leaves_the_trainable_weights_unchanged(tiny_model_dir, tmp_pa
     """In process, on the real Trainer: with train=False no optimizer step is taken."""
     import torch
 
-    from ftlab.config import parse_args
+    from ftlab.runs.plan import plan_run
     from ftlab.data.tokenize import tokenize_splits
     from ftlab.models.load import load_classifier, load_tokenizer
     from ftlab.models.methods import apply_method
     from ftlab.models.sources import resolve_model
     from ftlab.data.load import load_data
-    from ftlab.train import build_trainer, train_and_evaluate
+    from ftlab.training.trainer import build_trainer, train_and_evaluate
 
-    cfg = parse_args(["--model", str(tiny_model_dir), *_data_flags(_csv(tmp_path)), "--method", "lora",
+    cfg = plan_run(["--model", str(tiny_model_dir), *_data_flags(_csv(tmp_path)), "--method", "lora",
                       "--max_length", "32", "--lr", "1e-1"])
     source = resolve_model(cfg.model.model)
     data = load_data(cfg)

@@ -9,10 +9,10 @@ import pytest
 from scipy import stats as scipy_stats
 
 from ftlab import cli
-from ftlab.compare import NOT_COMPARABLE, best_by_validation, compare, summarise
-from ftlab.predictions import SplitPredictions, write_predictions
-from ftlab.records import group_records, load_records
-from ftlab.results import save_record
+from ftlab.analysis.compare import NOT_COMPARABLE, best_by_validation, compare, summarise
+from ftlab.runs.predictions import SplitPredictions, write_predictions
+from ftlab.analysis.records import group_records, load_records
+from ftlab.runs.directory import save_record
 from tests.test_report import make_record, table_rows
 
 N = 200

@@ -5,13 +5,14 @@ import pytest
 import yaml
 
 from ftlab.cli import split_baseline_flag
-from ftlab.config import DEFAULT_LR, DEFAULT_MODEL, parse_args, read_config_file
+from ftlab.config import DEFAULT_LR, DEFAULT_MODEL, read_config_file
+from ftlab.runs.plan import plan_run
 from ftlab.errors import ConfigError, DataError
 from tests.conftest import run_main
 
 
 def test_no_arguments_is_the_embedded_default():
-    cfg = parse_args([])
+    cfg = plan_run([])
     assert (cfg.method.method, cfg.model.model, cfg.data.dataset) == ("lora", DEFAULT_MODEL, "imdb")
     assert cfg.optim.lr == DEFAULT_LR["lora"]  # derived default filled in, so the saved config says what ran
 
@@ -19,7 +20,7 @@ def test_no_arguments_is_the_embedded_default():
 def test_file_values_apply_and_flags_override_them(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"method": "full", "lora_r": 4, "epochs": 3, "max_train_samples": "all"}))
-    cfg = parse_args(["--config", str(path), "--epochs", "2"])
+    cfg = plan_run(["--config", str(path), "--epochs", "2"])
     assert cfg.method.method == "full"
     assert cfg.method.lora_r == 4
     assert cfg.optim.epochs == 2.0
@@ -30,15 +31,15 @@ def test_file_values_apply_and_flags_override_them(tmp_path):
 def test_json_config_and_group_sections(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"method": {"method": "head"}, "optim": {"batch_size": 4}}))
-    cfg = parse_args(["--config", str(path)])
+    cfg = plan_run(["--config", str(path)])
     assert (cfg.method.method, cfg.optim.batch_size) == ("head", 4)
 
 
 def test_saved_config_reproduces_the_run(tmp_path):
-    cfg = parse_args(["--method", "qlora", "--lora_r", "16", "--max_length", "64", "--seed", "7"])
+    cfg = plan_run(["--method", "qlora", "--lora_r", "16", "--max_length", "64", "--seed", "7"])
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    assert parse_args(["--config", str(path)]) == cfg
+    assert plan_run(["--config", str(path)]) == cfg
 
 
 def test_unknown_key_in_file_is_rejected_with_a_suggestion(tmp_path):
@@ -52,20 +53,20 @@ def test_bad_value_in_file_names_key_and_allowed(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("lora_r: 0\n")
     with pytest.raises(ConfigError, match=r"--lora_r 0: must be an integer >= 1"):
-        parse_args(["--config", str(path)])
+        plan_run(["--config", str(path)])
 
 
 @pytest.mark.parametrize("argv, method", [(["--lora"], "lora"), (["--q_lora"], "qlora"), (["--task", "fft"], "full"),
                                           (["--task", "cls"], "head"), (["--task", "lora"], "lora")])
 def test_seed_aliases_map_to_method(argv, method):
-    assert parse_args(argv).method.method == method
+    assert plan_run(argv).method.method == method
 
 
 @pytest.mark.parametrize("argv, method", [(["--lora", "True"], "lora"), (["--q_lora", "True"], "qlora"),
                                           (["--q_lora=yes"], "qlora"), (["--q_lora", "false"], "lora"),
                                           (["--q_lora", "false", "--method", "full"], "full")])
 def test_seed_aliases_take_a_boolean_value_as_their_readmes_write_them(argv, method):
-    assert parse_args(argv).method.method == method
+    assert plan_run(argv).method.method == method
 
 
 @pytest.mark.parametrize("argv, baseline, rest", [
@@ -83,13 +84,13 @@ def test_check_baseline_takes_an_optional_boolean(argv, baseline, rest):
                                           (["--resume", "false"], False), (["--resume=AUTO"], "auto")])
 def test_resume_is_true_false_or_auto(argv, resume, tmp_path):
     run = _interrupted_run(tmp_path / "run")
-    assert parse_args([*argv, "--output_dir", str(run)]).run.resume == resume
+    assert plan_run([*argv, "--output_dir", str(run)]).run.resume == resume
 
 
 def _interrupted_run(directory, *flags):
     """An output directory as an interrupted run leaves it: its config and a complete checkpoint."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.yaml").write_text(yaml.safe_dump(parse_args(list(flags)).to_dict()))
+    (directory / "config.yaml").write_text(yaml.safe_dump(plan_run(list(flags)).to_dict()))
     (directory / "checkpoint-7").mkdir()
     (directory / "checkpoint-7" / "trainer_state.json").write_text("{}")
     return directory
@@ -98,59 +99,59 @@ def _interrupted_run(directory, *flags):
 def test_resume_continues_only_the_same_configuration(tmp_path):
     run = _interrupted_run(tmp_path / "run", "--lr", "1e-3", "--epochs", "2")
     # How an attempt runs may change (W&B, resume itself); what it computes may not.
-    cfg = parse_args(["--lr", "1e-3", "--epochs", "2", "--output_dir", str(run), "--resume", "auto",
+    cfg = plan_run(["--lr", "1e-3", "--epochs", "2", "--output_dir", str(run), "--resume", "auto",
                       "--wandb_project", "p", "--wandb_mode", "offline"])
     assert cfg.run.resume == "auto"
     with pytest.raises(ConfigError, match=r"--resume auto: .*run holds a checkpoint of a run with another "
                                           r"configuration \(--epochs 2.0 there, 1.0 now and 1 more\); repeat"):
-        parse_args(["--output_dir", str(run), "--resume", "auto"])
+        plan_run(["--output_dir", str(run), "--resume", "auto"])
     # A checkpoint from before --pooling existed was trained with the [CLS] head: today's default (mean pooling
     # for MiniLM) must not continue it, an explicit --pooling cls may.
     old = yaml.safe_load((run / "config.yaml").read_text())
     del old["model"]["pooling"]
     (run / "config.yaml").write_text(yaml.safe_dump(old))
     with pytest.raises(ConfigError, match=r"\(--pooling cls there, auto now\)"):
-        parse_args(["--lr", "1e-3", "--epochs", "2", "--output_dir", str(run), "--resume", "auto"])
-    assert parse_args(["--lr", "1e-3", "--epochs", "2", "--pooling", "cls", "--output_dir", str(run),
+        plan_run(["--lr", "1e-3", "--epochs", "2", "--output_dir", str(run), "--resume", "auto"])
+    assert plan_run(["--lr", "1e-3", "--epochs", "2", "--pooling", "cls", "--output_dir", str(run),
                        "--resume", "auto"]).run.resume == "auto"
     # Nothing to continue: auto starts afresh, true says so.
-    assert parse_args(["--output_dir", str(tmp_path / "new"), "--resume", "auto"]).run.resume == "auto"
+    assert plan_run(["--output_dir", str(tmp_path / "new"), "--resume", "auto"]).run.resume == "auto"
     with pytest.raises(ConfigError, match="no complete checkpoint"):
-        parse_args(["--output_dir", str(tmp_path / "new"), "--resume", "true"])
+        plan_run(["--output_dir", str(tmp_path / "new"), "--resume", "true"])
 
 
 def test_under_slurm_the_default_output_dir_is_the_jobs(tmp_path, monkeypatch):
-    from ftlab.rundir import default_output_dir
+    from ftlab.runs.directory import default_output_dir
 
     monkeypatch.chdir(tmp_path)
     for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(name, raising=False)
-    cfg = parse_args([])
+    cfg = plan_run([])
     assert default_output_dir(cfg, "lora").startswith("runs/imdb-lora-20")  # outside SLURM: the start time
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     assert default_output_dir(cfg, "lora") == "runs/imdb-lora-job4242"  # every attempt of the job: one directory
     # A requeued job resumes from it without naming it.
     _interrupted_run(tmp_path / "runs" / "imdb-lora-job4242")
-    assert parse_args(["--resume"]).run.resume is True
+    assert plan_run(["--resume"]).run.resume is True
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4240")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
     assert default_output_dir(cfg, "lora") == "runs/imdb-lora-job4240_2"
 
 
 def test_lora_rank_alias_and_conflicts():
-    assert parse_args(["--lora_rank", "4"]).method.lora_r == 4
+    assert plan_run(["--lora_rank", "4"]).method.lora_r == 4
     with pytest.raises(ConfigError, match="conflicting"):
-        parse_args(["--lora_rank", "4", "--lora_r", "8"])
+        plan_run(["--lora_rank", "4", "--lora_r", "8"])
     with pytest.raises(ConfigError, match="conflicting method flags"):
-        parse_args(["--q_lora", "--task", "fft"])
+        plan_run(["--q_lora", "--task", "fft"])
 
 
 def test_dataset_name_checked_before_anything_loads():
     with pytest.raises(DataError, match="unknown dataset; use one of imdb, rotten_tomatoes, sst2"):
-        parse_args(["--dataset", "nosuch"])
+        plan_run(["--dataset", "nosuch"])
     with pytest.raises(DataError, match="no such file"):
-        parse_args(["--dataset", "./missing.csv"])
-    assert parse_args(["--dataset", "someone/their_dataset"]).data.dataset == "someone/their_dataset"
+        plan_run(["--dataset", "./missing.csv"])
+    assert plan_run(["--dataset", "someone/their_dataset"]).data.dataset == "someone/their_dataset"
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -193,8 +194,8 @@ def test_help_lists_flag_groups(tmp_path):
 def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
     (tmp_path / "result.json").write_text("{}")
     with pytest.raises(ConfigError, match="already holds a finished run"):
-        parse_args(["--output_dir", str(tmp_path)])
-    assert parse_args(["--output_dir", str(tmp_path), "--overwrite_output_dir"]).run.overwrite_output_dir
+        plan_run(["--output_dir", str(tmp_path)])
+    assert plan_run(["--output_dir", str(tmp_path), "--overwrite_output_dir"]).run.overwrite_output_dir
     assert (tmp_path / "result.json").read_text() == "{}"
 
 
@@ -209,7 +210,7 @@ def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
 def test_training_loop_flags_are_checked(argv, message, tmp_path):
     (tmp_path / "checkpoint-10").mkdir()  # incomplete: no trainer_state.json
     with pytest.raises(ConfigError, match=message.format(tmp=tmp_path).replace("*", r"\*").replace("(", r"\(")):
-        parse_args([arg.format(tmp=tmp_path) for arg in argv])
+        plan_run([arg.format(tmp=tmp_path) for arg in argv])
 
 
 @pytest.mark.parametrize("env, flags, expected", [
@@ -225,7 +226,7 @@ def test_wandb_mode_and_project_from_flags_and_environment(env, flags, expected,
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    cfg = parse_args(flags)
+    cfg = plan_run(flags)
     assert (cfg.tracking.wandb_mode, cfg.tracking.wandb_project) == expected
 
 
@@ -233,11 +234,11 @@ def test_wandb_mode_and_project_from_flags_and_environment(env, flags, expected,
 
 def test_seed_and_seeds_from_file_and_flags(tmp_path):
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(parse_args(["--seed", "7"]).to_dict()))  # a run's saved config names its seed
-    assert parse_args(["--config", str(path), "--seeds", "1,2"]).run.seeds == [1, 2]
+    path.write_text(yaml.safe_dump(plan_run(["--seed", "7"]).to_dict()))  # a run's saved config names its seed
+    assert plan_run(["--config", str(path), "--seeds", "1,2"]).run.seeds == [1, 2]
     path.write_text("seeds: [3, 4]\n")
-    cfg = parse_args(["--config", str(path), "--seed", "5"])  # the flag replaces the file's seeds
+    cfg = plan_run(["--config", str(path), "--seed", "5"])  # the flag replaces the file's seeds
     assert (cfg.run.seed, cfg.run.seeds) == (5, None)
     path.write_text("seed: 1\nseeds: 3,x\n")
     with pytest.raises(ConfigError, match=r"seeds: 'x' is not an integer"):
-        parse_args(["--config", str(path)])
+        plan_run(["--config", str(path)])

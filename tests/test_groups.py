@@ -3,10 +3,11 @@ import json
 
 import pytest
 
-from ftlab.config import FIELDS, IDENTITY_FIELDS, expand_seeds, parse_args
+from ftlab.config import FIELDS, IDENTITY_FIELDS
 from ftlab.errors import ConfigError
-from ftlab.groups import ADAPTER_PROVENANCE, config_from_record, group_id
-from ftlab.records import group_of
+from ftlab.config import ADAPTER_PROVENANCE, config_from_record, group_id
+from ftlab.runs.plan import expand_seeds, plan_run
+from ftlab.analysis.records import group_of
 
 
 def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
@@ -18,15 +19,15 @@ def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
 
 
 def test_group_id_ignores_seed_and_output_but_not_what_trains(tmp_path):
-    base = group_id(parse_args([]), "lora")
+    base = group_id(plan_run([]), "lora")
     assert len(base) == 12 and int(base, 16) >= 0
-    assert group_id(parse_args(["--seed", "7", "--output_dir", str(tmp_path), "--logging_steps", "3",
+    assert group_id(plan_run(["--seed", "7", "--output_dir", str(tmp_path), "--logging_steps", "3",
                                 "--wandb_project", "p", "--eval_batch_size", "8"]), "lora") == base
     for flags in (["--lora_r", "16"], ["--data_seed", "1"], ["--max_test_samples", "500"], ["--lr", "1e-4"]):
-        assert group_id(parse_args(flags), "lora") != base, flags
-    assert group_id(parse_args([]), "tfidf_svm") != base  # the baseline's record, on a default config
+        assert group_id(plan_run(flags), "lora") != base, flags
+    assert group_id(plan_run([]), "tfidf_svm") != base  # the baseline's record, on a default config
     # A record written before the speed section and --seeds existed: today's defaults fill them in.
-    old = parse_args([]).to_dict()
+    old = plan_run([]).to_dict()
     del old["run"]["seeds"]
     for key in list(old["speed"]):
         if key not in ("attention_dropout", "hidden_dropout"):
@@ -38,18 +39,18 @@ def test_records_from_before_a_changed_default_keep_what_they_did():
     """Pooling, truncation and attention and hidden dropout arrived with defaults that train differently (mean
     pooling for MiniLM, head_tail, no dropout in the encoder on CPU): a record without them was a cls/head/0.1/0.1
     run and must not join the seeds of today's default configuration."""
-    today = parse_args([]).to_dict()
+    today = plan_run([]).to_dict()
     del today["model"]["pooling"], today["data"]["truncation"]
     del today["speed"]["attention_dropout"], today["speed"]["hidden_dropout"]
-    as_before = group_id(parse_args(["--pooling", "cls", "--truncation", "head", "--attention_dropout", "0.1",
+    as_before = group_id(plan_run(["--pooling", "cls", "--truncation", "head", "--attention_dropout", "0.1",
                                      "--hidden_dropout", "0.1"]), "lora")
-    assert group_id(config_from_record(today), "lora") == as_before != group_id(parse_args([]), "lora")
+    assert group_id(config_from_record(today), "lora") == as_before != group_id(plan_run([]), "lora")
 
 
 def test_precision_groups_by_what_ran_not_by_auto():
     """`--precision auto` is bf16 on a bf16 CPU and fp32 on others (on every CPU before bf16 CPUs got bf16): a run
     is grouped by the precision it resolved to, so auto and the explicit value it stood for are one group."""
-    auto, fp32, bf16 = (parse_args(["--precision", p]) for p in ("auto", "fp32", "bf16"))
+    auto, fp32, bf16 = (plan_run(["--precision", p]) for p in ("auto", "fp32", "bf16"))
     assert group_id(auto, "lora", "fp32") == group_id(fp32, "lora", "fp32") == group_id(fp32, "lora")
     assert group_id(auto, "lora", "bf16") == group_id(bf16, "lora", "bf16") != group_id(auto, "lora", "fp32")
     # A record without a stored group is grouped the same way, by the precision it says it ran.
@@ -68,7 +69,7 @@ def _adapter(directory, group=None):
 def test_seeds_expand_to_seed_directories_and_their_own_adapters(tmp_path):
     for seed in (1, 2):
         _adapter(tmp_path / "adapters" / f"seed{seed}", group="0123456789ab")
-    cfg = parse_args(["--method", "head", "--seeds", "1,2", "--output_dir", str(tmp_path / "chain"),
+    cfg = plan_run(["--method", "head", "--seeds", "1,2", "--output_dir", str(tmp_path / "chain"),
                       "--load_adapter", str(tmp_path / "adapters")])
     runs = expand_seeds(cfg)
     assert [(r.run.seed, r.run.seeds, r.run.output_dir, r.method.load_adapter) for r in runs] == [
@@ -76,10 +77,10 @@ def test_seeds_expand_to_seed_directories_and_their_own_adapters(tmp_path):
         for seed in (1, 2)]
     # Different adapter directories trained by one configuration: one group.
     assert group_id(runs[0], "head") == group_id(runs[1], "head")
-    unknown = parse_args(["--method", "head", "--load_adapter", str(_adapter(tmp_path / "elsewhere"))])
+    unknown = plan_run(["--method", "head", "--load_adapter", str(_adapter(tmp_path / "elsewhere"))])
     assert group_id(unknown, "head") != group_id(runs[0], "head")
     with pytest.raises(ConfigError, match=r"no adapter_config.json there \(nor in its seed3/\)"):
-        parse_args(["--method", "head", "--seeds", "1,3", "--load_adapter", str(tmp_path / "adapters")])
-    saving = parse_args(["--seeds", "4,5", "--save_adapter", str(tmp_path / "new")])
+        plan_run(["--method", "head", "--seeds", "1,3", "--load_adapter", str(tmp_path / "adapters")])
+    saving = plan_run(["--seeds", "4,5", "--save_adapter", str(tmp_path / "new")])
     assert [r.method.save_adapter for r in expand_seeds(saving)] == [str(tmp_path / "new" / f"seed{seed}")
                                                                      for seed in (4, 5)]

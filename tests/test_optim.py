@@ -6,10 +6,11 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ftlab.config import OPTIMIZERS, SCHEDULERS, parse_args
+from ftlab.config import OPTIMIZERS, SCHEDULERS
+from ftlab.runs.plan import plan_run
 from ftlab.data.splits import prepare_splits
 from ftlab.data.tokenize import tokenize_splits
-from ftlab.train import build_trainer
+from ftlab.training.trainer import build_trainer
 from tests.test_data import _raw
 from tests.conftest import synthetic_rows
 
@@ -34,7 +35,7 @@ def tiny_setup(tiny_model_dir, tmp_path_factory):
 
 def _train(tiny_setup, tiny_model_dir, tmp_path, *flags):
     data, tokenizer, tokenized = tiny_setup
-    cfg = parse_args(["--model", str(tiny_model_dir), "--method", "full", "--batch_size", "8", "--lr", "1e-3",
+    cfg = plan_run(["--model", str(tiny_model_dir), "--method", "full", "--batch_size", "8", "--lr", "1e-3",
                       "--output_dir", str(tmp_path / "run"), *flags])
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(tmp_path / "run"))

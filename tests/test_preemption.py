@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from transformers import TrainerCallback
 
-from ftlab.config import parse_args
+from ftlab.runs.plan import plan_run
 from ftlab.cli import main
 from ftlab.exit_codes import INTERRUPTED
-from ftlab.preemption import STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
-from ftlab.run import run_training
+from ftlab.runs.preemption import STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
+from ftlab.training.run import run_training
 from tests.conftest import synthetic_rows, write_csv
 
 STEPS_PER_EPOCH = 20  # 400 rows -> 320 training rows / batch 16
@@ -48,7 +48,7 @@ def stop_file(tmp_path, monkeypatch):
 
 def _config(tiny_model_dir, tmp_path, *flags):
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
-    return parse_args(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+    return plan_run(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
                        "--label_column", "polarity", "--max_length", "32", "--lr", "2e-3",
                        "--output_dir", str(tmp_path / "run"), *flags])
 

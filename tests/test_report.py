@@ -1,7 +1,7 @@
 """`main.py report`: records found through index.jsonl and result.json, one row per run, sorted, and the plots."""
 from pathlib import Path
 
-from ftlab.results import save_record, write_json_atomic
+from ftlab.runs.directory import save_record, write_json_atomic
 from tests.conftest import run_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

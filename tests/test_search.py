@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from ftlab.cli import main
-from ftlab.config import parse_args
+from ftlab.runs.plan import plan_run
 from ftlab.errors import ConfigError
-from ftlab.search_space import build_space, parse_spec
+from ftlab.search.space import build_space, parse_spec
 from tests.conftest import ROOT, free_port, synthetic_rows, write_csv
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -100,7 +100,7 @@ def test_a_continuation_must_be_the_same_study(flags, tmp_path, capsys):
     assert record["search"]["state"] == "COMPLETE" and record["search"]["study"] == "study"
     best = yaml.safe_load((study_dir / "best_config.yaml").read_text())
     assert best["optim"]["lr"] == record["search"]["params"]["lr"] and best["run"]["output_dir"] is None
-    assert parse_args(["--config", str(study_dir / "best_config.yaml")]).method.lora_r == \
+    assert plan_run(["--config", str(study_dir / "best_config.yaml")]).method.lora_r == \
         record["search"]["params"]["lora_r"]
     capsys.readouterr()
     assert main(["search", *flags, "--study_dir", str(study_dir), "--n_trials", "1", "--max_length", "64"]) == 2
@@ -116,8 +116,9 @@ def test_a_continuation_must_be_the_same_study(flags, tmp_path, capsys):
 def test_a_pruned_trial_is_recorded_as_pruned(flags, tmp_path, capsys):
     """Five finished trials with a validation loss of 0 at every step make any real trial worse than their median
     at its first evaluation: the median pruner must stop it there."""
-    from ftlab.search import open_study, parse_search_args
-    from ftlab.search_storage import open_storage
+    from ftlab.search.args import parse_search_args
+    from ftlab.search.command import open_study
+    from ftlab.search.storage import open_storage
 
     study_dir = tmp_path / "study"
     argv = [*flags, "--study_dir", str(study_dir), "--metric_for_best", "loss", "--pruner", "median"]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ftlab import cli
-from ftlab.config import parse_args
+from ftlab.runs.plan import plan_run
 from tests.conftest import synthetic_rows, write_csv
 from tests.test_report import table_rows
 
@@ -81,4 +81,4 @@ def test_a_finished_seed_stops_the_command_before_anything_runs(tmp_path):
     (tmp_path / "out" / "seed2").mkdir(parents=True)
     (tmp_path / "out" / "seed2" / "result.json").write_text("{}")
     with pytest.raises(Exception, match=r"--output_dir .*out/seed2 already holds a finished run"):
-        parse_args(["--seeds", "1,2", "--output_dir", str(tmp_path / "out")])
+        plan_run(["--seeds", "1,2", "--output_dir", str(tmp_path / "out")])

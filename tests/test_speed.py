@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from ftlab.bench import forward_flops_per_sample, peak_flops
-from ftlab.gemm_rate import block_gemm_shapes, measure_gemm_rate
+from ftlab.bench.command import forward_flops_per_sample, peak_flops
+from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
 from ftlab.errors import ConfigError
-from ftlab.speed import resolve_dropout, resolve_precision
-from ftlab.train import EpochSeededLengthGroupedSampler
+from ftlab.training.speed import resolve_dropout, resolve_precision
+from ftlab.training.trainer import EpochSeededLengthGroupedSampler
 from tests.conftest import nonzero_lora_b, run_main, synthetic_rows, write_csv
 
 TINY = ("--text_column", "sentence", "--label_column", "polarity", "--max_length", "32")

@@ -1,9 +1,9 @@
-"""ftlab.stats on small arrays whose answers are known."""
+"""ftlab.analysis.stats on small arrays whose answers are known."""
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from ftlab import stats
+from ftlab.analysis import stats
 
 
 def test_holm_matches_the_step_down_by_hand():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftlab.metrics import find_collapse
+from ftlab.training.metrics import find_collapse
 from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
 
 TINY = ("--text_column", "sentence", "--label_column", "polarity", "--max_length", "32", "--batch_size", "16")

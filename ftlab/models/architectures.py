@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
+from ftlab.config.schema import LORA_SWITCHES
 from ftlab.errors import ConfigError
-
-LORA_SWITCHES = ("query", "key", "value", "projection", "mlp")
 
 
 @dataclass(frozen=True)
@@ -95,3 +94,9 @@ def architecture_of(model_type: str) -> Architecture:
     except KeyError:
         raise ConfigError(f"model type {model_type!r} has no module map; supported: "
                           f"{', '.join(ARCHITECTURES)}") from None
+
+
+def module_paths(model: Any, suffix: str) -> list[str]:
+    """The full paths of the modules of `model` named `suffix` or ending with it as a dotted suffix ('pooler' ->
+    'bert.pooler'): how a head module or a module to train is named independently of the base model's prefix."""
+    return [name for name, _ in model.named_modules() if name == suffix or name.endswith("." + suffix)]

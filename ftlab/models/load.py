@@ -48,7 +48,7 @@ def load_classifier(source: ModelSource, label_names: list[str], args: MethodArg
                     hidden_dropout: Optional[float] = None) -> PreTrainedModel:
     """The classifier for `label_names`, in 4 bits for QLoRA; `attention_dropout` and `hidden_dropout` (None: the
     checkpoint's own) replace the dropout on attention probabilities and on the encoder's hidden states
-    (ftlab.speed.resolve_dropout). The head's dropout stays the checkpoint's."""
+    (ftlab.training.speed.resolve_dropout). The head's dropout stays the checkpoint's."""
     config = AutoConfig.from_pretrained(source.location, num_labels=len(label_names),
                                         id2label=dict(enumerate(label_names)),
                                         label2id={name: i for i, name in enumerate(label_names)})

@@ -7,9 +7,10 @@ import torch
 from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 from peft.tuners.tuners_utils import BaseTunerLayer
 
-from ftlab.config import MethodArgs
+from ftlab.config import PEFT_METHODS, MethodArgs
 from ftlab.errors import ConfigError
-from ftlab.models.architectures import LORA_SWITCHES, Architecture, architecture_of, names_regex
+from ftlab.models.architectures import (LORA_SWITCHES, Architecture, architecture_of, module_paths,
+                                       names_regex)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def _train_only(model: torch.nn.Module, module_names: tuple[str, ...]) -> None:
 
 def _find_module(model: torch.nn.Module, suffix: str) -> str:
     """The full path of the module whose path ends with `suffix` (e.g. 'pooler' -> 'bert.pooler')."""
-    matches = [name for name, _ in model.named_modules() if name == suffix or name.endswith("." + suffix)]
+    matches = module_paths(model, suffix)
     if len(matches) != 1:
         raise ValueError(f"expected one module named {suffix!r}, found {matches or 'none'}")
     return matches[0]
@@ -79,7 +80,7 @@ def apply_method(model: torch.nn.Module, args: MethodArgs) -> torch.nn.Module:
     if args.load_adapter:
         from peft import PeftModel
 
-        if args.method in ("lora", "qlora"):
+        if args.method in PEFT_METHODS:
             if args.method == "qlora":
                 model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
             return PeftModel.from_pretrained(model, args.load_adapter, is_trainable=True)

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ftlab.models.architectures import module_paths
+
 
 class LoRALinear(nn.Module):
     """A frozen linear plus a trainable rank-r update: y = base(x) + scaling * B A dropout(x)."""
@@ -78,10 +80,9 @@ def apply_scratch_lora(model: nn.Module, target_regex: str, *, r: int, alpha: fl
     """Freeze `model`, wrap every nn.Linear whose full name matches `target_regex` in a LoRALinear (in place), and
     make the modules in `train_modules` (a name or a dotted suffix of one, e.g. 'pooler' for 'bert.pooler') train
     in full. Returns the model."""
-    names = [name for name, _ in model.named_modules()]
     train_paths = []
     for wanted in train_modules:
-        found = [name for name in names if name == wanted or name.endswith("." + wanted)]
+        found = module_paths(model, wanted)
         if not found:
             raise ValueError(f"no module named {wanted!r} to train in full")
         train_paths.extend(found)

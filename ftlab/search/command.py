@@ -13,129 +13,21 @@ Trials are chosen on their final validation --metric_for_best only; the test spl
 """
 from __future__ import annotations
 
-import itertools
-import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ftlab import exit_codes
-from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options, parse_args
+from ftlab.config import FIELDS
 from ftlab.errors import ConfigError
-from ftlab.rundir import dataset_label
-from ftlab.search_space import SYNTAX, Param, build_space, flag_value, param_flags
+from ftlab.search.args import SearchArgs, parse_search_args
 
-if TYPE_CHECKING:  # ftlab.preemption imports transformers: loaded only once the flags are known to be good
-    from ftlab.preemption import StopRequest
+if TYPE_CHECKING:  # ftlab.runs.preemption imports transformers: loaded only once the flags are known to be good
+    from ftlab.runs.preemption import StopRequest
 
-PRUNERS = ("median", "hyperband", "none")
-# Train flags a search sets itself, or that make no sense for trials (why, for the error message).
-NOT_FOR_SEARCH = {
-    "output_dir": "each trial runs in <study_dir>/trial-<number>; choose the place with --study_dir",
-    "resume": "a trial is never resumed (a failed one is re-run afresh)",
-    "eval_only": "trials must train",
-    "save_adapter": "every trial would write the same adapter; retrain best_config.yaml with --save_adapter",
-}
-# Every combination of the space's choices and range ends is checked as a train command before the study starts;
-# beyond this many, only the first ones (the rest fail as single trials, if they do).
-MAX_CHECKED_POINTS = 256
 # A worker with nothing left to start looks this often whether the others' trials have ended or gone stale.
 WAIT_POLL_SECONDS = 5
-
-
-@dataclass
-class SearchArgs:
-    n_trials: int
-    space: dict[str, Param]
-    study_dir: Path
-    study_name: str
-    storage: Optional[str]
-    pruner: str
-    sampler_seed: int
-    heartbeat_interval: int
-    grace_period: Optional[int]
-    img_dir: Path
-    train_argv: list[str]  # the fixed train flags, as typed
-    base: Config  # ... validated
-
-    @property
-    def metric(self) -> str:
-        return self.base.run.metric_for_best
-
-
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="main.py search", allow_abbrev=False, description=(
-        "Hyperparameter search over train flags with Optuna. Every other train flag (main.py --help) is fixed "
-        "for all trials. Trials are compared on their final validation --metric_for_best."))
-    parser.add_argument("--n_trials", type=POSITIVE_INT, default=20,
-                        help="trials in the study, over all workers (default 20); a larger number later adds trials")
-    parser.add_argument("--space", action="append", default=[], metavar="SPEC",
-                        help=f"a searched train flag: {SYNTAX} (repeatable; replaces a --space_file entry)")
-    parser.add_argument("--space_file", help="YAML: flag name -> 'LOW..HIGH', 'LOW..HIGH:log' or a list of choices")
-    parser.add_argument("--study_dir", help="trial directories, best_config.yaml, trials.csv and (by default) the "
-                        "SQLite study (default runs/search-<dataset>-<method>)")
-    parser.add_argument("--study_name", help="study name in the storage (default: the study directory's name)")
-    parser.add_argument("--storage", help="Optuna storage: postgresql://user:password@host:port/db, "
-                        "sqlite:///path.db or journal:PATH (default sqlite:///<study_dir>/study.db)")
-    parser.add_argument("--pruner", choices=PRUNERS, default="median",
-                        help="stop hopeless trials at intermediate validations (default median)")
-    parser.add_argument("--sampler_seed", type=int, default=42, help="seed of the TPE sampler (default 42)")
-    parser.add_argument("--heartbeat_interval", type=POSITIVE_INT, default=60,
-                        help="seconds between a running trial's heartbeats (database storages; default 60)")
-    parser.add_argument("--grace_period", type=POSITIVE_INT, default=None,
-                        help="seconds without heartbeat after which a trial counts as dead, is failed and re-queued "
-                        "(default 2 x --heartbeat_interval)")
-    parser.add_argument("--img_dir", default="img", help="where the two plots go (default img)")
-    return parser
-
-
-def parse_search_args(argv: list[str]) -> SearchArgs:
-    """Search flags and fixed train flags, checked without importing optuna or torch."""
-    known, train_argv = build_parser().parse_known_args(argv)
-    space = build_space(known.space, known.space_file)
-    typed = explicit_options(train_argv)
-    for name, why in NOT_FOR_SEARCH.items():
-        if name in typed:
-            raise ConfigError(f"--{name} cannot be used with search: {why}")
-    for name in space:
-        if name in typed:
-            raise ConfigError(f"--{name} is given as a fixed flag and searched (--space {space[name].describe()}): "
-                              f"drop one")
-    base = parse_args(train_argv)
-    for name, why in NOT_FOR_SEARCH.items():  # also not from a --config file
-        group, _ = FIELDS[name]
-        if getattr(getattr(base, group), name):
-            raise ConfigError(f"{name} (from --config) cannot be used with search: {why}")
-    if known.grace_period is not None and known.grace_period <= known.heartbeat_interval:
-        raise ConfigError(f"--grace_period {known.grace_period} must exceed --heartbeat_interval "
-                          f"{known.heartbeat_interval}")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("search runs each trial in one process: start several workers (or a SLURM array, "
-                          "scripts/slurm/search_array.sbatch), not accelerate launch")
-    _check_space_points(space, train_argv)
-    method = "" if "method" in space else f"-{base.method.method}"
-    study_dir = Path(known.study_dir or Path("runs") / f"search-{dataset_label(base)}{method}")
-    return SearchArgs(n_trials=known.n_trials, space=space, study_dir=study_dir,
-                      study_name=known.study_name or study_dir.resolve().name, storage=known.storage,
-                      pruner=known.pruner, sampler_seed=known.sampler_seed,
-                      heartbeat_interval=known.heartbeat_interval, grace_period=known.grace_period,
-                      img_dir=Path(known.img_dir), train_argv=train_argv, base=base)
-
-
-def _check_space_points(space: dict[str, Param], train_argv: list[str]) -> None:
-    """Each choice and range end, in every combination, must make a valid train command (e.g. no sgd_nesterov
-    with a fixed --momentum 0): found now, not after the first trials have run."""
-    axes = [param.choices or (param.low, param.high) for param in space.values()]
-    for point in itertools.islice(itertools.product(*axes), MAX_CHECKED_POINTS):
-        values = dict(zip(space, point))
-        try:
-            parse_args([*train_argv, *param_flags(values)])
-        except ConfigError as exc:
-            shown = ", ".join(f"{name}={flag_value(value)}" for name, value in values.items())
-            raise ConfigError(f"the space includes {shown}, which train refuses: {exc}") from None
 
 
 def fixed_settings(args: SearchArgs) -> dict[str, Any]:
@@ -208,12 +100,12 @@ def open_study(args: SearchArgs, storage: Any) -> Any:
 def run_worker(study: Any, args: SearchArgs, storage: Any, stop: Optional[StopRequest] = None) -> None:
     """Take queued trials until none is left; then, where heartbeats tell dead workers apart, wait while other
     workers' trials run: a trial whose worker dies is queued again, and this worker runs it. A stop request
-    (`stop`, see ftlab.preemption) ends the trial in progress at its next step and queues it again; none is
+    (`stop`, see ftlab.runs.preemption) ends the trial in progress at its next step and queues it again; none is
     started after one."""
     import optuna
     from optuna.trial import TrialState
 
-    from ftlab.preemption import TrainingInterrupted
+    from ftlab.runs.preemption import TrainingInterrupted
 
     runner = None
     waiting_said = False
@@ -257,7 +149,7 @@ def run_worker(study: Any, args: SearchArgs, storage: Any, stop: Optional[StopRe
 
 
 def _trial_runner(args: SearchArgs, storage: Any) -> Any:
-    from ftlab.search_trial import TrialRunner
+    from ftlab.search.trial import TrialRunner
 
     return TrialRunner(train_argv=args.train_argv, space=args.space, study_dir=args.study_dir,
                        study_name=args.study_name, metric=args.metric, storage_display=storage.display,
@@ -282,15 +174,12 @@ def _requeue_interrupted(study: Any, number: Optional[int]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        build_parser().print_help()
-        return 0
     args = parse_search_args(argv)
     from ftlab.hub import enter_offline_mode_if_unreachable
     from ftlab.runtime import quiet_library_noise
 
     quiet_library_noise(args.base.method.method)  # the trials train in this process
-    from ftlab.search_storage import open_storage
+    from ftlab.search.storage import open_storage
 
     enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches
     storage = open_storage(args.storage, args.study_dir, args.study_name, args.heartbeat_interval, args.grace_period)
@@ -298,7 +187,7 @@ def main(argv: list[str]) -> int:
     print(f"[search] study {args.study_name} in {storage.display}: {args.n_trials} trials, objective validation "
           f"{args.metric} ({study.direction.name.lower()}), pruner {args.pruner}, trials in {args.study_dir}",
           flush=True)
-    from ftlab.preemption import TrainingInterrupted, stop_on_signals
+    from ftlab.runs.preemption import TrainingInterrupted, stop_on_signals
     from ftlab.runtime import tune_glibc_malloc
 
     tune_glibc_malloc()
@@ -312,7 +201,7 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("[search] interrupted; run the same command to continue the study", file=sys.stderr, flush=True)
         return exit_codes.ABORTED
-    from ftlab.search_results import write_results
+    from ftlab.search.results import write_results
 
     write_results(study, args, storage.display)
     return 0

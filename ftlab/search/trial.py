@@ -19,9 +19,10 @@ from typing import Any, Callable, Optional
 import optuna
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from ftlab.config import Config, parse_args
-from ftlab.run import run_training  # heavy (torch): imported once, before the worker takes its first trial
-from ftlab.search_space import Param, param_flags, show_params
+from ftlab.config import Config
+from ftlab.runs.plan import plan_run
+from ftlab.search.space import Param, param_flags, show_params
+from ftlab.training.run import run_training  # heavy (torch): imported once, before the worker takes its first trial
 
 # Without --eval_steps a trial is evaluated on validation at these shares of its optimizer steps, so the pruner
 # has a few points to compare (the final model is evaluated after training in any case).
@@ -82,7 +83,7 @@ class TrialRunner:
         argv = [*self.train_argv, *param_flags(params), "--output_dir", str(output_dir)]
         if self.wandb_group:
             argv += ["--wandb_group", self.wandb_group]
-        return parse_args(argv)
+        return plan_run(argv)
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.release_queue()  # this trial is ours now: the other workers may take the next one

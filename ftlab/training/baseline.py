@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ftlab.config import Config
-from ftlab.groups import group_id
+from ftlab.config import group_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,11 +57,11 @@ def decision_scores(pipeline: Any, texts: list[str], num_labels: int) -> np.ndar
 def run_baseline(cfg: Config) -> dict[str, Any]:
     import numpy as np
 
-    from ftlab.metrics import split_metrics
-    from ftlab.predictions import SPLITS, SplitPredictions, save_run_predictions
-    from ftlab.results import cpu_device, data_summary, environment, format_summary, peak_rss_mb, save_record
+    from ftlab.training.metrics import split_metrics
+    from ftlab.runs.predictions import SPLITS, SplitPredictions, save_run_predictions
     from ftlab.data.load import load_data
-    from ftlab.rundir import resolve_output_dir
+    from ftlab.runs.directory import resolve_output_dir
+    from ftlab.training.record import build_record, cpu_device, environment, finish_record, peak_rss_mb
 
     output_dir = resolve_output_dir(cfg, "tfidf_svm")
     data = load_data(cfg)
@@ -85,28 +85,12 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
 
     svm = pipeline[-1]
     params = int(svm.coef_.size + svm.intercept_.size)
-    record = {
-        "method": "tfidf_svm",
-        "model": describe(cfg),
-        "eval_only": False,
-        "seed": cfg.run.seed,  # not used by the SVM: it is deterministic
-        "group": group_id(cfg, "tfidf_svm"),
-        "config": cfg.to_dict(),
-        "output_dir": str(output_dir),
-        "data": data_summary(data),
-        "metrics": metrics,
-        "predictions": save_run_predictions(output_dir, per_example, data.label_names),
-        "trainable_params": params,
-        "total_params": params,
-        "trainable_percent": 100.0,
-        "train_seconds": train_seconds,
-        "train_samples_per_second": len(train) / train_seconds if train_seconds else 0.0,
-        "train_tokens_per_second": None,
-        "peak_memory_mb": peak_rss_mb(),
-        "loss_history": [],
-        "environment": environment(cpu_device()),
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    save_record(output_dir, record)
-    print(format_summary(record), flush=True)
+    # The seed is recorded but not used by the SVM: it is deterministic.
+    record = build_record(
+        cfg, method="tfidf_svm", model=describe(cfg), group=group_id(cfg, "tfidf_svm"), output_dir=output_dir,
+        data=data, metrics=metrics, predictions=save_run_predictions(output_dir, per_example, data.label_names),
+        trainable_params=params, total_params=params, trainable_percent=100.0, train_seconds=train_seconds,
+        train_samples_per_second=len(train) / train_seconds if train_seconds else 0.0, train_tokens_per_second=None,
+        peak_memory_mb=peak_rss_mb(), loss_history=[], environment=environment(cpu_device()), eval_only=False)
+    finish_record(output_dir, record)
     return record

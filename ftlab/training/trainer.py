@@ -16,12 +16,13 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
-from ftlab.metrics import find_collapse, split_metrics, trainer_metrics
-from ftlab.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
-from ftlab.predictions import SPLITS, SplitPredictions
-from ftlab.results import peak_rss_mb
+from ftlab.training.metrics import find_collapse, split_metrics, trainer_metrics
+from ftlab.training.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
+from ftlab.runs.predictions import SPLITS, SplitPredictions
+from ftlab.training.record import peak_rss_mb
 from ftlab.distributed import process_state
-from ftlab.speed import PROFILE_NAME, ProfileSteps, StepTimer, configure_compile, speed_arguments
+from ftlab.training.speed import (PROFILE_NAME, ProfileSteps, StepTimer, configure_compile, resolve_precision,
+                                  speed_arguments)
 
 
 @dataclass
@@ -119,7 +120,7 @@ def _schedule(cfg: Config) -> dict[str, Any]:
     return {**evaluation, **saving, **best, "save_total_limit": run.save_total_limit}
 
 
-def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArguments:
+def training_arguments(cfg: Config, output_dir: str, optim: str, precision: str) -> TrainingArguments:
     return TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=cfg.optim.epochs,
@@ -140,7 +141,7 @@ def training_arguments(cfg: Config, output_dir: str, optim: str) -> TrainingArgu
         report_to="none",  # W&B is added by build_trainer as a fail-safe callback
         # PEFT wraps the model's forward, so the Trainer cannot infer the label column by itself.
         label_names=["labels"],
-        **speed_arguments(cfg),
+        **speed_arguments(cfg, precision),
         disable_tqdm=not sys.stderr.isatty(),
         # DDP would otherwise search the graph for unused parameters after every backward (the Trainer's default
         # for a PeftModel). Frozen weights are outside DDP's view anyway, and every method trains only parameters
@@ -158,8 +159,11 @@ def peak_memory_mb() -> float:
 
 def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tokenized: Any, data: PreparedData,
                   cfg: Config, output_dir: str, tracking: bool = False,
-                  callbacks: Sequence[TrainerCallback] = ()) -> HarnessTrainer:
+                  callbacks: Sequence[TrainerCallback] = (), precision: Optional[str] = None) -> HarnessTrainer:
+    """The Trainer of one run. `precision`: what the run resolved --precision to; resolved here when not given
+    (a Trainer built on its own, as in the tests)."""
     optim, custom_optimizer = optimizer_choice(cfg.optim)
+    precision = precision or resolve_precision(cfg.speed.precision)
     configure_compile(cfg)
     timer = StepTimer()
     trainer_callbacks: list[TrainerCallback] = [timer, *callbacks]
@@ -168,10 +172,10 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
     if cfg.run.early_stopping_patience:
         trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
     if tracking:
-        from ftlab.tracking import FailSafeWandbCallback
+        from ftlab.training.tracking import FailSafeWandbCallback
 
         trainer_callbacks.append(FailSafeWandbCallback())
-    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim), callbacks=trainer_callbacks,
+    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim, precision), callbacks=trainer_callbacks,
                              train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
                              processing_class=tokenizer,
                              data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ftlab.groups import config_from_record, group_id
-from ftlab.results import INDEX_NAME
+from ftlab.config import config_from_record, group_id
+from ftlab.runs.directory import INDEX_NAME, run_name
 
 Record = dict[str, Any]
 FOUND_IN = "found_in"  # added on loading: the directory the run's files are in now (it may have moved)
@@ -80,13 +80,6 @@ def prediction_file(record: Record, split: str) -> Optional[Path]:
         return None
     path = Path(record.get(FOUND_IN, record["output_dir"])) / relative
     return path if path.is_file() else None
-
-
-def run_name(output_dir: str) -> str:
-    """A run's short name: its directory's name; for a seed's directory (seed<N>) with its parent's: lora/seed2."""
-    path = Path(output_dir)
-    is_seed_dir = path.name.startswith("seed") and path.name[4:].isdigit()
-    return f"{path.parent.name}/{path.name}" if is_seed_dir else path.name
 
 
 def run_labels(records: list[Record]) -> dict[str, str]:

@@ -62,10 +62,10 @@ def resolve_dropout(requested: Optional[float]) -> Optional[float]:
     return 0.0
 
 
-def speed_arguments(cfg: Config) -> dict[str, Any]:
-    """TrainingArguments for the fast path (or for the reference recipe, when the config asks for it)."""
+def speed_arguments(cfg: Config, precision: str) -> dict[str, Any]:
+    """TrainingArguments for the fast path (or for the reference recipe, when the config asks for it), at the
+    `precision` the run resolved --precision to (resolve_precision, once per run)."""
     cuda = torch.cuda.is_available()
-    precision = resolve_precision(cfg.speed.precision)
     grouped = cfg.speed.group_by_length and not cfg.data.pad_to_max_length
     workers = cfg.speed.dataloader_num_workers
     if workers is None:

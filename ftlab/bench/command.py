@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ftlab.config import OneLineParser, parse_args
+from ftlab.config import OneLineParser
 from ftlab.errors import ConfigError
+from ftlab.runs.directory import write_atomic, write_json_atomic
+from ftlab.runs.plan import plan_run
 
 BENCH_METHODS = ("full", "head", "lora", "qlora")
 # Flags appended after the user's, so they win. "reference" is the recipe of the HF/PEFT tutorials (FACTS.md:
@@ -61,14 +63,18 @@ def _comma_list(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
     return items
 
 
-def parse_bench_args(argv: list[str]) -> tuple[BenchArgs, list[str]]:
+def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="main.py bench", description="Reference recipe vs this harness's default, per "
                            "method; any training flag (--model, --dataset, --max_length, ...) applies to both.")
     parser.add_argument("--methods", default="lora", help=f"comma-separated, of {', '.join(BENCH_METHODS)}")
     parser.add_argument("--recipes", default="reference,default", help=f"comma-separated, of {', '.join(RECIPES)}")
     parser.add_argument("--bench_dir", default=None, help="where runs, logs and bench.json go "
                         "(default runs/bench-<time>)")
-    known, rest = parser.parse_known_args(argv)
+    return parser
+
+
+def parse_bench_args(argv: list[str]) -> tuple[BenchArgs, list[str]]:
+    known, rest = build_parser().parse_known_args(argv)
     methods = _comma_list(known.methods, BENCH_METHODS, "--methods")
     recipes = _comma_list(known.recipes, tuple(RECIPES), "--recipes")
     if "reference" not in recipes:
@@ -84,7 +90,7 @@ def plan(bench: BenchArgs, train_argv: list[str], sizes: list[str]) -> list[tupl
         for recipe in bench.recipes:
             argv = [*sizes, *train_argv, *RECIPES[recipe], "--method", method,
                     "--output_dir", str(bench.bench_dir / f"{method}-{recipe}"), "--wandb_mode", "disabled"]
-            if parse_args(argv).run.seeds:
+            if plan_run(argv).run.seeds:
                 raise ConfigError("bench: --seeds is not for benchmarks (one timed run per method and recipe)")
             runs.append((method, recipe, argv))
     return runs
@@ -162,12 +168,12 @@ def bench_row(record: dict[str, Any], reference: Optional[dict[str, Any]],
 
 
 def cpu_gemm_rates(record: dict[str, Any], rows: int) -> dict[str, float]:
-    """This CPU's GEMM rate on the model's block shapes (ftlab.gemm_rate), in fp32 and, where the CPU has bf16
+    """This CPU's GEMM rate on the model's block shapes (ftlab.bench.gemm_rate), in fp32 and, where the CPU has bf16
     units, in bf16."""
     import torch
 
-    from ftlab.gemm_rate import block_gemm_shapes, measure_gemm_rate
-    from ftlab.speed import cpu_has_bf16
+    from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
+    from ftlab.training.speed import cpu_has_bf16
 
     _, hidden, ffn = model_dims(record["model_source"]["location"])
     shapes = block_gemm_shapes(hidden, ffn, rows)
@@ -217,8 +223,6 @@ def _run(argv: list[str], log: Path) -> Optional[str]:
 
 
 def main(argv: list[str]) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        parse_bench_args(["--help"])
     bench, train_argv = parse_bench_args(argv)
     plan(bench, train_argv, [])  # flags checked before torch is imported
     from ftlab.runtime import quiet_library_noise
@@ -256,10 +260,10 @@ def main(argv: list[str]) -> int:
                                                          gemm and gemm["rates"])})
     table = format_table(rows_out)
     summary = {"bench_dir": str(bench.bench_dir), "argv": train_argv, "recipes": {r: RECIPES[r] for r in
-               bench.recipes}, "flops_model": forward_flops_per_sample.__doc__.split("\n")[0] + " (see ftlab/bench.py)",
+               bench.recipes}, "flops_model": forward_flops_per_sample.__doc__.split("\n")[0] + " (see ftlab/bench/command.py)",
                "gemm": gemm, "rows": rows_out}
-    (bench.bench_dir / "bench.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (bench.bench_dir / "bench.md").write_text(table + "\n", encoding="utf-8")
+    write_json_atomic(bench.bench_dir / "bench.json", summary)
+    write_atomic(bench.bench_dir / "bench.md", lambda tmp: tmp.write_text(table + "\n", encoding="utf-8"))
     print(table)
     print(f"[bench] written: {bench.bench_dir / 'bench.json'}, {bench.bench_dir / 'bench.md'}")
     return 1 if errors else 0

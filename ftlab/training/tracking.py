@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import netrc
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -17,7 +16,8 @@ from urllib.parse import urlparse
 from transformers.integrations import WandbCallback
 
 from ftlab.config import Config
-from ftlab.records import run_name
+from ftlab.hub import reachable
+from ftlab.runs.directory import run_name
 
 
 def _notice(message: str) -> None:
@@ -33,24 +33,16 @@ def _has_api_key(host: str) -> bool:
         return False
 
 
-def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def effective_mode(requested: str) -> str:
     """online, unless there is no key or no route to the server: then offline, said once."""
     if requested != "online":
         return requested
-    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
-    host = url.hostname or "api.wandb.ai"
+    base_url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    host = urlparse(base_url).hostname or "api.wandb.ai"
     if not _has_api_key(host):
         _notice("no API key (WANDB_API_KEY or `wandb login`); logging offline instead, `wandb sync` it later")
         return "offline"
-    if not _reachable(host, url.port or (443 if url.scheme == "https" else 80)):
+    if not reachable(base_url):
         _notice(f"{host} is unreachable; logging offline instead, `wandb sync` it later")
         return "offline"
     return "online"
@@ -64,7 +56,7 @@ def default_group(cfg: Config, group: str) -> str:
 
 def start_run(cfg: Config, output_dir: Path, group: str) -> Optional[Any]:
     """Open the W&B run for this training run (main process only); None when tracking is off or cannot start.
-    `group` is the run's configuration group (ftlab.groups)."""
+    `group` is the run's configuration group (ftlab.config.groups)."""
     from ftlab.distributed import process_state
 
     if cfg.tracking.wandb_mode == "disabled" or not process_state().is_main_process:

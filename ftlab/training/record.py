@@ -1,14 +1,16 @@
-"""The run record: one self-describing JSON file per run, written atomically, and its console summary."""
+"""The run record: one self-describing dict per run (fine-tuning or the SVM baseline), built here in one place, saved
+as result.json (ftlab.runs.directory.save_record), and its console summary."""
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import platform
 import resource
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+
+from ftlab.config import Config
+from ftlab.runs.directory import save_record
 
 
 def peak_rss_mb() -> float:
@@ -32,46 +34,9 @@ def environment(device: Optional[str] = None) -> dict[str, Any]:
     return {"python": platform.python_version(), **versions, "device": device, "platform": platform.platform()}
 
 
-def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
-    """`write(tmp)` fills a temporary file beside the target, which is then renamed to it: readers (another
-    worker, a report) never see a half-written file, and concurrent writers (one per process) each leave a whole
-    one. The file gets the permissions of any new file (the umask's), which mkstemp's private 0600 would not."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_json_atomic(path: Path, payload: Any) -> Path:
-    """The record (or any JSON) written atomically (write_atomic)."""
-    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n",
-                                                         encoding="utf-8"))
-
-
-INDEX_NAME = "index.jsonl"
-
-
 def data_summary(data: Any) -> dict[str, Any]:
     return {"origin": data.origin, "sizes": data.sizes(), "label_names": data.label_names,
             "test_is_validation": data.test_is_validation, "notes": data.notes}
-
-
-def save_record(output_dir: Path, record: dict[str, Any]) -> Path:
-    """result.json in the run's directory, and one line in the experiment's index (the run directory's parent).
-
-    The index lets a sweep be read in one pass and survives runs whose directories are later pruned. The lock
-    keeps lines whole when array jobs of one sweep finish at the same moment.
-    """
-    path = write_json_atomic(output_dir / "result.json", record)
-    line = json.dumps(record, sort_keys=False, separators=(",", ":")) + "\n"
-    with open(output_dir.parent / INDEX_NAME, "a", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.write(line)
-    return path
 
 
 def format_summary(record: dict[str, Any]) -> str:
@@ -90,3 +55,41 @@ def format_summary(record: dict[str, Any]) -> str:
     if record.get("collapse"):
         lines.append(f"COLLAPSED: {record['collapse']}")
     return "\n".join([*lines, f"record: {record['output_dir']}/result.json"])
+
+
+def build_record(cfg: Config, *, method: str, model: str, group: str, output_dir: Path, data: Any,
+                 metrics: dict[str, Any], predictions: dict[str, Any], trainable_params: int, total_params: int,
+                 trainable_percent: float, train_seconds: float, train_samples_per_second: float,
+                 train_tokens_per_second: Optional[float], peak_memory_mb: float, loss_history: list[Any],
+                 environment: dict[str, Any], eval_only: bool, **details: Any) -> dict[str, Any]:
+    """The fields every record has (what the report, the search and the comparisons read), then the run's own
+    `details` (pooling, precision, checkpoints ... for fine-tuning), then the environment last."""
+    return {
+        "method": method,
+        "model": model,
+        "eval_only": eval_only,
+        "seed": cfg.run.seed,
+        "group": group,
+        "config": cfg.to_dict(),
+        "output_dir": str(output_dir),
+        "data": data_summary(data),
+        "metrics": metrics,
+        "predictions": predictions,
+        "trainable_params": trainable_params,
+        "total_params": total_params,
+        "trainable_percent": trainable_percent,
+        "train_seconds": train_seconds,
+        "train_samples_per_second": train_samples_per_second,
+        "train_tokens_per_second": train_tokens_per_second,
+        "peak_memory_mb": peak_memory_mb,
+        "loss_history": loss_history,
+        **details,
+        "environment": environment,
+    }
+
+
+def finish_record(output_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Save the record (result.json and the experiment's index), then say on the console what the run scored."""
+    save_record(output_dir, record)
+    print(format_summary(record), flush=True)
+    return record

@@ -1,7 +1,7 @@
 """`main.py report [RESULTS_DIR]`: every run record under a directory as markdown tables, plus plots.
 
-One row per configuration group (the seeds of one configuration, ftlab.records), with its spread over seeds, a
-95% confidence interval and a paired significance test against a reference group (ftlab.compare); `--per_run`
+One row per configuration group (the seeds of one configuration, ftlab.analysis.records), with its spread over seeds, a
+95% confidence interval and a paired significance test against a reference group (ftlab.analysis.compare); `--per_run`
 adds a row per run.
 """
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Optional
 
 import numpy as np
 
-from ftlab import stats
-from ftlab.compare import Comparison, Outcome, Summary, best_by_validation, compare, find_group, summarise
-from ftlab.config import OneLineParser
+from ftlab.analysis import stats
+from ftlab.analysis.compare import Comparison, Outcome, Summary, best_by_validation, compare, find_group, summarise
+from ftlab.config import LORA_METHODS, PEFT_METHODS, OneLineParser
 from ftlab.errors import UserError
-from ftlab.records import Record, group_records, load_records, method_of, model_of, run_labels, seed_of
-from ftlab.results import INDEX_NAME
+from ftlab.analysis.records import Record, group_records, load_records, method_of, model_of, run_labels, seed_of
+from ftlab.runs.directory import INDEX_NAME, write_atomic
 
 REPORT_NAME = "report.md"
 GROUP_COLUMNS = ("group", "method", "model", "dataset", "seeds", "trainable params", "val acc", "test acc",
@@ -32,13 +32,13 @@ TEXT_COLUMNS = {"group", "run", "method", "model", "dataset", "paired test", "ve
 def method_label(record: Record) -> str:
     """The method with the settings that tell its variants apart (LoRA rank and alpha, selective depth)."""
     method, args = method_of(record), record["config"]["method"]
-    if method in ("lora", "qlora", "scratch_lora"):
+    if method in LORA_METHODS:
         label = f"{method} r={args['lora_r']} α={args['lora_alpha']:g}"
     elif method == "selective":
         label = f"selective ({args['unfreeze_layers']} blocks)"
     else:
         label = method
-    if args.get("load_adapter") and method not in ("lora", "qlora"):
+    if args.get("load_adapter") and method not in PEFT_METHODS:
         label += " after LoRA"  # the adapter was merged in first: the LoRA -> head chain
     return label
 
@@ -173,14 +173,14 @@ def main(argv: list[str]) -> int:
         # With one reference per dataset, each is compared with its own dataset's groups only.
         peers = [s for s in summaries if args.compare_to is not None or s.dataset == reference.dataset]
         outcomes.update(compare(peers, reference))
-    from ftlab.plots import plot_all  # matplotlib loads only now
+    from ftlab.analysis.plots import plot_all  # matplotlib loads only now
 
     labels = run_labels(records)
     # Named after the results directory so that the plots of several sweeps can share img/.
     plots = plot_all(records, summaries, Path(args.img_dir), prefix=results_dir.resolve().name,
                      label=lambda record: labels[record["output_dir"]])
     text = render(summaries, outcomes, references, records, results_dir, plots, args.per_run)
-    (results_dir / REPORT_NAME).write_text(text, encoding="utf-8")
+    write_atomic(results_dir / REPORT_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     print(text, end="")
     print(f"[ftlab] report: {results_dir / REPORT_NAME}; plots: {', '.join(str(p) for p in plots)}")
     return 0

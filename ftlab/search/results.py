@@ -14,26 +14,24 @@ from typing import TYPE_CHECKING, Any
 import optuna
 import yaml
 
-from ftlab.config import parse_args
-from ftlab.results import write_atomic
-from ftlab.search_space import param_flags, show_params
+from ftlab.runtime import pyplot
+from ftlab.runs.directory import write_atomic
+from ftlab.runs.plan import plan_run
+from ftlab.search.space import param_flags, show_params
 
 if TYPE_CHECKING:
-    from ftlab.search import SearchArgs
+    from ftlab.search.args import SearchArgs
 
 
 def best_config(study: Any, args: "SearchArgs") -> dict[str, Any]:
     """The best trial's configuration as `train` resolves it (fixed flags + its values), without a directory."""
-    cfg = parse_args([*args.train_argv, *param_flags(study.best_trial.params)])
+    cfg = plan_run([*args.train_argv, *param_flags(study.best_trial.params)])
     cfg.run.output_dir = None
     return cfg.to_dict()
 
 
 def write_plots(study: Any, img_dir: Path, name: str, target_name: str, seed: int) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: works on headless nodes
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from optuna.importance import FanovaImportanceEvaluator
     from optuna.visualization import matplotlib as optuna_plots
 

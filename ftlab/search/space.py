@@ -19,12 +19,19 @@ from ftlab.config import FIELDS
 from ftlab.errors import ConfigError
 
 SYNTAX = "NAME=LOW..HIGH, NAME=LOW..HIGH:log or NAME=V1,V2,..."
-# Flags that are not hyperparameters: searching them would change what a trial measures (the objective itself)
-# or what a trial directory is.
+# The train flags a search refuses, and why (for the error message). NOT_FOR_SEARCH: the search sets them itself
+# or they make no sense for trials: refused as fixed flags and as searched ones. NOT_SEARCHABLE adds the flags
+# that may be fixed but not searched: they are not hyperparameters, and searching them would change what a trial
+# measures (the objective itself) or what a trial directory is.
+NOT_FOR_SEARCH = {
+    "output_dir": "each trial runs in <study_dir>/trial-<number>; choose the place with --study_dir",
+    "resume": "a trial is never resumed (a failed one is re-run afresh)",
+    "eval_only": "trials must train",
+    "save_adapter": "every trial would write the same adapter; retrain best_config.yaml with --save_adapter",
+}
 NOT_SEARCHABLE = {
+    **NOT_FOR_SEARCH,
     "metric_for_best": "it is the search's objective",
-    "eval_only": "a trial must train",
-    "resume": "every trial starts afresh",
     "overwrite_output_dir": "every trial has its own directory",
 }
 _INTEGER_TYPES = ("int", "Optional[int]")

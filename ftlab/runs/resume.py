@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Optional, Union
 
+from ftlab.config import IDENTITY_FIELDS, Config, config_from_record, flatten_sections
 from ftlab.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ftlab.config import Config
+from ftlab.runs.directory import default_output_dir, job_output_dir, write_json_atomic
 
 ATTEMPTS_FILE = "attempts.json"
 
@@ -30,7 +29,7 @@ def _flag(resume: Union[bool, str]) -> str:
     return f"--resume {str(resume).lower()}"
 
 
-def check_resume(cfg: "Config") -> None:
+def check_resume(cfg: Config) -> None:
     """--resume true needs a complete checkpoint to continue; true and auto continue only a run of the same
     configuration (its saved config.yaml), so that a changed flag never mixes two runs in one record."""
     resume = cfg.run.resume
@@ -38,8 +37,6 @@ def check_resume(cfg: "Config") -> None:
         return
     output_dir = cfg.run.output_dir
     if not output_dir:
-        from ftlab.rundir import default_output_dir, job_output_dir
-
         if job_output_dir(cfg, cfg.method.method) is None:
             if resume is True:
                 raise ConfigError("--resume needs the --output_dir of the run to continue")
@@ -54,25 +51,16 @@ def check_resume(cfg: "Config") -> None:
     _check_same_config(Path(output_dir), cfg)
 
 
-def _flatten(grouped: Any) -> dict[str, Any]:
-    if not isinstance(grouped, dict):
-        return {}
-    return {key: value for group in grouped.values() if isinstance(group, dict) for key, value in group.items()}
-
-
 def _options_to_compare() -> set[str]:
     """The options that make a run what it is: those that can change its model or metrics (config.py's
     `identity`), and the seed, which orders the batches. Where it writes, how often it logs or saves, W&B: those
     may change between attempts."""
-    from ftlab.config import IDENTITY_FIELDS
-
     return IDENTITY_FIELDS | {"seed"}
 
 
-def _check_same_config(output_dir: Path, cfg: "Config") -> None:
+def _check_same_config(output_dir: Path, cfg: Config) -> None:
     import yaml
 
-    from ftlab.groups import config_from_record
 
     try:
         sections = yaml.safe_load((output_dir / "config.yaml").read_text(encoding="utf-8"))
@@ -83,8 +71,8 @@ def _check_same_config(output_dir: Path, cfg: "Config") -> None:
     # Read as the report reads an old record: an option the saved config lacks is what that version ran (the
     # option's legacy value, e.g. cls pooling), so a checkpoint from before it existed is not continued with
     # today's different default.
-    saved = _flatten(config_from_record(sections).to_dict())
-    current = _flatten(cfg.to_dict())
+    saved = flatten_sections(config_from_record(sections).to_dict())
+    current = flatten_sections(cfg.to_dict())
     compared = _options_to_compare()
     differing = [key for key in current if key in compared and saved[key] != current[key]]
     if differing:
@@ -100,8 +88,6 @@ def count_attempt(output_dir: Path, resume: Union[bool, str]) -> int:
     """This attempt's number, kept in <output_dir>/attempts.json across interruptions: one more than before when
     the run may continue (--resume true or auto; an attempt stopped before its first checkpoint counts too), 1
     when it starts over (--resume false)."""
-    from ftlab.results import write_json_atomic
-
     path = output_dir / ATTEMPTS_FILE
     before = 0
     if resume and path.is_file():

@@ -14,9 +14,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ftlab import stats
+from ftlab.analysis import stats
 from ftlab.errors import UserError
-from ftlab.records import Group, Record, dataset_of, prediction_file, run_labels, seed_of
+from ftlab.analysis.records import Group, Record, dataset_of, prediction_file, run_labels, seed_of
 
 NOT_COMPARABLE = "not comparable: different test examples"
 

@@ -5,37 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ftlab.records import Record, method_of
+from ftlab.analysis.records import Record, method_of
+from ftlab.runs.directory import write_atomic
+from ftlab.runtime import pyplot
 
 if TYPE_CHECKING:
-    from ftlab.compare import Summary
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: works on headless nodes and never opens a window
-    import matplotlib.pyplot as plt
-
-    return plt
+    from ftlab.analysis.compare import Summary
 
 
 def _method_colors(records: list[Record]) -> dict[str, Any]:
     methods = sorted({method_of(record) for record in records})
-    palette = _pyplot().get_cmap("tab10")
+    palette = pyplot().get_cmap("tab10")
     return {method: palette(i % 10) for i, method in enumerate(methods)}
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    pyplot().close(fig)
     return path
 
 
 def loss_curves(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for record in records:
         history = record["loss_history"]
@@ -50,7 +42,7 @@ def loss_curves(records: list[Record], path: Path, label: Callable[[Record], str
 def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
     """Per group: mean test accuracy with its 95% CI as error bar, and a small point per seed. One panel per
     dataset: accuracies on different test sets are not comparable, so they never share an axis."""
-    plt = _pyplot()
+    plt = pyplot()
     colors = _method_colors([s.group.records[0] for s in summaries])
     datasets = list(dict.fromkeys(s.dataset for s in summaries))
     fig, axes = plt.subplots(1, len(datasets), figsize=(8 * len(datasets), 5), squeeze=False)
@@ -84,7 +76,7 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
 
 
 def train_time(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     colors = _method_colors(records)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(records) + 2), 5))
     names = [label(r) for r in records]

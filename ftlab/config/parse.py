@@ -1,0 +1,196 @@
+"""Building a configuration: the command line (argparse over the schema's fields, and the seed projects' alias
+flags), the YAML/JSON file of --config, and a run's saved config read back.
+
+We build the argparse parser ourselves rather than use transformers' HfArgumentParser because that one imports
+torch (~2 s): a mistyped flag must fail in well under a second, before anything heavy loads.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ftlab.config.rules import validate
+from ftlab.config.schema import (FIELDS, GROUP_CLASSES, NO_LEGACY, Config, config_from_values,
+                                 resolve_defaults)
+from ftlab.config.values import InvalidValue, OPTIONAL_VALUE_PARSERS, parse_bool, parse_positive_int
+from ftlab.errors import ConfigError
+
+# Flags users know from the seed projects, mapped onto the one config.
+TASK_ALIASES = {"fft": "full", "cls": "head", "lora": "lora"}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage before an error; users asked for one line naming the bad value."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def _argparse_type(name: str, parse: Callable[[Any], Any], allowed: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except InvalidValue as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed or 'valid'}") from None
+    convert.__name__ = name
+    return convert
+
+
+POSITIVE_INT = _argparse_type("positive_int", parse_positive_int, "an integer >= 1")
+OPTIONAL_BOOL = _argparse_type("bool", parse_bool, "true or false")
+
+
+def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
+    # Defaults are suppressed so that we can tell flags the user typed from values they left alone; the
+    # dataclass defaults apply later, under the config file.
+    parser = OneLineParser(prog=prog, argument_default=argparse.SUPPRESS,
+                            description="Fine-tune a transformer encoder for text classification.")
+    parser.add_argument("--config", help="YAML or JSON file of options; flags given here override it.")
+    for group_name, cls in GROUP_CLASSES.items():
+        group = parser.add_argument_group(group_name)
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {f.default})"}
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            elif meta["parse"] in OPTIONAL_VALUE_PARSERS:
+                kwargs.update(nargs="?", const=True, type=_argparse_type(f.name, meta["parse"], meta["allowed"]))
+            else:
+                kwargs["type"] = _argparse_type(f.name, meta["parse"], meta["allowed"])
+            group.add_argument(f"--{f.name}", **kwargs)
+    aliases = parser.add_argument_group("aliases from the seed projects")
+    # As the seed projects' READMEs write them: `--lora True` as well as `--lora` (`--lora false` sets nothing).
+    aliases.add_argument("--lora", dest="alias_lora", nargs="?", const=True, type=OPTIONAL_BOOL,
+                         help="= --method lora")
+    aliases.add_argument("--q_lora", dest="alias_q_lora", nargs="?", const=True, type=OPTIONAL_BOOL,
+                         help="= --method qlora")
+    aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help="= --lora_r")
+    aliases.add_argument("--task", dest="alias_task", choices=tuple(TASK_ALIASES),
+                         help="fft = --method full, cls = --method head, lora = --method lora")
+    return parser
+
+
+def _from_aliases(given: dict[str, Any]) -> dict[str, Any]:
+    """Fold alias flags into canonical keys; contradicting a canonical flag is an error, not a silent choice."""
+    resolved: dict[str, Any] = {}
+    methods = []
+    if given.pop("alias_lora", False):
+        methods.append(("--lora", "lora"))
+    if given.pop("alias_q_lora", False):
+        methods.append(("--q_lora", "qlora"))
+    if "alias_task" in given:
+        task = given.pop("alias_task")
+        methods.append((f"--task {task}", TASK_ALIASES[task]))
+    if "method" in given:
+        methods.append((f"--method {given['method']}", given["method"]))
+    if len({m for _, m in methods}) > 1:
+        raise ConfigError("conflicting method flags: " + ", ".join(flag for flag, _ in methods))
+    if methods:
+        resolved["method"] = methods[0][1]
+    if "alias_lora_rank" in given:
+        rank = given.pop("alias_lora_rank")
+        if "lora_r" in given and given["lora_r"] != rank:
+            raise ConfigError(f"conflicting flags: --lora_rank {rank} and --lora_r {given['lora_r']}")
+        resolved["lora_r"] = rank
+    return resolved
+
+
+def flatten_sections(values: Any) -> dict[str, Any]:
+    """{key: value} from a config as a run saves it (sections model:, data:, … as `Config.to_dict` writes them) or
+    as users write it (flat keys, or both mixed); anything but a mapping gives {}."""
+    if not isinstance(values, dict):
+        return {}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in GROUP_CLASSES and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read a YAML or JSON file into flat {key: value}. Group sections (model:, data:, …) as written by a run are
+    accepted too, so a run's saved config.yaml reproduces it."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    text = file.read_text(encoding="utf-8")
+    try:
+        if file.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+            raw = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise different types; both mean the same to the user
+        raise ConfigError(f"--config {path}: cannot parse: {str(exc).splitlines()[0]}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of option names to values")
+    flat = flatten_sections(raw)
+    for key in flat:
+        if key not in FIELDS:
+            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"--config {path}: unknown key {key!r}{hint}")
+    parsed = {}
+    for key, value in flat.items():
+        meta = FIELDS[key][1].metadata
+        try:
+            parsed[key] = None if value is None else meta["parse"](value)
+        except InvalidValue as exc:
+            raise ConfigError(f"--config {path}: {key}: {exc}") from None
+        except (TypeError, ValueError):
+            raise ConfigError(f"--config {path}: {key}: {value!r} is not {meta['allowed']}") from None
+    return parsed
+
+
+def _one_seed_setting(file_values: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """--seed and --seeds together are an error; a flag replaces the file's setting of either (a run's saved
+    config.yaml names its seed, and `--config it --seeds 1,2,3` repeats it over seeds)."""
+    for source, values in (("flags", given), ("--config file", file_values)):
+        if "seed" in values and values.get("seeds") is not None:
+            raise ConfigError(f"--seed and --seeds both given ({source}): use --seeds alone to run several seeds")
+    if "seed" in given or "seeds" in given:
+        file_values = {key: value for key, value in file_values.items() if key not in ("seed", "seeds")}
+    return file_values
+
+
+def parse_config(argv: list[str]) -> Config:
+    """Defaults <- --config file <- flags; validated; derived defaults filled. Only the values: the run plan
+    (ftlab.runs.plan.plan_run) adds what needs the file system, the dataset and the model."""
+    given = vars(build_parser().parse_args(argv))
+    file_values = read_config_file(given.pop("config")) if "config" in given else {}
+    file_values = _one_seed_setting(file_values, given)
+    alias_values = _from_aliases(given)
+    return resolve_defaults(validate(config_from_values({**file_values, **given, **alias_values})))
+
+
+def explicit_options(argv: list[str]) -> set[str]:
+    """The option names that the command line itself sets (aliases folded in; --config's keys not), for callers
+    that must not silently override a value the user typed."""
+    given = vars(build_parser().parse_args(argv))
+    given.pop("config", None)
+    aliases = _from_aliases(given)  # takes the alias_* entries out of `given`
+    return set(given) | set(aliases)
+
+
+def config_from_record(sections: dict[str, Any]) -> Config:
+    """A record's saved config (sections as `Config.to_dict` writes them) on top of today's defaults, the derived
+    ones filled as a run fills them: records written before a field existed get its default, so their group is
+    the one a run of the same settings gets today, or, where the new default changed what runs do (pooling,
+    truncation, attention dropout), the field's `legacy` value, so that they do not join today's default runs.
+    Keys this version does not know are ignored."""
+    values = {key: None if value is None else FIELDS[key][1].metadata["parse"](value)
+              for key, value in flatten_sections(sections).items() if key in FIELDS}
+    for name, (_, f) in FIELDS.items():
+        if name not in values and f.metadata["legacy"] is not NO_LEGACY:
+            values[name] = f.metadata["legacy"]
+    return resolve_defaults(config_from_values(values))

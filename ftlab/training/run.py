@@ -1,0 +1,157 @@
+"""One fine-tuning run, top to bottom: config -> data -> model + method -> Trainer -> record.
+
+Imported only once the configuration has been checked (ftlab.runs.plan): this module loads torch and transformers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import yaml
+from transformers import PreTrainedTokenizerBase, TrainerCallback, set_seed
+
+from ftlab.config import ADAPTER_PROVENANCE, Config, group_id
+from ftlab.data.load import load_data
+from ftlab.data.splits import PreparedData
+from ftlab.data.tokenize import tokenize_splits
+from ftlab.data.truncation import truncation_settings
+from ftlab.distributed import distributed_summary, largest, process_state
+from ftlab.models.architectures import architecture_of
+from ftlab.models.attention import use_fp32_attention
+from ftlab.models.export import export_models
+from ftlab.models.load import load_classifier, load_tokenizer
+from ftlab.models.methods import apply_method, count_parameters, skip_adapter_input_casts
+from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
+from ftlab.models.sources import ModelSource, check_resolved_model, resolve_model
+from ftlab.runs.directory import resolve_output_dir, write_atomic, write_json_atomic
+from ftlab.runs.predictions import save_run_predictions
+from ftlab.runs.preemption import StopOnRequest
+from ftlab.runs.resume import count_attempt, latest_checkpoint
+from ftlab.training.record import build_record, environment, finish_record
+from ftlab.training.speed import PROFILE_NAME, resolve_dropout, resolve_precision
+from ftlab.training.tracking import finish_run, start_run
+from ftlab.training.trainer import build_trainer, train_and_evaluate
+
+
+@dataclass
+class Inputs:
+    """What a run reads before it builds its model: the model's source and pooling, the data and its tokens."""
+    source: ModelSource
+    pooling: PoolingChoice
+    data: PreparedData
+    tokenizer: PreTrainedTokenizerBase
+    tokenized: Any
+
+
+def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
+                 extra: Optional[Mapping[str, Any]] = None) -> Optional[dict[str, Any]]:
+    """The run's record on the main process; None on the other processes of a multi-process run. `callbacks` join
+    the Trainer's own (a search's pruning callback, for example); `extra` are fields a caller adds to the record,
+    as they stand when it is written (such a callback may still fill them in during training)."""
+    state = process_state()
+    output_dir = resolve_output_dir(cfg)
+    precision = resolve_precision(cfg.speed.precision)  # a precision this device lacks fails before any download
+    # Before training: a run that saves its adapter where it loaded it from rewrites what identifies that adapter.
+    group = group_id(cfg, cfg.method.method, precision)
+    inputs = _read_inputs(cfg)
+    set_seed(cfg.run.seed)  # the new head's initial weights depend on it
+    model, model_details = _build_model(cfg, inputs, precision)
+    params = count_parameters(model)
+    print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
+          f"({params.percent:.2f}%)", flush=True)
+
+    resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
+    attempts = _start_directory(cfg, output_dir, resume_from) if state.is_main_process else None
+    tracker = start_run(cfg, output_dir, group)  # main process only: one W&B run per training run
+    # A stop request (signal, or the SLURM templates' stop file) ends training with a checkpoint, not a record.
+    trainer = build_trainer(model, inputs.tokenizer, inputs.tokenized, inputs.data, cfg, str(output_dir),
+                            tracking=tracker is not None, callbacks=[*callbacks, StopOnRequest()],
+                            precision=precision)
+    # Every process trains and evaluates (the evaluation gathers all processes' predictions); one writes.
+    outcome = train_and_evaluate(trainer, inputs.tokenized, inputs.data, resume_from=resume_from,
+                                 train=not cfg.run.eval_only)
+    peak_memory_mb = largest(outcome.peak_memory_mb)
+    if not state.is_main_process:
+        return None
+    saved = export_models(trainer.model, inputs.tokenizer, cfg.method, output_dir)
+    if "adapter" in saved:  # what trained it, so that runs chained on it group by configuration (ftlab.config.groups)
+        write_json_atomic(Path(saved["adapter"]) / ADAPTER_PROVENANCE, {"group": group, "seed": cfg.run.seed})
+
+    record = build_record(
+        cfg, method=cfg.method.method, model=cfg.model.model, group=group, output_dir=output_dir, data=inputs.data,
+        metrics=outcome.metrics,
+        predictions=save_run_predictions(output_dir, outcome.predictions, inputs.data.label_names),
+        trainable_params=params.trainable, total_params=params.total, trainable_percent=params.percent,
+        train_seconds=outcome.train_seconds, train_samples_per_second=outcome.train_samples_per_second,
+        train_tokens_per_second=outcome.train_tokens_per_second, peak_memory_mb=peak_memory_mb,
+        loss_history=outcome.loss_history, environment=environment(), eval_only=cfg.run.eval_only,
+        pooling=inputs.pooling.as_record(),
+        truncation=cfg.data.truncation,
+        model_source={"origin": inputs.source.origin, "location": inputs.source.location},
+        precision=precision,
+        **model_details,
+        profile=str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
+        steady_step_seconds=outcome.steady_step_seconds,
+        steady_samples_per_second=outcome.steady_samples_per_second,
+        compiled_graphs=outcome.compiled_graphs,
+        mean_train_tokens=outcome.mean_train_tokens,
+        eval_history=outcome.eval_history,
+        collapse="; ".join(outcome.collapse) or None,
+        resumed_from=resume_from,
+        attempts=attempts,
+        best_checkpoint=outcome.best_checkpoint,
+        stopped_early=outcome.stopped_early,
+        saved=saved,
+        distributed=distributed_summary(cfg.optim.batch_size, cfg.optim.gradient_accumulation_steps),
+        **(extra or {}),
+    )
+    record["tracking"] = finish_run(tracker, record)
+    return finish_record(output_dir, record)
+
+
+def _read_inputs(cfg: Config) -> Inputs:
+    """The model's source (resolved before the data, so that a model we cannot get fails before minutes of work),
+    the data, the tokenizer and the tokenised splits.
+
+    With several processes the main one fills the caches (mirrors, tokenised splits) and the others then read them.
+    Where each machine has its own cache, the processes of the other machines may build theirs at the same time;
+    harmless, as both the mirror fetch (file lock) and datasets (temporary file, then rename) write atomically."""
+    with process_state().main_process_first():
+        source = resolve_model(cfg.model.model)
+        check_resolved_model(source, cfg.data.max_length)
+        pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
+        data = load_data(cfg)
+        print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
+              f"({pooling.reason})", flush=True)
+        tokenizer = load_tokenizer(source)
+        tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
+                                    cfg.data.truncation)
+    return Inputs(source, pooling, data, tokenizer, tokenized)
+
+
+def _build_model(cfg: Config, inputs: Inputs, precision: str) -> tuple[Any, dict[str, Any]]:
+    """The classifier with its pooling, truncation settings and method applied, and the record's fields about it:
+    the dropouts it trains with and the attention it computes."""
+    model = load_classifier(inputs.source, inputs.data.label_names, cfg.method,
+                            resolve_dropout(cfg.speed.attention_dropout), resolve_dropout(cfg.speed.hidden_dropout))
+    arch = architecture_of(model.config.model_type)
+    details = {"attention_dropout": getattr(model.config, arch.attention_dropout),
+               "hidden_dropout": getattr(model.config, arch.hidden_dropout),
+               "attention": use_fp32_attention(model, precision)}
+    # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
+    apply_pooling(model, inputs.pooling.used)
+    model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
+    model = apply_method(model, cfg.method)
+    skip_adapter_input_casts(model, precision)
+    return model, details
+
+
+def _start_directory(cfg: Config, output_dir: Path, resume_from: Optional[str]) -> int:
+    """The run's directory with its config.yaml; this attempt's number (main process only)."""
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    write_atomic(output_dir / "config.yaml", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    attempts = count_attempt(output_dir, cfg.run.resume)
+    if resume_from:
+        print(f"[ftlab] attempt {attempts}: resuming from {resume_from}", flush=True)
+    return attempts
