@@ -41,7 +41,7 @@ def quiet_library_noise(method: Optional[str]) -> None:
       package (which fetches the kernel from the hub): only QLoRA uses 4-bit kernels, so only QLoRA runs see it.
     - datasets' JSON reader logs its parse error before raising it; ftlab reports the raised one, with the line.
     - Progress bars off a terminal (a log file, a pipe) are lines of carriage returns, so they are off there, as
-      the Trainer's own is (train.py, disable_tqdm).
+      the Trainer's own is (training/trainer.py, disable_tqdm).
     """
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     if method != "qlora":

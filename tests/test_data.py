@@ -167,6 +167,6 @@ def test_imdb_mirror_is_identical_across_processes(tmp_path):
     assert probe["origin"] == "mirror"
     assert probe["sizes"] == {"train": 2000, "validation": 250, "test": 1000}
     conversion = next(note for note in probe["notes"] if note.startswith("mirror conversion"))
-    # FACTS.md counts 418 duplicate raw texts; one more pair becomes identical once <br /> tags are stripped.
+    # The raw CSV holds 418 duplicate texts (counted when the mirror was added); one more pair becomes identical once <br /> tags are stripped.
     assert "rows_in 50,000" in conversion and "duplicates_dropped 419" in conversion
     assert "<br />" not in probe["first_test_text"]

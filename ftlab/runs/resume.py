@@ -52,7 +52,7 @@ def check_resume(cfg: Config) -> None:
 
 
 def _options_to_compare() -> set[str]:
-    """The options that make a run what it is: those that can change its model or metrics (config.py's
+    """The options that make a run what it is: those that can change its model or metrics (ftlab.config's
     `identity`), and the seed, which orders the batches. Where it writes, how often it logs or saves, W&B: those
     may change between attempts."""
     return IDENTITY_FIELDS | {"seed"}

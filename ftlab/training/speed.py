@@ -1,8 +1,10 @@
 """The fast path's settings for the Trainer (precision, sampling, workers, compilation) and step timing.
 
-Measured on an H100 (FACTS.md): the tutorial recipe (pad to 512, fp32, random batches) keeps the GPU ~1% busy;
-bf16, TF32, length-grouped batches padded to a small multiple and data workers are what the Trainer itself can
-do about it, and compiling needs static shapes, hence buckets.
+Measured on an H100 (DistilBERT-base, LoRA r=8 on every linear, IMDB at up to 512 tokens): the tutorial recipe
+(pad to 512, fp32, batch 16, random batches) trains 215 samples/s and keeps the GPU ~1% busy; bf16, TF32,
+length-grouped batches padded to a small multiple, batch 64 and 4 data workers, which the Trainer itself can do,
+give 489 samples/s. Compiling needs static shapes, hence buckets: torch.compile on dynamically padded batches
+recompiles per shape and was measured 5-20x slower.
 """
 from __future__ import annotations
 
