@@ -26,10 +26,10 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     from ftlab.data.tokenize import tokenize_splits
     from ftlab.data.truncation import truncation_settings
     from ftlab.distributed import distributed_summary, largest, process_state
-    from ftlab.models.architectures import architecture_of
+    from ftlab.models.architectures import dropout_attributes
     from ftlab.models.attention import use_fp32_attention
     from ftlab.models.export import export_models
-    from ftlab.models.load import load_classifier, load_tokenizer
+    from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
     from ftlab.models.methods import apply_method, count_parameters, skip_adapter_input_casts
     from ftlab.models.pooling import apply_pooling, resolve_pooling
     from ftlab.models.sources import check_resolved_model, resolve_model
@@ -53,20 +53,24 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
     with state.main_process_first():
         # Resolve the model before touching data, so that a model we cannot get fails before minutes of work.
         source = resolve_model(cfg.model.model)
-        check_resolved_model(source, cfg.data.max_length)
+        check_resolved_model(source, cfg.data.max_length, cfg.model.trust_remote_code)
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
         print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
               f"({pooling.reason})", flush=True)
-        tokenizer = load_tokenizer(source)
+        tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
     model = load_classifier(source, data.label_names, cfg.method, resolve_dropout(cfg.speed.attention_dropout),
-                            resolve_dropout(cfg.speed.hidden_dropout))
-    arch = architecture_of(model.config.model_type)
-    attention_dropout = getattr(model.config, arch.attention_dropout)
-    hidden_dropout = getattr(model.config, arch.hidden_dropout)
+                            resolve_dropout(cfg.speed.hidden_dropout), cfg.model.trust_remote_code)
+    match_pad_token(model, tokenizer)
+    model_type = model.config.model_type
+    if cfg.speed.gradient_checkpointing:
+        check_gradient_checkpointing(model)
+    attention_key, hidden_key = dropout_attributes(model.config)
+    attention_dropout = getattr(model.config, attention_key) if attention_key else None
+    hidden_dropout = getattr(model.config, hidden_key) if hidden_key else None
     attention = use_fp32_attention(model, precision)
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, pooling.used)
@@ -105,6 +109,10 @@ def run_training(cfg: Config, callbacks: Sequence["TrainerCallback"] = (),
         "seed": cfg.run.seed,
         "group": group,
         "pooling": pooling.as_record(),
+        "model_type": model_type,
+        "pad_token_from_eos": tokenizer.ftlab_pad_token_from_eos,
+        "gradient_checkpointing": cfg.speed.gradient_checkpointing,
+        "trust_remote_code": cfg.model.trust_remote_code,
         "truncation": cfg.data.truncation,
         "config": cfg.to_dict(),
         "output_dir": str(output_dir),

@@ -41,7 +41,7 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: st
     from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
                               DistilBertForSequenceClassification, PreTrainedTokenizerFast)
 
-    from ftlab.models.architectures import architecture_of
+    from ftlab.models.architectures import discover
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words = specials + sorted(set(POSITIVE + NEGATIVE + NEUTRAL + ["neutral", "meh", "okay"]))
@@ -75,7 +75,7 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: st
               labels=labels[part]).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    for linear in architecture_of(config.model_type).head_linears:
+    for linear in discover(model).head_linears:
         model.get_submodule(linear).reset_parameters()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

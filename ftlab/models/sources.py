@@ -110,14 +110,12 @@ def check_model_before_loading(name: str, max_length: int) -> None:
         check_max_length(name, max_length, _read_config(directory, name))
 
 
-def check_resolved_model(source: "ModelSource", max_length: int) -> None:
-    """--max_length against a resolved model (a hub id's config.json is one small download or cached file)."""
-    if Path(source.location).is_dir():
-        config = _read_config(Path(source.location), source.name)
-    else:
-        from transformers import AutoConfig
+def check_resolved_model(source: "ModelSource", max_length: int, trust_remote_code: bool = False) -> None:
+    """--max_length against a resolved model (a hub id's config.json is one small download or cached file), and
+    code from the model's repository refused unless --trust_remote_code."""
+    from ftlab.models.load import load_config
 
-        config = AutoConfig.from_pretrained(source.location).to_dict()
+    config = load_config(source, trust_remote_code).to_dict()
     check_max_length(source.name, max_length, config)
 
 
