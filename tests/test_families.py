@@ -353,3 +353,84 @@ def test_mean_pooling_ignores_padding_in_every_family(model_type, built):
         logits = model(**batch).logits
         alone = model(input_ids=batch["input_ids"][2:, :3], attention_mask=batch["attention_mask"][2:, :3]).logits
     torch.testing.assert_close(logits[2:], alone, atol=1e-5, rtol=0)
+
+
+# --- main.py end to end on a tiny decoder and a tiny ModernBERT, each saved with a tokenizer ---------------------
+
+def _tiny_family_dir(out: Path, model_type: str, style: str) -> Path:
+    from tests.conftest import word_level_tokenizer
+
+    tokenizer = word_level_tokenizer(style)
+    vocab = tokenizer.get_vocab()
+    ids = {key: vocab[token] for key, token in (("bos_token_id", tokenizer.bos_token),
+                                                 ("eos_token_id", tokenizer.eos_token),
+                                                 ("cls_token_id", tokenizer.cls_token),
+                                                 ("sep_token_id", tokenizer.sep_token),
+                                                 ("pad_token_id", tokenizer.pad_token)) if token}
+    extra, *_ = FAMILIES[model_type]
+    # The tokenizer's special ids (a decoder's tokenizer has no pad token: its config has none either).
+    config = AutoConfig.for_model(model_type, **{**SIZE, **extra, "vocab_size": len(vocab), "pad_token_id": None,
+                                                 **ids})
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("model_type, style, extra", [
+    # A decoder whose tokenizer adds only BOS and has no pad token; head_tail truncation, gradient checkpointing.
+    ("llama", "llama", ["--method", "lora", "--merge", "--gradient_checkpointing", "--truncation", "head_tail",
+                        "--max_length", "8"]),
+    ("modernbert", "bert", ["--method", "lora", "--merge", "--lora_target_modules", "all-linear"]),
+])
+def test_main_trains_a_tiny_family_model_end_to_end(model_type, style, extra, tmp_path):
+    from tests.conftest import run_main, synthetic_rows, write_csv
+
+    model_dir = _tiny_family_dir(tmp_path / model_type, model_type, style)
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(96, seed=3))
+    out = tmp_path / "run"
+    done = run_main("--model", str(model_dir), "--dataset", str(data), "--text_column", "sentence",
+                    "--label_column", "polarity", "--epochs", "1", "--batch_size", "16", "--precision", "fp32",
+                    "--logging_steps", "1",
+                    *extra, "--output_dir", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "LOAD REPORT" not in done.stderr + done.stdout  # the new head's missing weights are expected
+    record = json.loads((out / "result.json").read_text())
+    decoder = FAMILIES[model_type][5]
+    assert record["model_type"] == model_type
+    assert record["pooling"]["used"] == ("last" if decoder else "cls")
+    assert record["pad_token_from_eos"] is decoder
+    assert record["gradient_checkpointing"] is ("--gradient_checkpointing" in extra)
+    assert record["trust_remote_code"] is False
+    assert record["metrics"]["test"]["num_samples"] > 0 and record["loss_history"]
+    merged = AutoModelForSequenceClassification.from_pretrained(out / "merged")
+    assert type(merged).__name__.lower().startswith(model_type.replace("-", ""))
+    if decoder:  # the borrowed pad token travels with the model, so that it batches without ftlab
+        assert merged.config.pad_token_id == merged.config.eos_token_id
+
+
+def test_a_new_head_loads_without_a_load_report_but_a_missing_body_weight_still_reports(tmp_path):
+    import logging
+
+    from transformers import BertConfig, BertModel
+
+    from ftlab.models.load import load_classifier
+    from ftlab.models.sources import ModelSource
+
+    BertModel(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(tmp_path)  # a base checkpoint: no classifier
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(handler)
+    try:
+        load_classifier(ModelSource("bert", str(tmp_path), "local"), ["neg", "pos"], MethodArgs())
+        assert not [m for m in messages if "LOAD REPORT" in m]
+        config = json.loads((tmp_path / "config.json").read_text())
+        (tmp_path / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 2}))
+        load_classifier(ModelSource("bert", str(tmp_path), "local"), ["neg", "pos"], MethodArgs())
+        assert [m for m in messages if "LOAD REPORT" in m and "encoder.layer.1" in m]
+    finally:
+        logger.removeHandler(handler)

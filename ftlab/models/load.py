@@ -1,7 +1,9 @@
 """Load the tokenizer and the classification backbone, in 4 bits for QLoRA."""
 from __future__ import annotations
 
-from typing import Any, Optional
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import torch
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig,
@@ -31,8 +33,9 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
     return tokenizer
 
 
-def quantization_config(config: PreTrainedConfig, args: MethodArgs, trust_remote_code: bool = False):
-    """nf4 with double quantisation; the head stays in full precision (a quantised head cannot be trained, and
+def quantization_config(config: PreTrainedConfig, args: MethodArgs, head: tuple[str, ...]):
+    """nf4 with double quantisation; the head (its modules by full path: transformers skips a module whose path
+    starts with one) stays in full precision (a quantised head cannot be trained, and
     DistilBERT crashes with 'only Tensors of floating point dtype can require gradients' otherwise)."""
     try:
         import bitsandbytes  # noqa: F401  (imported only to fail with a clear message)
@@ -46,9 +49,6 @@ def quantization_config(config: PreTrainedConfig, args: MethodArgs, trust_remote
         compute_dtype = torch.bfloat16 if bf16 else torch.float32
     else:
         compute_dtype = getattr(torch, args.bnb_4bit_compute_dtype)
-    # The head's modules by full path (transformers skips a module whose path starts with one), found on a
-    # meta-device skeleton: the skip list must be known before the quantised weights load.
-    head = discover(skeleton(config, trust_remote_code)).head
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=args.bnb_4bit_quant_type,
                               bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
                               bnb_4bit_compute_dtype=compute_dtype,
@@ -84,17 +84,39 @@ def load_classifier(source: ModelSource, label_names: list[str], args: MethodArg
             # BERT's and RoBERTa's heads fall back to the hidden dropout: pin them to the value they had.
             config.classifier_dropout = getattr(config, hidden_key)
         setattr(config, hidden_key, hidden_dropout)
+    head = discover(skeleton(config, trust_remote_code)).head
     kwargs = {}
     if args.method == "qlora":
-        kwargs["quantization_config"] = quantization_config(config, args, trust_remote_code)
+        kwargs["quantization_config"] = quantization_config(config, args, head)
         # Each process holds a whole copy on its own GPU: the local rank is the device index on its machine.
         kwargs["device_map"] = {"": process_state().local_process_index if torch.cuda.is_available() else "cpu"}
     # A checkpoint fine-tuned for another label set (say 2 classes, here 3) gets a fresh head instead of a
-    # shape error. Its load report (the new head's weights listed as missing, expected here) is silenced by
-    # ftlab.runtime.quiet_library_noise.
-    return AutoModelForSequenceClassification.from_pretrained(source.location, config=config,
-                                                              ignore_mismatched_sizes=True,
-                                                              trust_remote_code=trust_remote_code, **kwargs)
+    # shape error.
+    with _expected_head_report_silenced(head):
+        return AutoModelForSequenceClassification.from_pretrained(source.location, config=config,
+                                                                  ignore_mismatched_sizes=True,
+                                                                  trust_remote_code=trust_remote_code, **kwargs)
+
+
+@contextmanager
+def _expected_head_report_silenced(head: tuple[str, ...]) -> Iterator[None]:
+    """transformers 5 logs a LOAD REPORT table of the weights it did not find in the checkpoint. For the head of
+    a base checkpoint (a new classifier) that is the expected case, and the table is dropped; a report naming any
+    weight outside the head still shows."""
+    def only_head_rows(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        keys = [line.split("|")[0].strip() for line in message.splitlines() if line.count("|") >= 2]
+        keys = [key for key in keys if key and key != "Key" and not key.startswith("-")]
+        return not keys or not all(any(key == h or key.startswith(h + ".") for h in head) for key in keys)
+
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addFilter(only_head_rows)
+    try:
+        yield
+    finally:
+        logger.removeFilter(only_head_rows)
 
 
 def match_pad_token(model: PreTrainedModel, tokenizer: Any) -> None:
