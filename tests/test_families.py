@@ -434,3 +434,42 @@ def test_a_new_head_loads_without_a_load_report_but_a_missing_body_weight_still_
         assert [m for m in messages if "LOAD REPORT" in m and "encoder.layer.1" in m]
     finally:
         logger.removeHandler(handler)
+
+
+def test_readme_support_table_matches_the_tested_matrix():
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Model families"):readme.index("### Pooling and truncation")]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| `")]
+    table = {row[0].strip("`"): row for row in rows}
+    assert list(table) == TYPES
+    for model_type, (_, _, _, _, fused, decoder) in FAMILIES.items():
+        _, _, methods, pooling, fused_cell = table[model_type]
+        supported = [m for m in METHODS if (model_type, m) not in NOT_APPLICABLE]
+        assert re.split(r",\s*", methods.split(" (")[0]) == supported, model_type
+        assert pooling.split(" ")[0] == ("last" if decoder else "cls"), model_type
+        named = re.findall(r"`([^`]+)`", fused_cell)
+        assert [layer for layer in named if layer in fused] == fused, model_type
+
+
+def test_a_model_whose_code_lives_in_its_repository_needs_trust_remote_code(tmp_path):
+    from ftlab.errors import ModelSourceError
+    from ftlab.models.sources import ModelSource, check_resolved_model
+
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "acme-net", "auto_map": {"AutoConfig": "configuration_acme.AcmeConfig",
+                                                "AutoModelForSequenceClassification": "modeling_acme.AcmeModel"}}))
+    with pytest.raises(ModelSourceError, match="--model acme: its code lives in the model's repository .*; pass "
+                                               "--trust_remote_code to run that code"):
+        check_resolved_model(ModelSource("acme", str(tmp_path), "local"), 128)
+
+
+def test_minilm_shape_lora_count_is_unchanged():
+    """all-MiniLM-L6-v2's shape (BERT, hidden 384, 6 layers): LoRA r=8 on the six block linears plus the head."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    model = BertForSequenceClassification(BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                                                     intermediate_size=1536, num_labels=2))
+    assert count_parameters(apply_method(model, MethodArgs(method="lora", lora_r=8))).trainable == 480_386
