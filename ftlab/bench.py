@@ -101,19 +101,60 @@ def device_sizes(train_argv: list[str], cuda: bool) -> list[str]:
     return [item for flag, value in pairs if not _given(flag, train_argv) for item in (flag, value)]
 
 
-def forward_flops_per_sample(layers: int, hidden: int, ffn: int, tokens: float) -> float:
-    """Encoder forward FLOPs for one text of `tokens` real tokens: per block and token, the q/k/v/output
-    projections (4·d²) and the two MLP linears (2·d·f) multiply-adds, plus attention scores and their weighted
-    sum (2·T·d); 2 FLOPs per multiply-add. Embeddings, head and LoRA adapters are left out (under 1%)."""
-    return 2.0 * layers * tokens * (4 * hidden**2 + 2 * hidden * ffn + 2 * tokens * hidden)
+@dataclass(frozen=True)
+class FlopsModel:
+    """Forward FLOPs of a classifier's body, from the model's own layers (ftlab.models.architectures).
+
+    Per token: 2 FLOPs per multiply-add of every linear layer outside the head (each block's, times the number of
+    layers it runs: ALBERT runs one shared block num_hidden_layers times), so grouped-query attention's narrow
+    key/value, gated MLPs' three linears and fused QKV layers all count by their real shapes; plus attention's two
+    matmuls (scores and their weighted sum), 2·T·(heads·head_dim) multiply-adds per token and layer, full T x T
+    also for causal models (what SDPA computes). Embeddings, the head and LoRA adapters are left out (under 1%).
+    tests/test_families.py checks it against torch.utils.flop_counter.FlopCounterMode for every tested family."""
+    linear_flops_per_token: float
+    attention_width: int  # sum over layers of heads x head_dim
+
+    def forward_flops_per_sample(self, tokens: float) -> float:
+        return tokens * (self.linear_flops_per_token + 4.0 * tokens * self.attention_width)
 
 
-def model_dims(location: str) -> tuple[int, int, int]:
+def flops_model(location: str, trust_remote_code: bool = False) -> FlopsModel:
+    """The FlopsModel of the model in `location` (a directory or hub id), built on the meta device: no weights."""
+    from transformers import AutoConfig
+    from transformers.pytorch_utils import Conv1D
+
+    from ftlab.models.architectures import discover, skeleton
+
+    config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    model = skeleton(config, trust_remote_code)
+    arch = discover(model)
+    layers = config.num_hidden_layers
+    blocks = model.get_submodule(arch.blocks) if arch.blocks else []
+    # Times each block runs per token: once, or for a list of shared blocks (ALBERT) layers / blocks times.
+    repeats = layers // len(blocks) if 0 < len(blocks) < layers else 1
+    runs = {f"{arch.blocks}.{index}.{name}": repeats for index, block in enumerate(blocks)
+            for name, _ in block.named_modules()}
+    body = set(arch.body_linears)
+    flops = 0.0
+    for name, module in model.named_modules():
+        if name in body:
+            in_features, out_features = module.weight.shape[::-1] if not isinstance(module, Conv1D) \
+                else module.weight.shape
+            flops += 2.0 * in_features * out_features * runs.get(name, 1)
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return FlopsModel(linear_flops_per_token=flops, attention_width=layers * heads * head_dim)
+
+
+def model_dims(location: str) -> tuple[int, int]:
+    """(hidden, ffn) for the GEMM-rate shapes (ftlab.gemm_rate)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(location)
-    ffn = getattr(config, "intermediate_size", None) or config.hidden_dim  # DistilBERT calls it hidden_dim
-    return config.num_hidden_layers, config.hidden_size, ffn
+    # DistilBERT calls the MLP width hidden_dim, GPT-2 n_inner (None: 4 x hidden).
+    ffn = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None) \
+        or getattr(config, "n_inner", None) or 4 * config.hidden_size
+    return config.hidden_size, ffn
 
 
 def peak_flops(device: str) -> Optional[float]:
@@ -123,8 +164,7 @@ def peak_flops(device: str) -> Optional[float]:
 def useful_flops_per_second(record: dict[str, Any], samples_per_second: float) -> float:
     """FLOP/s of useful work: the FLOPs model over the real tokens only (padding a recipe computes is waste),
     times the passes its method needs."""
-    layers, hidden, ffn = model_dims(record["model_source"]["location"])
-    flops = forward_flops_per_sample(layers, hidden, ffn, record["mean_train_tokens"])
+    flops = flops_model(record["model_source"]["location"]).forward_flops_per_sample(record["mean_train_tokens"])
     return samples_per_second * flops * PASSES[record["config"]["method"]["method"]]
 
 
@@ -169,7 +209,7 @@ def cpu_gemm_rates(record: dict[str, Any], rows: int) -> dict[str, float]:
     from ftlab.gemm_rate import block_gemm_shapes, measure_gemm_rate
     from ftlab.speed import cpu_has_bf16
 
-    _, hidden, ffn = model_dims(record["model_source"]["location"])
+    hidden, ffn = model_dims(record["model_source"]["location"])
     shapes = block_gemm_shapes(hidden, ffn, rows)
     rates = {"fp32": measure_gemm_rate(shapes, torch.float32)}
     if cpu_has_bf16():
@@ -256,7 +296,7 @@ def main(argv: list[str]) -> int:
                                                          gemm and gemm["rates"])})
     table = format_table(rows_out)
     summary = {"bench_dir": str(bench.bench_dir), "argv": train_argv, "recipes": {r: RECIPES[r] for r in
-               bench.recipes}, "flops_model": forward_flops_per_sample.__doc__.split("\n")[0] + " (see ftlab/bench.py)",
+               bench.recipes}, "flops_model": FlopsModel.__doc__.split("\n")[0] + " (see ftlab/bench.py)",
                "gemm": gemm, "rows": rows_out}
     (bench.bench_dir / "bench.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (bench.bench_dir / "bench.md").write_text(table + "\n", encoding="utf-8")

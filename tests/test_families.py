@@ -473,3 +473,24 @@ def test_minilm_shape_lora_count_is_unchanged():
     model = BertForSequenceClassification(BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                                                      intermediate_size=1536, num_labels=2))
     assert count_parameters(apply_method(model, MethodArgs(method="lora", lora_r=8))).trainable == 480_386
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_bench_flops_model_equals_flop_counter_mode(model_type, built, saved):
+    """bench's FLOPs of the body (everything but the head) against PyTorch's own count of a real forward pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ftlab.bench import flops_model
+
+    model = copy.deepcopy(built[model_type])
+    # Eager attention: FlopCounterMode does not count PyTorch's fused CPU attention kernel (its matmuls it does).
+    model.set_attn_implementation("eager")
+    tokens = 16
+    ids = _batch(rows=1, length=tokens)["input_ids"]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(input_ids=ids)
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+    head = sum(sum(counts.get(f"{root}.{name}", {}).values()) for name in FAMILIES[model_type][2])
+    body = counter.get_total_flops() - head
+    assert flops_model(str(saved[model_type])).forward_flops_per_sample(tokens) == body
