@@ -338,7 +338,7 @@ class SpeedArgs:
     gradient_checkpointing: bool = option(False, "Recompute each block's activations in the backward pass instead of "
                                           "storing them (the Trainer's; non-reentrant, which LoRA's frozen "
                                           "inputs need): less memory, about a third more compute.",
-                                          parse=_parse_bool, allowed="true or false")
+                                          parse=_parse_bool, allowed="true or false", identity=False)
     torch_compile_backend: str = option("inductor", "torch.compile backend (inductor; aot_eager or eager to check "
                                         "graph breaks and recompiles without a C++ toolchain).",
                                         choices=("inductor", "aot_eager", "eager", "cudagraphs"))
