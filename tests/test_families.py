@@ -408,6 +408,16 @@ def test_main_trains_a_tiny_family_model_end_to_end(model_type, style, extra, tm
     assert type(merged).__name__.lower().startswith(model_type.replace("-", ""))
     if decoder:  # the borrowed pad token travels with the model, so that it batches without ftlab
         assert merged.config.pad_token_id == merged.config.eos_token_id
+    # predict reads the merged model as the run did (its pooling saved with it), in batches with padding.
+    from ftlab.predict import load_for_inference, predict
+
+    model, tokenizer = load_for_inference(str(out / "merged"))
+    assert model.config.ftlab_pooling == record["pooling"]["used"]
+    texts = ["good", "the film was very boring and the plot was awful"]
+    batched = predict(model, tokenizer, texts)
+    alone = [predict(model, tokenizer, [text])[0] for text in texts]
+    for together, single in zip(batched, alone):
+        assert together["probabilities"]["pos"] == pytest.approx(single["probabilities"]["pos"], abs=1e-5)
 
 
 def test_a_new_head_loads_without_a_load_report_but_a_missing_body_weight_still_reports(tmp_path):
