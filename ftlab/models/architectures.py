@@ -29,7 +29,6 @@ class Architecture:
     # Path of the ModuleList of transformer blocks (selective fine-tuning unfreezes the last ones); None where no
     # block list was found (then only --lora_target_modules can name LoRA's layers).
     blocks: Optional[str]
-    block_count: int
     # Per LoRA switch, the linear layers inside one block that serve it, as paths relative to the block.
     layers: Mapping[str, tuple[str, ...]]
     # Layers that serve several switches at once (ModernBERT's attn.Wqkv, GPT-2's attn.c_attn: query, key and
@@ -71,7 +70,11 @@ class Architecture:
             if self.blocks is None:
                 raise ConfigError(f"model type {self.model_type!r}: no list of transformer blocks found, so the "
                                   f"--lora_<module> switches have no layers; {ARCHITECTURE_HELP}")
-            alternatives = "|".join(re.escape(t) for t in self.block_targets(switches))
+            targets = self.block_targets(switches)
+            if not targets:
+                raise ConfigError(f"model type {self.model_type!r}: no linear layer in its blocks ({self.blocks}) "
+                                  f"serves --lora_{', --lora_'.join(switches)}; {ARCHITECTURE_HELP}")
+            alternatives = "|".join(re.escape(t) for t in targets)
             patterns.append(rf"(?:.*\.)?{re.escape(self.blocks)}\.\d+\.(?:{alternatives})")
         if include_head:
             patterns.extend(rf"(?:.*\.)?{re.escape(name)}" for name in self.head_linears)
@@ -171,21 +174,18 @@ def discover(model: "torch.nn.Module") -> Architecture:
     head.extend(name for name, child in model.named_children()
                 if name != prefix and any(True for _ in child.parameters()))
     head_linears = tuple(name for name, module in model.named_modules()
-                         if isinstance(module, linear_types) and _within(name, head))
+                         if isinstance(module, linear_types) and within(name, head))
     body_linears = tuple(name for name, module in model.named_modules()
-                         if isinstance(module, linear_types) and not _within(name, head))
+                         if isinstance(module, linear_types) and not within(name, head))
 
     inner = _find_blocks(base)
     blocks = f"{prefix}.{inner}" if inner is not None else None
     layers: dict[str, list[str]] = {switch: [] for switch in LORA_SWITCHES}
     fused: dict[str, tuple[str, ...]] = {}
     conv1d: list[str] = []
-    block_count = 0
     encoder = prefix
     if inner is not None:
-        block_list = base.get_submodule(inner)
-        block_count = len(block_list)
-        for path, module in block_list[0].named_modules():
+        for path, module in base.get_submodule(inner)[0].named_modules():
             if not isinstance(module, linear_types):
                 continue
             served = classify_block_layer(path)
@@ -202,13 +202,14 @@ def discover(model: "torch.nn.Module") -> Architecture:
             if isinstance(base.get_submodule(".".join(parts[:depth])), torch.nn.ModuleList):
                 encoder = ".".join([prefix, *parts[:depth - 1]])
                 break
-    return Architecture(model_type=model_type, blocks=blocks, block_count=block_count,
+    return Architecture(model_type=model_type, blocks=blocks,
                         layers={switch: tuple(paths) for switch, paths in layers.items()}, fused=fused,
                         head=tuple(head), head_linears=head_linears, body_linears=body_linears, encoder=encoder,
                         conv1d=tuple(conv1d), decoder=is_decoder_type(model_type))
 
 
-def _within(name: str, roots: Sequence[str]) -> bool:
+def within(name: str, roots: Sequence[str]) -> bool:
+    """Whether module path `name` is one of `roots` or inside one."""
     return any(name == root or name.startswith(root + ".") for root in roots)
 
 
