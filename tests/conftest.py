@@ -28,6 +28,32 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def word_level_tokenizer(style: str = "bert"):
+    """A word-level tokenizer over the fixture vocabulary. style: "bert" ([CLS] text [SEP], a [PAD] token),
+    "llama" (<s> text, no pad token: a decoder LM's), "gpt2" (no special tokens added, no pad token)."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    specials = {"bert": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "llama": ["<unk>", "<s>", "</s>"],
+                "gpt2": ["<|endoftext|>"]}[style]
+    words = specials + sorted(set(POSITIVE + NEGATIVE + NEUTRAL + ["neutral", "meh", "okay"]))
+    vocab = {word: i for i, word in enumerate(words)}
+    backend = Tokenizer(WordLevel(vocab, unk_token=specials[0] if style != "bert" else "[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    if style == "bert":
+        backend.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+        return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
+                                       cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    if style == "llama":
+        backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+        return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                   eos_token="<|endoftext|>")
+
+
 def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: str = "distilbert") -> Path:
     """A 2-layer DistilBERT (or, with arch="bert", BERT; hidden 32) and a word-level tokenizer over the fixture
     vocabulary, saved like a hub checkpoint so that `--model DIR` loads it through the real from_pretrained path.
@@ -36,23 +62,13 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: st
     the synthetic task, then its head is re-initialised. (On a random frozen body LoRA and head-only training
     land anywhere between chance and 100% depending on the init seed, which would test nothing.)"""
     import torch
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
     from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
-                              DistilBertForSequenceClassification, PreTrainedTokenizerFast)
+                              DistilBertForSequenceClassification)
 
-    from ftlab.models.architectures import architecture_of
+    from ftlab.models.architectures import discover
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = specials + sorted(set(POSITIVE + NEGATIVE + NEUTRAL + ["neutral", "meh", "okay"]))
-    vocab = {word: i for i, word in enumerate(words)}
-    backend = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
-                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    tokenizer = word_level_tokenizer()
+    vocab = tokenizer.get_vocab()
     # 512 positions, as the real encoders have: the default --max_length (256) fits, as it does for them.
     if arch == "bert":
         model_class = BertForSequenceClassification
@@ -75,7 +91,7 @@ def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: st
               labels=labels[part]).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    for linear in architecture_of(config.model_type).head_linears:
+    for linear in discover(model).head_linears:
         model.get_submodule(linear).reset_parameters()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

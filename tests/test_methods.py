@@ -6,7 +6,6 @@ from transformers import (BertConfig, BertForSequenceClassification, DistilBertC
 
 from ftlab.config import MethodArgs
 from ftlab.errors import ConfigError
-from ftlab.models.architectures import ARCHITECTURES, architecture_of
 from ftlab.models.methods import apply_method, count_parameters
 
 
@@ -75,10 +74,25 @@ def test_lora_keeps_head_trainable_and_base_frozen():
     assert any("pooler" in name for name in trainable) and any("classifier" in name for name in trainable)
 
 
-def test_unknown_architecture_is_a_clear_error():
-    with pytest.raises(ConfigError, match="model type 'gpt2' has no module map; supported: distilbert, bert"):
-        architecture_of("gpt2")
-    assert set(ARCHITECTURES) == {"distilbert", "bert", "roberta"}
+class _NoBlocks(BertForSequenceClassification):
+    """A classifier whose encoder keeps its layers outside any ModuleList: no block list can be found."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        for index, layer in enumerate(self.bert.encoder.layer):
+            self.bert.encoder.add_module(f"block{index}", layer)
+        del self.bert.encoder.layer
+
+
+def test_a_model_without_a_findable_block_list_is_one_clear_error():
+    args = MethodArgs(method="lora")
+    with pytest.raises(ConfigError, match="model type 'bert': no list of transformer blocks found, so the "
+                                          "--lora_<module> switches have no layers; name the layers for LoRA with "
+                                          "--lora_target_modules"):
+        apply_method(_NoBlocks(_small(BertConfig)), args)
+    # Naming the layers works without a block list.
+    model = apply_method(_NoBlocks(_small(BertConfig)), MethodArgs(method="lora", lora_target_modules="query,value"))
+    assert len(_lora_targets(model)) == 4
 
 
 def _tiny_distilbert():

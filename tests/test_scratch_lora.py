@@ -10,7 +10,7 @@ from transformers import (AutoModelForSequenceClassification, BertConfig, BertFo
                           DistilBertConfig, DistilBertForSequenceClassification)
 
 from ftlab.config import MethodArgs
-from ftlab.models.architectures import architecture_of
+from ftlab.models.architectures import discover
 from ftlab.models.methods import apply_method, count_parameters
 from ftlab.models.scratch_lora import LoRALinear, apply_scratch_lora, merge_scratch_lora
 
@@ -40,7 +40,7 @@ def _batch(seed: int = 1) -> dict[str, torch.Tensor]:
 
 
 def _scratch(model, model_type: str, r: int = 4, alpha: float = 16.0, **kwargs):
-    arch = architecture_of(model_type)
+    arch = discover(model)
     return apply_scratch_lora(model, arch.target_regex(), r=r, alpha=alpha, dropout=0.0, train_modules=arch.head,
                               **kwargs)
 
@@ -80,7 +80,7 @@ def test_same_logits_and_gradients_as_peft(model_type):
             layer.lora_B.copy_(peft_layer.lora_B["default"].weight)
         # PEFT trains (and runs) a copy of the head; move that copy away from the original so that a model
         # using the wrong one fails, then give the scratch model the same head.
-        for head in architecture_of(model_type).head:
+        for head in discover(scratch).head:
             path = next(name for name, _ in scratch.named_modules() if name == head or name.endswith("." + head))
             peft_head = inner.get_submodule(path).modules_to_save["default"]
             for parameter in peft_head.parameters():
@@ -216,5 +216,5 @@ def test_non_linear_targets_and_unknown_train_modules_are_errors():
     with pytest.raises(ValueError, match="must be torch.nn.Linear.*SelfAttention"):
         apply_scratch_lora(_distilbert(), r".*\.attention", r=4, alpha=16, dropout=0.0, train_modules=())
     with pytest.raises(ValueError, match="no module named 'pooler'"):
-        apply_scratch_lora(_distilbert(), architecture_of("distilbert").target_regex(), r=4, alpha=16, dropout=0.0,
+        apply_scratch_lora(_distilbert(), discover(_distilbert()).target_regex(), r=4, alpha=16, dropout=0.0,
                            train_modules=("pooler",))

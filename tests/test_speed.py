@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from ftlab.bench.command import forward_flops_per_sample, peak_flops
+from ftlab.bench.command import peak_flops
 from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
+from ftlab.models.flops import flops_model
 from ftlab.errors import ConfigError
 from ftlab.training.speed import resolve_dropout, resolve_precision
 from ftlab.training.trainer import EpochSeededLengthGroupedSampler
@@ -29,14 +30,17 @@ def test_precision_on_cpu(capabilities, expected, monkeypatch):
         resolve_precision("fp16")
 
 
-def test_flops_model_matches_the_parameter_count():
+def test_flops_model_matches_the_parameter_count(tmp_path):
+    from transformers import DistilBertConfig
+
+    DistilBertConfig().save_pretrained(tmp_path)  # DistilBERT-base's shape; the model is built on meta
+    model = flops_model(str(tmp_path))
     # DistilBERT-base: 6 blocks of 4 attention projections (768x768) and two 768x3072 MLP linears = 42.47M
     # weights; a forward pass costs 2 FLOPs per weight and token, plus attention, which is small at one token.
-    per_token = forward_flops_per_sample(6, 768, 3072, 1)
+    per_token = model.forward_flops_per_sample(1)
     assert per_token == pytest.approx(2 * 6 * (4 * 768 * 768 + 2 * 768 * 3072), rel=1e-3)
     # Attention grows quadratically: at 512 tokens it adds 2*512*768 per block and token.
-    assert forward_flops_per_sample(6, 768, 3072, 512) / 512 - per_token == pytest.approx(
-        2 * 6 * 2 * 511 * 768, rel=1e-6)
+    assert model.forward_flops_per_sample(512) / 512 - per_token == pytest.approx(2 * 6 * 2 * 511 * 768, rel=1e-6)
     assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and peak_flops("NVIDIA H100 PCIe") == 756e12
     assert peak_flops("cpu (2 cores)") is None
 
@@ -198,7 +202,8 @@ def test_bench_runs_the_reference_and_the_default_recipe_side_by_side(tiny_model
     assert summary["gemm"]["rows"] == 16 * 32 and rates["fp32"] > 0
     for recipe, row in rows.items():
         record = json.loads((bench_dir / f"lora-{recipe}" / "result.json").read_text())
-        useful = row["samples_per_second"] * forward_flops_per_sample(2, 32, 64, record["mean_train_tokens"]) * 2
+        flops = flops_model(record["model_source"]["location"]).forward_flops_per_sample(record["mean_train_tokens"])
+        useful = row["samples_per_second"] * flops * 2
         assert row["useful_flops_per_second"] == pytest.approx(useful)
         assert row["cpu_utilisation"] == pytest.approx(useful / rates[record["precision"]])
         assert row["mfu"] is None

@@ -72,3 +72,16 @@ def test_predict_cuts_texts_as_the_run_did_unless_told_otherwise(tiny_model_dir,
     assert abs(saved - positive(6, "head")) > 1e-4  # the two ends of the text do read differently
     override = predict(model, tokenizer, [LONG], truncation="head", max_length=12)[0]["probabilities"]["LABEL_1"]
     assert override == pytest.approx(positive(12, "head"), abs=1e-6)
+
+
+@pytest.mark.parametrize("style, prefix", [("llama", ["<s>"]), ("gpt2", [])])
+def test_head_tail_works_with_decoder_tokenizers_without_cls_and_sep(style, prefix):
+    """A decoder's tokenizer adds BOS only (Llama) or nothing (GPT-2): the head and tail shares are cut from what
+    is left after those."""
+    from tests.conftest import word_level_tokenizer
+
+    decoder_tokenizer = word_level_tokenizer(style)
+    max_length = 10
+    ids = encode(decoder_tokenizer, [LONG], max_length=max_length, truncation="head_tail")["input_ids"][0]
+    head, tail = head_tail_split(max_length - len(prefix))
+    assert _words(decoder_tokenizer, ids) == [*prefix, *WORDS[:head], *WORDS[len(WORDS) - tail:]]

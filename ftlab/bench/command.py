@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ftlab.config import OneLineParser
 from ftlab.errors import ConfigError
+from ftlab.models.flops import PASSES, FlopsModel, flops_model
 from ftlab.runs.directory import write_atomic, write_json_atomic
 from ftlab.runs.plan import plan_run
 
@@ -42,10 +43,6 @@ SIZES = {
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
 PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
                    ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12), ("A10", 125e12), ("4090", 165e12))
-# Work per sample relative to one forward pass: full fine-tuning needs the backward pass for activations and
-# for weights (2x forward); adapters skip the frozen weights' gradients but still backpropagate through every
-# block; head-only training never backpropagates into the encoder.
-PASSES = {"full": 3.0, "selective": 3.0, "lora": 2.0, "qlora": 2.0, "scratch_lora": 2.0, "head": 1.0}
 
 
 @dataclass
@@ -107,19 +104,15 @@ def device_sizes(train_argv: list[str], cuda: bool) -> list[str]:
     return [item for flag, value in pairs if not _given(flag, train_argv) for item in (flag, value)]
 
 
-def forward_flops_per_sample(layers: int, hidden: int, ffn: int, tokens: float) -> float:
-    """Encoder forward FLOPs for one text of `tokens` real tokens: per block and token, the q/k/v/output
-    projections (4·d²) and the two MLP linears (2·d·f) multiply-adds, plus attention scores and their weighted
-    sum (2·T·d); 2 FLOPs per multiply-add. Embeddings, head and LoRA adapters are left out (under 1%)."""
-    return 2.0 * layers * tokens * (4 * hidden**2 + 2 * hidden * ffn + 2 * tokens * hidden)
-
-
-def model_dims(location: str) -> tuple[int, int, int]:
+def model_dims(location: str) -> tuple[int, int]:
+    """(hidden, ffn) for the GEMM-rate shapes (ftlab.gemm_rate)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(location)
-    ffn = getattr(config, "intermediate_size", None) or config.hidden_dim  # DistilBERT calls it hidden_dim
-    return config.num_hidden_layers, config.hidden_size, ffn
+    # DistilBERT calls the MLP width hidden_dim, GPT-2 n_inner (None: 4 x hidden).
+    ffn = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None) \
+        or getattr(config, "n_inner", None) or 4 * config.hidden_size
+    return config.hidden_size, ffn
 
 
 def peak_flops(device: str) -> Optional[float]:
@@ -129,8 +122,7 @@ def peak_flops(device: str) -> Optional[float]:
 def useful_flops_per_second(record: dict[str, Any], samples_per_second: float) -> float:
     """FLOP/s of useful work: the FLOPs model over the real tokens only (padding a recipe computes is waste),
     times the passes its method needs."""
-    layers, hidden, ffn = model_dims(record["model_source"]["location"])
-    flops = forward_flops_per_sample(layers, hidden, ffn, record["mean_train_tokens"])
+    flops = flops_model(record["model_source"]["location"]).forward_flops_per_sample(record["mean_train_tokens"])
     return samples_per_second * flops * PASSES[record["config"]["method"]["method"]]
 
 
@@ -175,7 +167,7 @@ def cpu_gemm_rates(record: dict[str, Any], rows: int) -> dict[str, float]:
     from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
     from ftlab.training.speed import cpu_has_bf16
 
-    _, hidden, ffn = model_dims(record["model_source"]["location"])
+    hidden, ffn = model_dims(record["model_source"]["location"])
     shapes = block_gemm_shapes(hidden, ffn, rows)
     rates = {"fp32": measure_gemm_rate(shapes, torch.float32)}
     if cpu_has_bf16():
@@ -260,7 +252,7 @@ def main(argv: list[str]) -> int:
                                                          gemm and gemm["rates"])})
     table = format_table(rows_out)
     summary = {"bench_dir": str(bench.bench_dir), "argv": train_argv, "recipes": {r: RECIPES[r] for r in
-               bench.recipes}, "flops_model": forward_flops_per_sample.__doc__.split("\n")[0] + " (see ftlab/bench/command.py)",
+               bench.recipes}, "flops_model": FlopsModel.__doc__.split("\n")[0] + " (see ftlab/models/flops.py)",
                "gemm": gemm, "rows": rows_out}
     write_json_atomic(bench.bench_dir / "bench.json", summary)
     write_atomic(bench.bench_dir / "bench.md", lambda tmp: tmp.write_text(table + "\n", encoding="utf-8"))

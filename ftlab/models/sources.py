@@ -5,12 +5,15 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ftlab.assets import AssetError, PackageArtifact, cache_path, extract_once, fetch, sha256_of
 from ftlab.errors import ModelSourceError
 from ftlab.hub import hub_online
 from ftlab.models.architectures import max_positions
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,24 @@ def check_model_before_loading(name: str, max_length: int) -> None:
         check_max_length(name, max_length, _read_config(directory, name))
 
 
-def check_resolved_model(source: "ModelSource", max_length: int) -> None:
-    """--max_length against a resolved model (a hub id's config.json is one small download or cached file)."""
-    if Path(source.location).is_dir():
-        config = _read_config(Path(source.location), source.name)
-    else:
-        from transformers import AutoConfig
+def load_config(source: "ModelSource", trust_remote_code: bool = False, **overrides: Any) -> "PreTrainedConfig":
+    """The model's transformers config; a model whose code lives in its repository (config.json auto_map, a model
+    type transformers lacks) stops with one line unless --trust_remote_code allows running that code."""
+    from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(source.location).to_dict()
+    try:
+        return AutoConfig.from_pretrained(source.location, trust_remote_code=trust_remote_code, **overrides)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise ModelSourceError(f"--model {source.name}: its code lives in the model's repository (transformers "
+                               f"has no class for it); pass --trust_remote_code to run that code") from None
+
+
+def check_resolved_model(source: "ModelSource", max_length: int, trust_remote_code: bool = False) -> None:
+    """--max_length against a resolved model (a hub id's config.json is one small download or cached file), and
+    code from the model's repository refused unless --trust_remote_code."""
+    config = load_config(source, trust_remote_code).to_dict()
     check_max_length(source.name, max_length, config)
 
 

@@ -17,10 +17,10 @@ from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import tokenize_splits
 from ftlab.data.truncation import truncation_settings
 from ftlab.distributed import distributed_summary, largest, process_state
-from ftlab.models.architectures import architecture_of
+from ftlab.models.architectures import discover, dropout_attributes
 from ftlab.models.attention import use_fp32_attention
 from ftlab.models.export import export_models
-from ftlab.models.load import load_classifier, load_tokenizer
+from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
 from ftlab.models.methods import apply_method, count_parameters, skip_adapter_input_casts
 from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
 from ftlab.models.sources import ModelSource, check_resolved_model, resolve_model
@@ -119,12 +119,12 @@ def _read_inputs(cfg: Config) -> Inputs:
     harmless, as both the mirror fetch (file lock) and datasets (temporary file, then rename) write atomically."""
     with process_state().main_process_first():
         source = resolve_model(cfg.model.model)
-        check_resolved_model(source, cfg.data.max_length)
+        check_resolved_model(source, cfg.data.max_length, cfg.model.trust_remote_code)
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
         print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
               f"({pooling.reason})", flush=True)
-        tokenizer = load_tokenizer(source)
+        tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
     return Inputs(source, pooling, data, tokenizer, tokenized)
@@ -134,15 +134,24 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str) -> tuple[Any, dict
     """The classifier with its pooling, truncation settings and method applied, and the record's fields about it:
     the dropouts it trains with and the attention it computes."""
     model = load_classifier(inputs.source, inputs.data.label_names, cfg.method,
-                            resolve_dropout(cfg.speed.attention_dropout), resolve_dropout(cfg.speed.hidden_dropout))
-    arch = architecture_of(model.config.model_type)
-    details = {"attention_dropout": getattr(model.config, arch.attention_dropout),
-               "hidden_dropout": getattr(model.config, arch.hidden_dropout),
+                            resolve_dropout(cfg.speed.attention_dropout), resolve_dropout(cfg.speed.hidden_dropout),
+                            cfg.model.trust_remote_code)
+    match_pad_token(model, inputs.tokenizer)
+    if cfg.speed.gradient_checkpointing:
+        check_gradient_checkpointing(model)
+    attention_key, hidden_key = dropout_attributes(model.config)
+    details = {"model_type": model.config.model_type,
+               "pad_token_from_eos": inputs.tokenizer.ftlab_pad_token_from_eos,
+               "gradient_checkpointing": cfg.speed.gradient_checkpointing,
+               "trust_remote_code": cfg.model.trust_remote_code,
+               "attention_dropout": getattr(model.config, attention_key) if attention_key else None,
+               "hidden_dropout": getattr(model.config, hidden_key) if hidden_key else None,
                "attention": use_fp32_attention(model, precision)}
+    arch = discover(model)  # once: pooling and the method read it
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
-    apply_pooling(model, inputs.pooling.used)
+    apply_pooling(model, inputs.pooling.used, arch)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
-    model = apply_method(model, cfg.method)
+    model = apply_method(model, cfg.method, arch)
     skip_adapter_input_casts(model, precision)
     return model, details
 

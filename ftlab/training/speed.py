@@ -86,6 +86,10 @@ def speed_arguments(cfg: Config, precision: str) -> dict[str, Any]:
         # Page-locked batches only help copies to a GPU; without one torch warns on every DataLoader.
         "dataloader_pin_memory": cuda,
     }
+    if cfg.speed.gradient_checkpointing:
+        # Non-reentrant: the reentrant variant gives no gradient to LoRA's adapters when the block's input does not
+        # require one (frozen embeddings).
+        args.update(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.speed.torch_compile:
         # Not dataloader_drop_last: the Trainer applies it to evaluation too, which would skip samples.
         args.update(torch_compile=True, torch_compile_backend=cfg.speed.torch_compile_backend)

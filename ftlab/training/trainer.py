@@ -175,7 +175,8 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
         from ftlab.training.tracking import FailSafeWandbCallback
 
         trainer_callbacks.append(FailSafeWandbCallback())
-    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim, precision), callbacks=trainer_callbacks,
+    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim, precision),
+                             callbacks=trainer_callbacks,
                              train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
                              processing_class=tokenizer,
                              data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length,
