@@ -266,18 +266,27 @@ def seeds_needed(correct_a: np.ndarray, correct_b: np.ndarray, alpha: float = AL
     `power`, if it is real, from the observed variances; None where no number of seeds would (the test set's own
     sampling noise alone is too large for the difference: more test examples are needed, not more seeds).
 
-    Method (a normal-approximation power calculation with t quantiles): with k seeds per group, the variance of
-    the difference of the group means is V(k) = (s_a² + s_b²) / k + v_ex, where s² is a group's sample variance
-    of its seeds' accuracies (0 for a group of one run) and v_ex = var over examples of (A's share of seeds right
-    - B's share) / n is the test examples' part, which more seeds do not shrink (taken as observed, so slightly
-    high: part of it is per-seed noise that would average out). The answer is the smallest k >= 2 with
+    Method: a normal-approximation power calculation with t quantiles, on a two-level model of a seed's outcome
+    on an example (a per-seed shift, the groups' per-example difference d_e, and per seed-and-example noise).
+    With k seeds per group, the variance of the difference of the group means is
+        V(k) = (s_a² + s_b²) / k + v_ex,
+    s² being a group's sample variance of its seeds' accuracies on the test set (which holds the per-seed noise
+    too; 0 for a group of one run) and v_ex = var(d_e) / n the test examples' part, which more seeds do not
+    shrink: the variance over examples of (A's share of seeds right - B's), less each group's per-example noise
+    that its seeds' shares still carry (the mean over examples of the variance over seeds of an example's
+    outcome, divided by the seeds), floored at 0. The answer is the smallest k >= 2 with
     (t_{1-alpha/2} + t_{power}) · sqrt(V(k)) <= |difference|, t with 2k - 2 degrees of freedom.
     """
     a = np.atleast_2d(np.asarray(correct_a, dtype=float))
     b = np.atleast_2d(np.asarray(correct_b, dtype=float))
     difference = abs(a.mean() - b.mean())
-    seed_variance = sum(float(np.var(x.mean(axis=1), ddof=1)) if len(x) > 1 else 0.0 for x in (a, b))
-    example_variance = float(np.var(a.mean(axis=0) - b.mean(axis=0), ddof=1)) / a.shape[1]
+    seed_variance, noise = 0.0, 0.0
+    for x in (a, b):
+        if len(x) > 1:
+            seed_variance += float(np.var(x.mean(axis=1), ddof=1))
+            noise += float(np.var(x, axis=0, ddof=1).mean()) / len(x)
+    examples = a.shape[1]
+    example_variance = max(0.0, float(np.var(a.mean(axis=0) - b.mean(axis=0), ddof=1)) - noise) / examples
     for k in range(2, max_seeds + 1):
         df = 2 * k - 2
         spread = stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)

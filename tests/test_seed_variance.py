@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scipy import stats as scipy_stats
+
 from ftlab import stats
 
 EXAMPLES, SEEDS, SIMULATIONS = 1000, 3, 200
@@ -70,3 +72,94 @@ def test_the_examples_only_bootstrap_is_not_calibrated_across_seeds():
     two-level bootstrap says it in 0.5%."""
     null_rate, _, _ = significant_share(examples_only, 0.0)
     assert null_rate > stats.ALPHA + TOLERANCE
+
+
+# deepsig 1.2.8's output for these inputs, computed once with `deepsig.aso(x, y, seed=0)` (and
+# `deepsig.aso.compute_violation_ratio(x, y, dt=0.005)`), hard-coded so that the tests need no deepsig.
+ASO_A = [0.872, 0.866, 0.861, 0.869, 0.858, 0.864]
+ASO_B = [0.855, 0.861, 0.849, 0.858, 0.852]
+ASO_C = [0.871, 0.860, 0.848, 0.866, 0.857]
+DEEPSIG = {  # (x, y): (violation ratio, eps_min with seed 0)
+    ("A", "B"): (0.0, 0.010042988789681156),
+    ("B", "A"): (0.9960135833456372, 1.0),
+    ("A", "C"): (0.003465703971119133, 0.4331854936935899),
+}
+
+
+@pytest.mark.parametrize("pair", sorted(DEEPSIG))
+def test_aso_matches_deepsig(pair):
+    """The violation ratio is deterministic and equals deepsig's; ε_min adds a bootstrap estimate of its spread
+    (1,000 resamples, other random draws than deepsig's), which moves it by about 0.01 from seed to seed."""
+    scores = {"A": ASO_A, "B": ASO_B, "C": ASO_C}
+    x, y = scores[pair[0]], scores[pair[1]]
+    ratio, eps_min = DEEPSIG[pair]
+    assert stats._violation_ratios(np.sort(x)[None], np.sort(y)[None], 0.005)[0] == pytest.approx(ratio, abs=1e-12)
+    assert stats.aso_eps_min(x, y) == pytest.approx(eps_min, abs=0.04)
+
+
+def loop_two_level_p(correct_a: np.ndarray, correct_b: np.ndarray, replicates: int, seed: int) -> float:
+    """An independent implementation of ftlab.stats.two_level_bootstrap's p: one replicate at a time, with the
+    standard library's random numbers, indexing the drawn seeds and examples directly."""
+    import random
+
+    draw = random.Random(seed)
+    n = correct_a.shape[1]
+    observed = correct_a.mean() - correct_b.mean()
+
+    def group_mean(correct: np.ndarray, examples: list[int]) -> float:
+        k = len(correct)
+        accuracies = [float(np.mean(correct[s, examples])) for s in range(k)]
+        centre = sum(accuracies) / k
+        if k == 1:
+            return centre
+        drawn = sum(accuracies[draw.randrange(k)] for _ in range(k)) / k
+        return centre + (k / (k - 1)) ** 0.5 * (drawn - centre)
+
+    far = 0
+    for _ in range(replicates):
+        examples = [draw.randrange(n) for _ in range(n)]
+        difference = group_mean(correct_a, examples) - group_mean(correct_b, examples)
+        far += abs(difference - observed) >= abs(observed) - 1e-12
+    return (far + 1) / (replicates + 1)
+
+
+def test_two_level_p_agrees_with_a_plain_loop():
+    rng = np.random.default_rng(7)
+    a, b = simulated_pair(rng, shift=0.3)
+    p = stats.two_level_bootstrap(a, b).p
+    assert 0.01 < p < 0.5  # a case where the p-value is neither tiny nor 1
+    assert abs(p - loop_two_level_p(a, b, 2000, seed=1)) <= 0.03
+
+
+def test_two_level_interval_contains_the_difference_and_is_reproducible():
+    rng = np.random.default_rng(8)
+    a, b = simulated_pair(rng, shift=0.5)
+    result = stats.two_level_bootstrap(a, b, n_resamples=2000)
+    assert result.interval[0] < result.difference < result.interval[1]
+    assert stats.two_level_bootstrap(a, b, n_resamples=2000) == result  # seeded
+    low, high = stats.two_level_interval(a, n_resamples=2000)
+    assert low < a.mean() < high and high - low > 0
+
+
+def test_seeds_needed_grows_as_the_difference_shrinks_and_says_when_seeds_cannot_help():
+    """The power calculation by hand for one case (difference 0.0167, two-level p = 0.21: 10 seeds a group), and
+    its limits."""
+    rng = np.random.default_rng(9)
+    a, b = simulated_pair(rng, shift=0.3)
+    seed_variance = a.mean(axis=1).var(ddof=1) + b.mean(axis=1).var(ddof=1)
+    noise = (a.var(axis=0, ddof=1).mean() + b.var(axis=0, ddof=1).mean()) / SEEDS
+    example_variance = max(0.0, np.var(a.mean(axis=0) - b.mean(axis=0), ddof=1) - noise) / a.shape[1]
+    k = stats.seeds_needed(a, b)
+    assert k is not None and k >= 2
+
+    def detectable(k: int) -> bool:
+        spread = scipy_stats.t.ppf(0.975, 2 * k - 2) + scipy_stats.t.ppf(0.8, 2 * k - 2)
+        return spread * np.sqrt(seed_variance / k + example_variance) <= abs(a.mean() - b.mean())
+
+    assert detectable(k) and (k == 2 or not detectable(k - 1))
+    # The same draws with twice the shift: a larger difference, fewer seeds.
+    larger_a, larger_b = simulated_pair(np.random.default_rng(9), shift=0.6)
+    assert larger_a.mean() - larger_b.mean() > a.mean() - b.mean()
+    assert stats.seeds_needed(larger_a, larger_b) < k
+    # Identical groups differ by 0: no number of seeds detects that.
+    assert stats.seeds_needed(a, a) is None
