@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from ftlab import cli
+from ftlab import cli, stats
 from ftlab.compare import NOT_COMPARABLE, TWO_LEVEL, best_by_validation, compare, summarise
 from ftlab.predictions import SplitPredictions, write_predictions
 from ftlab.records import group_records, load_records
@@ -180,3 +180,30 @@ def test_compare_to_naming_nothing_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "error: --compare_to lorra: no run or group of that name or id (groups: lora)\n"
     assert not (results / "report.md").exists()
+
+
+def test_two_level_columns_aso_from_five_seeds_and_seeds_needed(tmp_path, capsys):
+    """The report's new cells against ftlab.stats on the same arrays: the difference's interval, ASO both ways
+    (five seeds a side) or what it needs (three seeds), the seeds needed for a non-significant row, and the
+    seeds+examples interval beside a t-interval that holds the test set fixed."""
+    results = tmp_path / "results"
+    rights = {"ref": (150, 152, 148, 151, 149), "five": (149, 151, 147, 150, 153), "three": (146, 150, 148)}
+    for name, counts in rights.items():
+        for seed, right in enumerate(counts, start=1):
+            write_run(results, f"{name}/seed{seed}", mask(right, offset=11 * seed), group=name, seed=seed,
+                      val=0.9 if name == "ref" else 0.8)
+    summaries = {s.group.name: s for s in summaries_of(results)}
+    ref, five = summaries["ref"], summaries["five"]
+    rows = report(results, tmp_path, capsys)
+    row = rows["five"]
+    result = stats.two_level_bootstrap(five.correct, ref.correct)
+    assert row[15:21] == [f"{result.difference:+.4f}", f"{result.interval[0]:+.4f}–{result.interval[1]:+.4f}",
+                          TWO_LEVEL, f"{result.p:.4f}", row[19], "no significant difference"]
+    assert row[21] == (f"{stats.aso_eps_min(five.test_accuracy, ref.test_accuracy):.2f} / "
+                       f"{stats.aso_eps_min(ref.test_accuracy, five.test_accuracy):.2f}")
+    needed = stats.seeds_needed(five.correct, ref.correct)
+    assert row[22] == ("more test examples" if needed is None else str(needed))
+    assert rows["three"][21] == "needs ≥ 5 seeds" and rows["three"][20] == "no significant difference"
+    # 200 examples: the test set's sampling dwarfs the seeds' spread, and the seeds+examples interval is shown.
+    low, high = stats.two_level_interval(ref.correct)
+    assert rows["ref"][10] == f"{low:.4f}–{high:.4f}" and high - low > 1.5 * (ref.interval[1] - ref.interval[0])
