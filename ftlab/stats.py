@@ -61,7 +61,9 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
 
 def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, seed: int = SEED,
                      n_resamples: int = N_RESAMPLES) -> tuple[float, float]:
-    """(accuracy of A - accuracy of B, two-sided p) for groups of seeds scored on the same examples.
+    """(accuracy of A - accuracy of B, two-sided p) for groups of seeds scored on the same examples, over the test
+    examples alone. The report no longer uses it (two_level_bootstrap also resamples the seeds); it stays as the
+    examples-only test that the calibration tests show failing across seeds.
 
     Each group's seeds are pooled per example (the share of its seeds that got the example right), and examples
     are resampled with replacement, the same examples for both groups (scipy.stats.bootstrap, paired=True), which
