@@ -9,10 +9,11 @@ import pytest
 from scipy import stats as scipy_stats
 
 from ftlab import cli
-from ftlab.analysis.compare import NOT_COMPARABLE, best_by_validation, compare, summarise
-from ftlab.runs.predictions import SplitPredictions, write_predictions
+from ftlab.analysis import stats
+from ftlab.analysis.compare import NOT_COMPARABLE, TWO_LEVEL, best_by_validation, compare, summarise
 from ftlab.analysis.records import group_records, load_records
 from ftlab.runs.directory import save_record
+from ftlab.runs.predictions import SplitPredictions, write_predictions
 from tests.test_report import make_record, table_rows
 
 N = 200
@@ -71,8 +72,8 @@ def test_mcnemar_p_is_binomtest_on_the_discordant_counts(tmp_path, capsys):
     assert outcome.difference == pytest.approx((153 - 162) / N)
 
     rows = report(results, tmp_path, capsys)
-    assert rows["b"][14:19] == ["-0.0450", "McNemar", f"{expected:.4f}", f"{expected:.4f}", "worse"]
-    assert rows["a"][18] == "reference"
+    assert rows["b"][15:23] == ["-0.0450", "", "McNemar", f"{expected:.4f}", f"{expected:.4f}", "worse", "", ""]
+    assert rows["a"][20] == "reference"
 
 
 def test_identical_predictions_are_no_significant_difference(tmp_path, capsys):
@@ -83,9 +84,9 @@ def test_identical_predictions_are_no_significant_difference(tmp_path, capsys):
     for seed in (1, 2):  # and as groups of seeds: the paired bootstrap
         write_run(results, f"three/seed{seed}", right, group="g3", seed=seed)
     rows = report(results, tmp_path, capsys)
-    assert rows["two"][15:19] == ["McNemar", "1.0000", "1.0000", "no significant difference"]
-    assert rows["three"][15:19] == ["paired bootstrap", "1.0000", "1.0000", "no significant difference"]
-    assert rows["three"][14] == "+0.0000"
+    assert rows["two"][17:21] == ["McNemar", "1.0000", "1.0000", "no significant difference"]
+    assert rows["three"][17:21] == [TWO_LEVEL, "1.0000", "1.0000", "no significant difference"]
+    assert rows["three"][15:17] == ["+0.0000", "+0.0000–+0.0000"]
 
 
 def test_a_clearly_better_group_is_better_and_the_worse_one_worse(tmp_path, capsys):
@@ -94,12 +95,12 @@ def test_a_clearly_better_group_is_better_and_the_worse_one_worse(tmp_path, caps
         write_run(results, f"good/seed{seed}", mask(190, offset=seed), group="good", seed=seed, val=0.95)
         write_run(results, f"bad/seed{seed}", mask(120, offset=7 * seed), group="bad", seed=seed, val=0.6)
     rows = report(results, tmp_path, capsys)  # reference: good (best validation accuracy)
-    assert rows["good"][18] == "reference" and rows["good"][4] == "3"
-    assert rows["bad"][15] == "paired bootstrap" and rows["bad"][18] == "worse"
-    assert float(rows["bad"][14]) == pytest.approx((120 - 190) / N)
-    assert rows["bad"][17] == f"{1 / 10_000:.4f}"  # the bootstrap's smallest p: 1 / (9,999 resamples + 1)
+    assert rows["good"][20] == "reference" and rows["good"][4] == "3"
+    assert rows["bad"][17] == TWO_LEVEL and rows["bad"][20] == "worse"
+    assert float(rows["bad"][15]) == pytest.approx((120 - 190) / N)
+    assert rows["bad"][19] == f"{1 / 10_000:.4f}"  # the bootstrap's smallest p: 1 / (9,999 resamples + 1)
     rows = report(results, tmp_path, capsys, "--compare_to", "bad")
-    assert rows["bad"][18] == "reference" and rows["good"][18] == "better"
+    assert rows["bad"][20] == "reference" and rows["good"][20] == "better"
 
 
 def test_group_interval_over_seeds_is_the_t_interval(tmp_path, capsys):
@@ -117,7 +118,7 @@ def test_group_interval_over_seeds_is_the_t_interval(tmp_path, capsys):
     assert row[4] == "3"
     assert row[7] == f"{accuracies.mean():.4f} ± {accuracies.std(ddof=1):.4f}"
     assert row[9] == f"{accuracies.mean() - half:.4f}–{accuracies.mean() + half:.4f}"
-    assert row[10] == "0.7800–0.8300"
+    assert row[11] == "0.7800–0.8300"
 
 
 def test_one_run_gets_a_reproducible_bootstrap_interval_around_its_accuracy(tmp_path, capsys):
@@ -135,11 +136,11 @@ def test_runs_on_different_test_examples_are_never_paired(tmp_path, capsys):
     write_run(results, "shifted", mask(150), group="shifted", ids=[f"test/{i + 1}" for i in range(N)])
     write_run(results, "rt", mask(150), group="rt", dataset="rotten_tomatoes")
     rows = report(results, tmp_path, capsys, "--compare_to", "ref")
-    assert rows["shifted"][14:19] == ["", "", "", "", NOT_COMPARABLE]
-    assert rows["rt"][18] == NOT_COMPARABLE
+    assert rows["shifted"][15:23] == ["", "", "", "", "", NOT_COMPARABLE, "", ""]
+    assert rows["rt"][20] == NOT_COMPARABLE
     # By default each dataset has its own reference, and nothing is compared across datasets.
     rows = report(results, tmp_path, capsys)
-    assert rows["rt"][18] == "reference" and rows["shifted"][18] == NOT_COMPARABLE
+    assert rows["rt"][20] == "reference" and rows["shifted"][20] == NOT_COMPARABLE
 
 
 def test_holm_correction_over_the_rows_compared(tmp_path):
@@ -164,13 +165,13 @@ def test_per_run_rows_and_compare_to_by_run_name_or_group_id(tmp_path, capsys):
                      "--compare_to", "full/seed2"]) == 0
     out = capsys.readouterr().out
     groups = {row[0]: row for row in table_rows(out.split("## Runs")[0])}
-    assert groups["full"][18] == "reference" and groups["lora"][15] == "paired bootstrap"
+    assert groups["full"][20] == "reference" and groups["lora"][17] == TWO_LEVEL
     runs = table_rows(out.split("## Runs")[1])
     # run, group, seed, method, ..., test acc
     assert [(row[0], row[1], row[2], row[8]) for row in runs] == [
         ("full/seed1", "full", "1", "0.7050"), ("full/seed2", "full", "2", "0.7100"),
         ("lora/seed1", "lora", "1", "0.7550"), ("lora/seed2", "lora", "2", "0.7600")]
-    assert report(results, tmp_path, capsys, "--compare_to", "0123abcd4567")["lora"][18] == "reference"
+    assert report(results, tmp_path, capsys, "--compare_to", "0123abcd4567")["lora"][20] == "reference"
 
 
 def test_compare_to_naming_nothing_is_one_line_and_exit_2(tmp_path, capsys):
@@ -180,3 +181,30 @@ def test_compare_to_naming_nothing_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "error: --compare_to lorra: no run or group of that name or id (groups: lora)\n"
     assert not (results / "report.md").exists()
+
+
+def test_two_level_columns_aso_from_five_seeds_and_seeds_needed(tmp_path, capsys):
+    """The report's new cells against ftlab.stats on the same arrays: the difference's interval, ASO both ways
+    (five seeds a side) or what it needs (three seeds), the seeds needed for a non-significant row, and the
+    seeds+examples interval beside a t-interval that holds the test set fixed."""
+    results = tmp_path / "results"
+    rights = {"ref": (150, 152, 148, 151, 149), "five": (149, 151, 147, 150, 153), "three": (146, 150, 148)}
+    for name, counts in rights.items():
+        for seed, right in enumerate(counts, start=1):
+            write_run(results, f"{name}/seed{seed}", mask(right, offset=11 * seed), group=name, seed=seed,
+                      val=0.9 if name == "ref" else 0.8)
+    summaries = {s.group.name: s for s in summaries_of(results)}
+    ref, five = summaries["ref"], summaries["five"]
+    rows = report(results, tmp_path, capsys)
+    row = rows["five"]
+    result = stats.two_level_bootstrap(five.correct, ref.correct)
+    assert row[15:21] == [f"{result.difference:+.4f}", f"{result.interval[0]:+.4f}–{result.interval[1]:+.4f}",
+                          TWO_LEVEL, f"{result.p:.4f}", row[19], "no significant difference"]
+    assert row[21] == (f"{stats.aso_eps_min(five.test_accuracy, ref.test_accuracy):.2f} / "
+                       f"{stats.aso_eps_min(ref.test_accuracy, five.test_accuracy):.2f}")
+    needed = stats.seeds_needed(five.correct, ref.correct)
+    assert row[22] == ("more test examples" if needed is None else str(needed))
+    assert rows["three"][21] == "needs ≥ 5 seeds" and rows["three"][20] == "no significant difference"
+    # 200 examples: the test set's sampling dwarfs the seeds' spread, and the seeds+examples interval is shown.
+    low, high = stats.two_level_interval(ref.correct)
+    assert rows["ref"][10] == f"{low:.4f}–{high:.4f}" and high - low > 1.5 * (ref.interval[1] - ref.interval[0])

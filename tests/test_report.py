@@ -61,18 +61,18 @@ def test_report_table_and_plots(tmp_path):
     # Sorted by dataset, model, method, output_dir; one row per run (the re-run lora counted once).
     assert [row[0] for row in rows] == ["full", "raw", "lora", "svm", "rt-head"]
     by_run = {row[0]: row for row in rows}
-    # group, method, model, dataset, seeds, params, val acc, test acc, test F1, 95% CI, min-max
-    assert by_run["lora"][1:11] == ["lora r=8 α=16", "minilm", "imdb", "1", "480,386", "0.8000", "0.8765",
-                                    "0.8000", "–", "–"]
+    # group, method, model, dataset, seeds, params, val acc, test acc, test F1, 95% CI, two-level CI, min-max
+    assert by_run["lora"][1:12] == ["lora r=8 α=16", "minilm", "imdb", "1", "480,386", "0.8000", "0.8765",
+                                    "0.8000", "–", "", "–"]
     assert by_run["svm"][1:9] == ["tfidf_svm", "tfidf(1,2)+linear_svm", "imdb", "1", "2,000,000", "0.8000",
                                   "0.9100", "0.9012"]
-    assert by_run["full"][11:14] == ["123.5", "1234", "12.3"]
+    assert by_run["full"][12:15] == ["123.5", "1234", "12.3"]
     # Without prediction files nothing is paired: the reference (first of the best validation accuracy, per
     # dataset) is named, the other rows have empty comparison columns.
-    assert by_run["full"][14:19] == ["", "", "", "", "reference"]
-    assert by_run["lora"][14:19] == ["", "", "", "", ""] and by_run["rt-head"][18] == "reference"
-    assert "collapse: single-class predictions on test" in by_run["full"][19]
-    assert "eval only" in by_run["raw"][19] and by_run["lora"][19] == "no per-example predictions"
+    assert by_run["full"][15:23] == ["", "", "", "", "", "reference", "", ""]
+    assert by_run["lora"][15:23] == [""] * 8 and by_run["rt-head"][20] == "reference"
+    assert "collapse: single-class predictions on test" in by_run["full"][23]
+    assert "eval only" in by_run["raw"][23] and by_run["lora"][23] == "no per-example predictions"
     assert by_run["rt-head"][3] == "rotten_tomatoes"
     assert "## Runs" not in report  # per-run rows only with --per_run
 

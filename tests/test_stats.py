@@ -55,3 +55,20 @@ def test_intervals_of_constant_values_have_zero_width():
     assert stats.bootstrap_interval(np.ones(50)) == (1.0, 1.0)
     with pytest.raises(ValueError):
         stats.t_interval([0.8])
+
+
+def test_two_level_bootstrap_identical_groups_sign_and_one_run_a_side():
+    rng = np.random.default_rng(2)
+    a = (rng.random((3, 400)) < 0.85).astype(float)
+    same = stats.two_level_bootstrap(a, a)
+    assert same.difference == 0.0 and same.p == 1.0
+    worse = (rng.random((3, 400)) < 0.6).astype(float)
+    result = stats.two_level_bootstrap(a, worse)
+    assert result.difference == pytest.approx(a.mean() - worse.mean())
+    assert result.p == 1 / (stats.N_RESAMPLES + 1) and 0 < result.interval[0] < result.difference < result.interval[1]
+    back = stats.two_level_bootstrap(worse, a)
+    assert back.difference == pytest.approx(-result.difference) and back.p == result.p
+    # One run a side: no seed variance, only the examples' (the interval is the examples-only bootstrap's).
+    one = stats.two_level_bootstrap(a[:1], worse[:1])
+    half = 1.96 * np.std(a[0] - worse[0], ddof=1) / np.sqrt(400)
+    assert one.interval == pytest.approx((one.difference - half, one.difference + half), abs=0.01)

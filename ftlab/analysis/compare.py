@@ -1,11 +1,15 @@
 """Configuration groups summarised over their seeds, and compared with a reference group on the same test
 examples: what the report's table and the accuracy plot show.
 
-A group with several seeds gets a t-interval over its seeds' test accuracies; a group with one run (the
+A group with several seeds gets a t-interval over its seeds' test accuracies (and, where it is a third wider
+or narrower, the two-level bootstrap interval over seeds and test examples beside it); a group with one run (the
 deterministic SVM, or a single seed) a bootstrap interval over its test examples. Two groups are compared only
 when their prediction files hold the same test examples (ids of one dataset) with the same labels: McNemar's
-exact test when each has one run, otherwise a paired bootstrap over examples with every group's seeds pooled per
-example. The p-values of all rows compared with one reference are Holm-corrected together.
+exact test when each has one run, otherwise the two-level paired bootstrap, which resamples each group's seeds
+and the test examples (ftlab.stats.two_level_bootstrap), so that a new seed's variance counts. The p-values of
+all rows compared with one reference are Holm-corrected together. Beside the test: almost stochastic order over
+the seeds' accuracies where both groups have ASO_MIN_SEEDS seeds or more, and for a difference that is not
+significant, the seeds per group that would detect it.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from ftlab.errors import UserError
 from ftlab.analysis.records import Group, Record, dataset_of, prediction_file, run_labels, seed_of
 
 NOT_COMPARABLE = "not comparable: different test examples"
+MCNEMAR = "McNemar"
+TWO_LEVEL = "bootstrap over seeds and examples"
 
 
 @dataclass(eq=False)  # compared by identity: its fields hold numpy arrays
@@ -29,6 +35,9 @@ class Summary:
     validation_accuracy: list[float]
     # 95% CI of the test accuracy: t over seeds, or bootstrap over examples for one run; None without either
     interval: Optional[tuple[float, float]]
+    # Several seeds: the two-level bootstrap's interval (seeds and test examples resampled), kept only where its
+    # width differs from the t-interval's by more than a third of the latter
+    two_level_interval: Optional[tuple[float, float]] = None
     example_ids: Optional[np.ndarray] = None  # test examples, sorted by id; None without usable predictions
     labels: Optional[np.ndarray] = None
     correct: Optional[np.ndarray] = None  # (seeds, examples): 1.0 where the seed's prediction is right
@@ -51,11 +60,17 @@ class Summary:
 
 @dataclass
 class Comparison:
-    test: str  # "McNemar" or "paired bootstrap"
+    test: str  # MCNEMAR or TWO_LEVEL
     difference: float  # test accuracy of the row minus the reference's, on the shared examples
     p: float
     adjusted_p: float  # Holm over every row compared with the same reference
     verdict: str
+    interval: Optional[tuple[float, float]] = None  # 95% interval of the difference (two-level bootstrap only)
+    # ASO ε_min of (row better than reference, reference better than row); None below ASO_MIN_SEEDS a side
+    aso: Optional[tuple[float, float]] = None
+    # Not significant, several seeds a side: seeds per group to detect the difference (None: no number would)
+    seeds_needed: Optional[int] = None
+    seeds_estimated: bool = False  # whether seeds_needed was estimated at all (None then: no number would do)
 
 
 # What the report shows in a row's comparison columns: a Comparison, "reference", NOT_COMPARABLE, or nothing.
@@ -95,6 +110,11 @@ def summarise(group: Group) -> Summary:
         summary.notes.append("seeds scored on different test examples")
     if summary.n > 1:
         summary.interval = stats.t_interval(summary.test_accuracy)
+        if summary.correct is not None:
+            bootstrap = stats.two_level_interval(summary.correct)
+            t_width, bootstrap_width = summary.interval[1] - summary.interval[0], bootstrap[1] - bootstrap[0]
+            if abs(bootstrap_width - t_width) > t_width / 3:
+                summary.two_level_interval = bootstrap
     elif summary.correct is not None:
         summary.interval = stats.bootstrap_interval(summary.correct[0])
     return summary
@@ -108,7 +128,7 @@ def _same_examples(a: Summary, b: Summary) -> bool:
 def compare(summaries: list[Summary], reference: Summary) -> dict[str, Outcome]:
     """Group id -> outcome for every summary that can be set against the reference (others are left out)."""
     outcomes: dict[str, Outcome] = {reference.group.id: "reference"}
-    tested: list[tuple[str, str, float, float]] = []
+    tested: list[tuple[Summary, Comparison]] = []
     for summary in summaries:
         if summary is reference or summary.correct is None or reference.correct is None:
             continue
@@ -116,15 +136,29 @@ def compare(summaries: list[Summary], reference: Summary) -> dict[str, Outcome]:
             outcomes[summary.group.id] = NOT_COMPARABLE
         elif summary.n == 1 and reference.n == 1:
             difference = float(summary.correct.mean() - reference.correct.mean())
-            tested.append((summary.group.id, "McNemar", difference,
-                           stats.mcnemar_exact(summary.correct[0], reference.correct[0])))
+            p = stats.mcnemar_exact(summary.correct[0], reference.correct[0])
+            tested.append((summary, Comparison(MCNEMAR, difference, p, p, "")))
         else:
-            tested.append((summary.group.id, "paired bootstrap",
-                           *stats.paired_bootstrap(summary.correct, reference.correct)))
-    adjusted = stats.holm([p for *_, p in tested])
-    for (gid, test, difference, p), p_holm in zip(tested, adjusted):
-        outcomes[gid] = Comparison(test, difference, p, p_holm, stats.verdict(difference, p_holm))
+            result = stats.two_level_bootstrap(summary.correct, reference.correct)
+            tested.append((summary, Comparison(TWO_LEVEL, result.difference, result.p, result.p, "",
+                                               interval=result.interval, aso=_aso(summary, reference))))
+    adjusted = stats.holm([comparison.p for _, comparison in tested])
+    for (summary, comparison), p_holm in zip(tested, adjusted):
+        comparison.adjusted_p = p_holm
+        comparison.verdict = stats.verdict(comparison.difference, p_holm)
+        if comparison.verdict == stats.NOT_SIGNIFICANT and summary.n > 1 and reference.n > 1:
+            comparison.seeds_needed = stats.seeds_needed(summary.correct, reference.correct)
+            comparison.seeds_estimated = True
+        outcomes[summary.group.id] = comparison
     return outcomes
+
+
+def _aso(summary: Summary, reference: Summary) -> Optional[tuple[float, float]]:
+    """ASO ε_min both ways over the seeds' test accuracies, where both groups have enough seeds for it."""
+    if min(summary.n, reference.n) < stats.ASO_MIN_SEEDS:
+        return None
+    return (stats.aso_eps_min(summary.test_accuracy, reference.test_accuracy),
+            stats.aso_eps_min(reference.test_accuracy, summary.test_accuracy))
 
 
 def best_by_validation(summaries: list[Summary]) -> dict[str, Summary]:

@@ -14,7 +14,8 @@ from typing import Optional
 import numpy as np
 
 from ftlab.analysis import stats
-from ftlab.analysis.compare import Comparison, Outcome, Summary, best_by_validation, compare, find_group, summarise
+from ftlab.analysis.compare import (TWO_LEVEL, Comparison, Outcome, Summary, best_by_validation, compare, find_group,
+                                    summarise)
 from ftlab.config import LORA_METHODS, PEFT_METHODS, OneLineParser
 from ftlab.errors import UserError
 from ftlab.analysis.records import Record, group_records, load_records, method_of, model_of, run_labels, seed_of
@@ -22,8 +23,9 @@ from ftlab.runs.directory import INDEX_NAME, write_atomic
 
 REPORT_NAME = "report.md"
 GROUP_COLUMNS = ("group", "method", "model", "dataset", "seeds", "trainable params", "val acc", "test acc",
-                 "test F1", "95% CI", "min–max", "train time (s)", "peak memory (MB)", "train samples/s", "Δ acc",
-                 "paired test", "p", "p (Holm)", "verdict", "notes")
+                 "test F1", "95% CI", "95% CI (seeds+examples)", "min–max", "train time (s)", "peak memory (MB)",
+                 "train samples/s", "Δ acc", "Δ 95% CI", "paired test", "p", "p (Holm)", "verdict",
+                 "ASO ε_min (row≻ref / ref≻row)", "seeds needed", "notes")
 RUN_COLUMNS = ("run", "group", "seed", "method", "model", "dataset", "trainable params", "val acc", "test acc",
                "test F1", "train time (s)", "peak memory (MB)", "train samples/s", "notes")
 TEXT_COLUMNS = {"group", "run", "method", "model", "dataset", "paired test", "verdict", "notes"}
@@ -76,10 +78,29 @@ def _p(value: float) -> str:
     return "<0.0001" if value < 0.0001 else format(value, ".4f")
 
 
+def _interval(interval: Optional[tuple[float, float]], spec: str = ".4f") -> str:
+    return "–" if interval is None else f"{interval[0]:{spec}}–{interval[1]:{spec}}"
+
+
+def _aso_cell(outcome: Comparison) -> str:
+    if outcome.aso is not None:
+        return f"{outcome.aso[0]:.2f} / {outcome.aso[1]:.2f}"
+    return f"needs ≥ {stats.ASO_MIN_SEEDS} seeds" if outcome.test == TWO_LEVEL else ""
+
+
+def _seeds_needed_cell(outcome: Comparison) -> str:
+    if not outcome.seeds_estimated:
+        return ""
+    return "more test examples" if outcome.seeds_needed is None else str(outcome.seeds_needed)
+
+
 def _comparison_cells(outcome: Optional[Outcome]) -> list[str]:
+    """Δ acc, Δ 95% CI, paired test, p, p (Holm), verdict, ASO, seeds needed."""
     if isinstance(outcome, Comparison):
-        return [f"{outcome.difference:+.4f}", outcome.test, _p(outcome.p), _p(outcome.adjusted_p), outcome.verdict]
-    return ["", "", "", "", outcome or ""]
+        return [f"{outcome.difference:+.4f}", "" if outcome.interval is None else _interval(outcome.interval, "+.4f"),
+                outcome.test, _p(outcome.p), _p(outcome.adjusted_p), outcome.verdict, _aso_cell(outcome),
+                _seeds_needed_cell(outcome)]
+    return ["", "", "", "", "", outcome or "", "", ""]
 
 
 def group_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
@@ -88,8 +109,8 @@ def group_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
     group_notes = list(dict.fromkeys(note for r in records for note in notes(r)))  # each note once
     return [summary.group.name, method_label(first), model_of(first), first["config"]["data"]["dataset"],
             str(summary.n), f"{first['trainable_params']:,}", _number(_mean(summary.validation_accuracy), ".4f"),
-            _spread(summary.test_accuracy), _spread(summary.test_f1),
-            "–" if summary.interval is None else f"{summary.interval[0]:.4f}–{summary.interval[1]:.4f}",
+            _spread(summary.test_accuracy), _spread(summary.test_f1), _interval(summary.interval),
+            "" if summary.two_level_interval is None else _interval(summary.two_level_interval),
             "–" if summary.n == 1 else f"{min(summary.test_accuracy):.4f}–{max(summary.test_accuracy):.4f}",
             _number(_mean([r["train_seconds"] for r in records]), ".1f"),
             _number(_mean([r.get("peak_memory_mb") for r in records]), ".0f"),
@@ -122,13 +143,21 @@ def render(summaries: list[Summary], outcomes: dict[str, Outcome], references: l
         f"{len(records)} runs in {len(summaries)} configuration groups (runs that differ only in seed). Accuracy "
         "and F1 on each run's own splits (see each record's `data`); F1 is binary for two classes, macro-averaged "
         "otherwise; `test acc` and `test F1` are mean ± sample standard deviation over seeds. `95% CI` is the "
-        "test accuracy's confidence interval: a t-interval over seeds for several seeds, a bootstrap over test "
-        "examples for one run. Train time is wall-clock seconds of training only, peak memory CUDA peak "
+        "test accuracy's confidence interval: a t-interval over seeds for several seeds (the test set held "
+        "fixed), a bootstrap over test examples for one run; `95% CI (seeds+examples)` the interval from resampling "
+        "both seeds and test examples, shown where its width differs from the t-interval's by more than a third. "
+        "Train time is wall-clock seconds of training only, peak memory CUDA peak "
         "allocated on GPUs, else the process's peak resident set (means over seeds).", "",
         f"Paired tests against the reference {reference_names} on the same test examples: McNemar's exact test "
-        "when both sides have one run, else a paired bootstrap over examples with each group's seeds pooled; "
-        f"p-values Holm-corrected over the rows compared with a reference; verdict at α = {stats.ALPHA}. "
-        "`Δ acc` is the row's test accuracy minus the reference's.", "",
+        "when both sides have one run, else a bootstrap that resamples each group's seeds and the test examples "
+        "(the same examples for both), so that the variance of a new seed counts; its percentile interval of "
+        f"`Δ acc` is `Δ 95% CI`. p-values Holm-corrected over the rows compared with a reference; verdict at "
+        f"α = {stats.ALPHA}, from that test (not from the groups' intervals). `Δ acc` is the row's test accuracy "
+        f"minus the reference's. `ASO ε_min`: almost stochastic order over the seeds' accuracies (below 0.5, and "
+        f"more surely below 0.2, the first distribution dominates), with {stats.ASO_MIN_SEEDS} seeds or more a "
+        f"side. `seeds needed`: for a difference that is not significant, seeds per group to detect it at "
+        f"α = {stats.ALPHA} with {stats.POWER:.0%} power if it is real (`more test examples` where no number "
+        "of seeds would).", "",
         markdown_table(GROUP_COLUMNS, [group_row(s, outcomes.get(s.group.id)) for s in summaries]), ""]
     if per_run:
         labels = run_labels(records)
