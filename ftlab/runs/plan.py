@@ -1,0 +1,62 @@
+"""The run plan: what a command line asks to run, checked before anything heavy loads.
+
+One function, plan_run, serves every command that trains (train, search's trials, bench): the configuration from
+flags and file (ftlab.config), then the pre-flight that needs more than the values: the dataset's name, the
+model's directory and config, each seed's run directory (finished already? the adapter to load there?) and whether
+--resume may continue what that directory holds. Light: no torch, transformers or datasets.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from ftlab.config import Config, parse_config
+from ftlab.data.registry import check_dataset_name
+from ftlab.errors import ConfigError
+from ftlab.models.sources import check_model_before_loading
+from ftlab.runs.resume import check_resume
+
+
+def plan_run(argv: list[str]) -> Config:
+    """The validated configuration of `argv`, its pre-flight passed for every run it stands for."""
+    cfg = parse_config(argv)
+    check_dataset_name(cfg.data.dataset)
+    check_model_before_loading(cfg.model.model, cfg.data.max_length)
+    for run in expand_seeds(cfg):  # each seed of --seeds is a run of its own, in its own directory
+        _check_run_directory(run)
+        if run.method.load_adapter and not (Path(run.method.load_adapter) / "adapter_config.json").is_file():
+            raise ConfigError(f"--load_adapter {cfg.method.load_adapter}: no adapter_config.json there"
+                              + (f" (nor in its seed{run.run.seed}/)" if cfg.run.seeds else ""))
+    for run in expand_seeds(cfg):  # each seed resumes in its own directory
+        check_resume(run)
+    return cfg
+
+
+def _check_run_directory(cfg: Config) -> None:
+    args = cfg.run
+    if args.output_dir and not args.overwrite_output_dir and not args.resume and (
+            Path(args.output_dir) / "result.json").exists():
+        raise ConfigError(f"--output_dir {args.output_dir} already holds a finished run (result.json); choose "
+                          f"another directory or pass --overwrite_output_dir")
+
+
+def expand_seeds(cfg: Config) -> list[Config]:
+    """The runs a config stands for: itself, or with --seeds one config per seed, each a plain run (seeds unset)
+    in <output_dir>/seed<N>, saving its adapter to <save_adapter>/seed<N> and loading <load_adapter>/seed<N>
+    where that holds an adapter (what an earlier --seeds run with --save_adapter wrote), else <load_adapter>.
+    An unset output_dir stays unset here; the caller names it first (see ftlab.runs.directory)."""
+    if not cfg.run.seeds:
+        return [cfg]
+    runs = []
+    for seed in cfg.run.seeds:
+        run = copy.deepcopy(cfg)
+        run.run.seed, run.run.seeds = seed, None
+        if cfg.run.output_dir:
+            run.run.output_dir = str(Path(cfg.run.output_dir) / f"seed{seed}")
+        if cfg.method.save_adapter:
+            run.method.save_adapter = str(Path(cfg.method.save_adapter) / f"seed{seed}")
+        seed_adapter = Path(cfg.method.load_adapter or "") / f"seed{seed}"
+        if cfg.method.load_adapter and (seed_adapter / "adapter_config.json").is_file():
+            run.method.load_adapter = str(seed_adapter)
+        runs.append(run)
+    return runs
