@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ftlab.bench.command import forward_flops_per_sample, peak_flops
+from ftlab.bench.command import peak_flops
+from ftlab.models.flops import forward_flops_per_sample
 from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
 from ftlab.errors import ConfigError
 from ftlab.training.speed import resolve_dropout, resolve_precision

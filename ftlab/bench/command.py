@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ftlab.config import OneLineParser
 from ftlab.errors import ConfigError
+from ftlab.models.flops import PASSES, forward_flops_per_sample, model_dims
 from ftlab.runs.directory import write_atomic, write_json_atomic
 from ftlab.runs.plan import plan_run
 
@@ -42,10 +43,6 @@ SIZES = {
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
 PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
                    ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12), ("A10", 125e12), ("4090", 165e12))
-# Work per sample relative to one forward pass: full fine-tuning needs the backward pass for activations and
-# for weights (2x forward); adapters skip the frozen weights' gradients but still backpropagate through every
-# block; head-only training never backpropagates into the encoder.
-PASSES = {"full": 3.0, "selective": 3.0, "lora": 2.0, "qlora": 2.0, "scratch_lora": 2.0, "head": 1.0}
 
 
 @dataclass
@@ -105,21 +102,6 @@ def device_sizes(train_argv: list[str], cuda: bool) -> list[str]:
     defaults = SIZES["cuda" if cuda else "cpu"]
     pairs = zip(defaults[::2], defaults[1::2])
     return [item for flag, value in pairs if not _given(flag, train_argv) for item in (flag, value)]
-
-
-def forward_flops_per_sample(layers: int, hidden: int, ffn: int, tokens: float) -> float:
-    """Encoder forward FLOPs for one text of `tokens` real tokens: per block and token, the q/k/v/output
-    projections (4·d²) and the two MLP linears (2·d·f) multiply-adds, plus attention scores and their weighted
-    sum (2·T·d); 2 FLOPs per multiply-add. Embeddings, head and LoRA adapters are left out (under 1%)."""
-    return 2.0 * layers * tokens * (4 * hidden**2 + 2 * hidden * ffn + 2 * tokens * hidden)
-
-
-def model_dims(location: str) -> tuple[int, int, int]:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(location)
-    ffn = getattr(config, "intermediate_size", None) or config.hidden_dim  # DistilBERT calls it hidden_dim
-    return config.num_hidden_layers, config.hidden_size, ffn
 
 
 def peak_flops(device: str) -> Optional[float]:
@@ -260,7 +242,7 @@ def main(argv: list[str]) -> int:
                                                          gemm and gemm["rates"])})
     table = format_table(rows_out)
     summary = {"bench_dir": str(bench.bench_dir), "argv": train_argv, "recipes": {r: RECIPES[r] for r in
-               bench.recipes}, "flops_model": forward_flops_per_sample.__doc__.split("\n")[0] + " (see ftlab/bench/command.py)",
+               bench.recipes}, "flops_model": forward_flops_per_sample.__doc__.split("\n")[0] + " (see ftlab/models/flops.py)",
                "gemm": gemm, "rows": rows_out}
     write_json_atomic(bench.bench_dir / "bench.json", summary)
     write_atomic(bench.bench_dir / "bench.md", lambda tmp: tmp.write_text(table + "\n", encoding="utf-8"))
