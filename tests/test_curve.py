@@ -1,6 +1,7 @@
 """`main.py curve`: the fit, nested subsamples, crossovers, the Pareto frontier, bad input, and a small curve run end
 to end on a tiny model (two methods x three sizes x two seeds)."""
 import json
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ftlab.cli import main
 from ftlab.data.sources import RawData
 from ftlab.data.splits import nested_order, prepare_splits
 from ftlab.models.flops import model_dims, training_flops
-from tests.conftest import run_main, synthetic_rows, write_csv
+from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
 
 
 # --- the analysis on constructed data ------------------------------------------------------------------------------
@@ -188,3 +189,26 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
     assert "no fitted curve: 2 size(s)" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in curve_dir.rglob("result.json")} == stamps
     assert json.loads((curve_dir / "curve.json").read_text())["methods"]["head"]["fit"] is None
+
+
+@pytest.mark.distributed
+@pytest.mark.xdist_group("slurm")
+def test_the_curve_array_runs_one_point_per_task_then_the_analysis(slurm_env, flags, tmp_path):
+    argv = [*flags, "--sizes", "40,80", "--methods", "head,svm", "--seeds", "1", "--bootstrap", "0"]
+    listed = run_main("curve", *argv, "--list_points", cwd=tmp_path)
+    points = [line.split("\t") for line in listed.stdout.splitlines() if line[:1].isdigit()]
+    assert [p[:4] for p in points] == [["0", "head", "40", "1"], ["1", "svm", "40", "1"], ["2", "head", "80", "1"],
+                                       ["3", "svm", "80", "1"]], listed.stdout + listed.stderr
+    template = str(ROOT / "scripts" / "slurm" / "curve_array.sbatch")
+    for extra in ([f"--array=0-{len(points) - 1}"], []):  # the points, then the analysis
+        job = subprocess.run(["sbatch", "--wait", *extra, "--chdir", str(tmp_path), "--output",
+                              str(tmp_path / "job-%A_%a.out"), template, *argv],
+                             env=slurm_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        logs = "\n".join(path.read_text()[-1500:] for path in sorted(tmp_path.glob("job-*.out")))
+        assert job.returncode == 0, job.stdout + job.stderr + logs
+    logs = [path.read_text() for path in sorted(tmp_path.glob("job-*.out"))]
+    assert sum("curve point" in log for log in logs) == 4
+    analysis = next(log for log in logs if "the points left, then the analysis" in log)
+    assert analysis.count("skipped") == 4 and "written:" in analysis
+    result = json.loads((tmp_path / "curve" / "curve.json").read_text())
+    assert [p["size"] for p in result["methods"]["svm"]["points"]] == [40, 80]
