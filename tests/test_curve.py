@@ -212,3 +212,26 @@ def test_the_curve_array_runs_one_point_per_task_then_the_analysis(slurm_env, fl
     assert analysis.count("skipped") == 4 and "written:" in analysis
     result = json.loads((tmp_path / "curve" / "curve.json").read_text())
     assert [p["size"] for p in result["methods"]["svm"]["points"]] == [40, 80]
+
+
+def test_with_a_wandb_project_the_curve_is_logged_as_a_run_of_its_own(tiny_model_dir, tmp_path, monkeypatch):
+    from ftlab.curve.args import parse_curve_args
+    from ftlab.curve.output import log_to_wandb
+    from ftlab.runtime import pyplot
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
+    args = parse_curve_args(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+                             "--label_column", "polarity", "--sizes", "40,80", "--methods", "head",
+                             "--curve_dir", str(tmp_path / "curve"), "--wandb_project", "curves",
+                             "--wandb_mode", "offline"])
+    fig, ax = pyplot().subplots()
+    ax.plot([1, 2], [1, 2])
+    fig.savefig(tmp_path / "plot.png")
+    points = [{"size": 40, "mean": 0.8, "interval": [0.7, 0.9]}, {"size": 80, "mean": 0.9, "interval": None}]
+    result = {"methods": {"head": {"points": points, "fit": None}}, "plots": [str(tmp_path / "plot.png")],
+              "cost": [{"method": "head", "size": size, "train_seconds": 1.0, "train_flops": 2e9,
+                        "on_time_front": True} for size in (40, 80)]}
+    where = log_to_wandb(args, result)
+    assert where is not None and where["mode"] == "offline" and where["project"] == "curves"
+    assert list((tmp_path / "curve" / "wandb").glob("offline-run-*/run-*.wandb"))

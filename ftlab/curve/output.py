@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -206,6 +207,43 @@ def plot_frontier(costs: list[fit.CostPoint], path: Path) -> Path:
     return _save(fig, path)
 
 
+def log_to_wandb(args: CurveArgs, result: dict[str, Any]) -> Optional[dict[str, str]]:
+    """With a W&B project set (the train flags' --wandb_project or WANDB_PROJECT), one more run, job type curve,
+    in the curve directory: the points as a table, the fits in the summary, the two plots. A tracking failure costs
+    the tracking only, as for training runs (ftlab.training.tracking)."""
+    from ftlab.runs.plan import plan_run
+    from ftlab.training.tracking import effective_mode
+
+    tracking = plan_run(args.train_argv).tracking
+    if tracking.wandb_mode == "disabled" or not tracking.wandb_project:
+        return None
+    mode = effective_mode(tracking.wandb_mode)
+    try:
+        import wandb
+
+        run = wandb.init(project=tracking.wandb_project, group=tracking.wandb_group, job_type="curve",
+                         name=f"curve-{args.curve_dir.resolve().name}", mode=mode, dir=str(args.curve_dir),
+                         config={"train_argv": args.train_argv, "sizes": [p["size"] for p in next(iter(
+                             result["methods"].values()))["points"]], "methods": list(result["methods"]),
+                             "seeds": args.seeds}, reinit="finish_previous")
+        columns = ["method", "size", "test_accuracy", "ci_low", "ci_high", "train_seconds", "train_flops",
+                   "on_time_front"]
+        cost = {(c["method"], c["size"]): c for c in result["cost"]}
+        table = wandb.Table(columns=columns, data=[
+            [method, p["size"], p["mean"], *(p["interval"] or (None, None)), cost[method, p["size"]]["train_seconds"],
+             cost[method, p["size"]]["train_flops"], cost[method, p["size"]]["on_time_front"]]
+            for method, entry in result["methods"].items() for p in entry["points"]])
+        run.log({"curve": table, **{Path(path).stem: wandb.Image(path) for path in result["plots"]}})
+        run.summary.update({f"{method}/fit_{name}": value for method, entry in result["methods"].items()
+                            for name, value in (entry["fit"] or {}).items()})
+        where = {"mode": run.settings.mode, "project": run.project, "id": run.id, "dir": str(Path(run.dir).parent)}
+        run.finish()
+        return where
+    except Exception as exc:  # noqa: BLE001 - the curve's files are written already; tracking must not fail it
+        print(f"[curve] W&B: could not log the curve ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+        return None
+
+
 def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str) -> dict[str, Any]:
     result, curves, costs = analyse(args, points, rows)
     result["dataset"] = dataset
@@ -213,8 +251,9 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     result["plots"] = [str(plot_curves(curves, rows, args.img_dir / f"{name}_accuracy.png")),
                        str(plot_frontier(costs, args.img_dir / f"{name}_frontier.png"))]
     markdown = format_markdown(result)
-    write_json_atomic(args.curve_dir / "curve.json", result)
     write_atomic(args.curve_dir / "curve.md", lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
+    result["tracking"] = log_to_wandb(args, result)
+    write_json_atomic(args.curve_dir / "curve.json", result)
     print(markdown, flush=True)
     for curve in curves:
         if curve.no_fit:
