@@ -235,3 +235,10 @@ def test_with_a_wandb_project_the_curve_is_logged_as_a_run_of_its_own(tiny_model
     where = log_to_wandb(args, result)
     assert where is not None and where["mode"] == "offline" and where["project"] == "curves"
     assert list((tmp_path / "curve" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_nested_subsamples_are_a_configuration_of_their_own_and_the_default_keeps_its_group():
+    from ftlab.config import group_id, parse_config
+
+    default, nested = (parse_config(["--train_subsample", value]) for value in ("stratified", "nested"))
+    assert group_id(default, "lora") == group_id(parse_config([]), "lora") != group_id(nested, "lora")
