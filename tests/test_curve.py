@@ -161,7 +161,7 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
             assert point["test_accuracy"] == [r["metrics"]["test"]["accuracy"] for r in records]
             assert point["mean"] == pytest.approx(np.mean(point["test_accuracy"]))
         assert entry["fit"] is not None and 0 <= entry["fit"]["a"] <= 1
-        assert entry["extrapolated_to_full_split"]["size"] == 160
+        assert entry["extrapolated_to_full_split"]["size"] == 160 and isinstance(entry["at_bound"], list)
         assert entry["target"]["target"] == 0.6
     head = json.loads((curve_dir / "head/n80/seed1/result.json").read_text())
     cost = next(c for c in result["cost"] if c["method"] == "head" and c["size"] == 80)

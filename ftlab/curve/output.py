@@ -100,6 +100,10 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
             entry["fit_intervals"] = {name: fit.percentile_interval(valid[:, i]) for i, name in enumerate("abc")}
             entry["bootstrap_rounds_fitted"] = len(valid)
             entry["extrapolated_to_full_split"] = fit.extrapolate(curve, rows)
+            # A parameter on its bound was not pinned by the data (e.g. a = 1 from three small sizes): the
+            # extrapolation then follows the bound, not the measurements.
+            entry["at_bound"] = [name for name, value, low, high in zip("abc", curve.params, *fit.BOUNDS)
+                                 if np.isclose(value, low) or np.isclose(value, high)]
         if args.target is not None:
             entry["target"] = fit.target_size(curve, args.target)
         result["methods"][curve.method] = entry
@@ -138,7 +142,9 @@ def format_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {method} | no fit: {entry['no_fit']} | | | | {reach} |")
             continue
         full = entry["extrapolated_to_full_split"]
-        lines.append(f"| {method} | {entry['fit']['a']:.4f} {_interval(entry['fit_intervals']['a'])} "
+        bound = (f" (at its bound: {', '.join(entry['at_bound'])}; the sizes do not pin it, the extrapolation is "
+                 f"unreliable)" if entry["at_bound"] else "")
+        lines.append(f"| {method}{bound} | {entry['fit']['a']:.4f} {_interval(entry['fit_intervals']['a'])} "
                      f"| {entry['fit']['b']:.3g} | {entry['fit']['c']:.3f} "
                      f"| {full['accuracy']:.4f} {_interval(full['interval'])} | {reach} |")
     crossings = [c for c in result["crossovers"] if c is not None]
