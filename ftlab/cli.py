@@ -1,5 +1,6 @@
 """Command line: `main.py [train] [flags]`, `main.py baseline [flags]`, `main.py predict ...`,
-`main.py report [DIR]`, `main.py bench ...`, `main.py search ...`; each subcommand is one entry of COMMANDS."""
+`main.py report [DIR]`, `main.py bench ...`, `main.py search ...`, `main.py curve ...`; each subcommand is one
+entry of COMMANDS."""
 from __future__ import annotations
 
 import argparse
@@ -88,6 +89,12 @@ def _search(argv: list[str]) -> int:
     return search_main(argv)
 
 
+def _curve(argv: list[str]) -> int:
+    from ftlab.curve.command import main as curve_main  # torch and datasets load only after the flags are checked
+
+    return curve_main(argv)
+
+
 def _report(argv: list[str]) -> int:
     from ftlab.analysis.report import main as report_main  # matplotlib loads only when plotting
 
@@ -95,12 +102,14 @@ def _report(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "baseline": _baseline, "predict": _predict,
-                                                   "report": _report, "bench": _bench, "search": _search}
+                                                   "report": _report, "bench": _bench, "search": _search,
+                                                   "curve": _curve}
 # Where each command's parser is built: `-h/--help` is answered here, for every command, before any of its flags is
 # checked (argparse would stop at a bad flag before it reaches --help) and before anything heavy loads.
 HELP_PARSERS = {"train": ("ftlab.config", "build_parser"), "baseline": ("ftlab.config", "build_parser"),
                 "predict": ("ftlab.predict", "build_parser"), "report": ("ftlab.analysis.report", "build_parser"),
-                "bench": ("ftlab.bench.command", "build_parser"), "search": ("ftlab.search.args", "build_parser")}
+                "bench": ("ftlab.bench.command", "build_parser"), "search": ("ftlab.search.args", "build_parser"),
+                "curve": ("ftlab.curve.args", "build_parser")}
 
 
 def print_help(command: str) -> int:

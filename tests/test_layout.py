@@ -21,7 +21,7 @@ LAYERS = {
     "runs": 4,
     "training": 5,
     "analysis": 6,
-    "search": 7, "bench": 7,
+    "search": 7, "bench": 7, "curve": 7,
     "predict": 8,  # commands on top
     "cli": 9,
     "__main__": 10,

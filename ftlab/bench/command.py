@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ftlab.config import OneLineParser
 from ftlab.errors import ConfigError
-from ftlab.models.flops import PASSES, FlopsModel, flops_model
+from ftlab.models.flops import FlopsModel, flops_model, training_flops
 from ftlab.runs.directory import write_atomic, write_json_atomic
 from ftlab.runs.plan import plan_run
 
@@ -122,8 +122,8 @@ def peak_flops(device: str) -> Optional[float]:
 def useful_flops_per_second(record: dict[str, Any], samples_per_second: float) -> float:
     """FLOP/s of useful work: the FLOPs model over the real tokens only (padding a recipe computes is waste),
     times the passes its method needs."""
-    flops = flops_model(record["model_source"]["location"]).forward_flops_per_sample(record["mean_train_tokens"])
-    return samples_per_second * flops * PASSES[record["config"]["method"]["method"]]
+    return training_flops(record["config"]["method"]["method"], flops_model(record["model_source"]["location"]),
+                          record["mean_train_tokens"], samples_per_second)
 
 
 def bench_row(record: dict[str, Any], reference: Optional[dict[str, Any]],

@@ -14,6 +14,9 @@ from ftlab.config.schema import FIELDS, IDENTITY_FIELDS, Config
 
 # Written next to a saved adapter: the group and seed of the run that trained it.
 ADAPTER_PROVENANCE = "ftlab_run.json"
+# Identity fields added after ids were given out, with the value every earlier run had: at that value a field is
+# left out of the id, so runs that do not use it keep the id of the runs recorded before it existed.
+ADDED_LATER = {"train_subsample": "stratified"}
 
 
 def _adapter_identity(path: str) -> str:
@@ -34,6 +37,9 @@ def group_id(cfg: Config, method: str, precision: Optional[str] = None) -> str:
     --precision to (ftlab.training.speed.resolve_precision), which stands for it: `auto` means what the device has, and it
     meant fp32 on every CPU before bf16 CPUs got bf16, so `auto` alone would put both kinds of run in one group."""
     values = {name: getattr(getattr(cfg, FIELDS[name][0]), name) for name in sorted(IDENTITY_FIELDS)}
+    for name, before in ADDED_LATER.items():
+        if values[name] == before:
+            del values[name]
     if precision is not None:
         values["precision"] = precision
     if values["load_adapter"]:

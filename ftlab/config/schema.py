@@ -29,6 +29,7 @@ WANDB_MODES = ("online", "offline", "disabled")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("auto", "cls", "mean", "last")
 TRUNCATIONS = ("head", "tail", "head_tail")
+TRAIN_SUBSAMPLES = ("stratified", "nested")
 # The --lora_<switch> flags: the parts of a transformer block that get adapters (ftlab.models.architectures maps
 # them onto each architecture's module names).
 LORA_SWITCHES = ("query", "key", "value", "projection", "mlp")
@@ -82,6 +83,13 @@ class DataArgs:
     label_column: Optional[str] = option(None, "Label column (default: the dataset's own, else 'label').")
     max_train_samples: Optional[int] = option(2000, "Stratified subsample of the training split ('all' for all).",
                                               parse=parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+    # Not the default: nested changes which rows a given --max_train_samples picks, and the default run's 2,000
+    # reviews are kept as they were; datasets' stratified split does not nest across sizes (its ties between
+    # classes are broken by draws from the same generator that then shuffles each class).
+    train_subsample: str = option("stratified", "How --max_train_samples picks its rows: stratified = a stratified "
+                                  "random sample per size; nested = the first rows of one seeded stratified order, "
+                                  "so that with one --data_seed a smaller sample lies inside every larger one "
+                                  "(learning curves: main.py curve uses it).", choices=TRAIN_SUBSAMPLES)
     max_eval_samples: Optional[int] = option(250, "Stratified subsample of the validation split ('all' for all).",
                                              parse=parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
     max_test_samples: Optional[int] = option(1000, "Stratified subsample of the test split ('all' for all).",

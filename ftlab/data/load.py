@@ -18,7 +18,8 @@ def load_data(cfg: Config) -> "PreparedData":
     data = prepare_splits(raw, cfg.data.dataset, validation_fraction=cfg.data.validation_fraction,
                           test_fraction=cfg.data.test_fraction, data_seed=cfg.data.data_seed,
                           max_train=cfg.data.max_train_samples, max_eval=cfg.data.max_eval_samples,
-                          max_test=cfg.data.max_test_samples)
+                          max_test=cfg.data.max_test_samples,
+                          train_subsample=cfg.data.train_subsample)
     print(f"[ftlab] data: {cfg.data.dataset} from {data.origin}, splits {data.sizes()}, labels {data.label_names}",
           flush=True)
     return data

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import datasets
+import numpy as np
 
 from ftlab.data.sources import RawData
 from ftlab.errors import DataError
@@ -145,6 +146,31 @@ def _stratified_take(split: datasets.Dataset, n: Optional[int], seed: int) -> da
         return split.shuffle(seed=seed).select(range(n))
 
 
+def nested_order(labels: Sequence[int], seed: int) -> np.ndarray:
+    """Row indices in one seeded order whose every prefix is a stratified sample: within each class a seeded
+    permutation, and the row of rank k in a class of m rows placed at its quantile (k + 0.5) / m, classes merged by
+    that position (ties in class order). The first n rows then hold each class within one row of its share of n
+    (two classes; in general within 0.5 + classes x share / 2), and the first n rows of the same labels and seed
+    lie inside the first n' for every n' > n. scikit-learn's and datasets' stratified splits draw anew per size."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    rows, positions = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        rows.append(members)
+        positions.append((np.arange(len(members)) + 0.5) / len(members))
+    rows_all, positions_all = np.concatenate(rows), np.concatenate(positions)
+    return rows_all[np.argsort(positions_all, kind="stable")]
+
+
+def _nested_take(split: datasets.Dataset, n: Optional[int], seed: int) -> datasets.Dataset:
+    """The first n rows of nested_order, kept in the split's own order (so the rows a run trains on, and hence its
+    data order under a given training seed, depend on the set only)."""
+    if n is None or n >= len(split):
+        return split
+    return split.select(np.sort(nested_order(split["label"], seed)[:n]))
+
+
 def _carve(split: datasets.Dataset, count: int, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
     try:
         parts = split.train_test_split(test_size=count, stratify_by_column="label", seed=seed)
@@ -185,7 +211,7 @@ def _check_enough_rows(rows: int, dataset_name: str, validation_fraction: Option
 
 def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: float, test_fraction: float,
                    data_seed: int, max_train: Optional[int], max_eval: Optional[int],
-                   max_test: Optional[int]) -> PreparedData:
+                   max_test: Optional[int], train_subsample: str = "stratified") -> PreparedData:
     notes = list(raw.notes)
     if "train" not in raw.splits:
         raise DataError(f"--dataset {dataset_name}: no 'train' split (splits: {', '.join(raw.splits)})")
@@ -217,7 +243,9 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
         train, test = _carve(train, test_rows, data_seed)
         notes.append(f"test carved from train ({test_fraction:g}, stratified, seed {data_seed})")
 
-    train = _stratified_take(train, max_train, data_seed)
+    # Validation and test are carved and subsampled independently of max_train: the same at every training size.
+    take_train = _nested_take if train_subsample == "nested" else _stratified_take
+    train = take_train(train, max_train, data_seed)
     validation = _stratified_take(validation, max_eval, data_seed)
     test = validation if test_is_validation else _stratified_take(test, max_test, data_seed)
 

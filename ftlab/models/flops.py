@@ -54,3 +54,8 @@ def flops_model(location: str, trust_remote_code: bool = False) -> FlopsModel:
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     return FlopsModel(linear_flops_per_token=flops, attention_width=layers * heads * head_dim)
+
+
+def training_flops(method: str, model: FlopsModel, mean_tokens: float, samples: float) -> float:
+    """FLOPs of training on `samples` texts (rows x epochs) of `mean_tokens` real tokens each with `method`."""
+    return PASSES[method] * samples * model.forward_flops_per_sample(mean_tokens)

@@ -1,0 +1,244 @@
+"""`main.py curve`: the fit, nested subsamples, crossovers, the Pareto frontier, bad input, and a small curve run end
+to end on a tiny model (two methods x three sizes x two seeds)."""
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+from ftlab.analysis import curves as fit
+from ftlab.cli import main
+from ftlab.data.sources import RawData
+from ftlab.data.splits import nested_order, prepare_splits
+from ftlab.models.flops import flops_model, training_flops
+from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
+
+
+# --- the analysis on constructed data ------------------------------------------------------------------------------
+
+def test_the_fit_recovers_a_noisy_power_law():
+    """acc(n) = 0.9 - 3 n^-0.6 measured at 100..25,600 with noise of sd 0.002 (about a seed's spread at a few
+    thousand test examples): a within 0.01, c within 0.1, b within 40% (b and c trade off), and the extrapolation
+    to 100,000 within 0.01. The worst of 50 noise draws was 0.005, 0.06, 23% and 0.004."""
+    sizes = 100 * 2.0 ** np.arange(9)
+    accuracy = fit.power_law(sizes, 0.9, 3.0, 0.6) + np.random.default_rng(7).normal(0, 0.002, len(sizes))
+    a, b, c = fit.fit_power_law(sizes, accuracy)
+    assert a == pytest.approx(0.9, abs=0.01)
+    assert c == pytest.approx(0.6, abs=0.1)
+    assert b == pytest.approx(3.0, rel=0.4)
+    assert fit.power_law(1e5, a, b, c) == pytest.approx(fit.power_law(1e5, 0.9, 3.0, 0.6), abs=0.01)
+
+
+def test_two_sizes_give_no_fit():
+    assert fit.fit_power_law([100, 200], [0.7, 0.8]) is None
+
+
+def test_the_crossover_of_two_constructed_curves_is_where_it_is():
+    """0.9 - n^-0.3 and 0.8 - 0.2 n^-0.3 are equal where n^0.3 = 8, at n = 8^(1/0.3) = 1024."""
+    steep, flat = np.array([0.9, 1.0, 0.3]), np.array([0.8, 0.2, 0.3])
+    assert fit.crossings(steep, flat, 10, 1e5) == [pytest.approx(1024, rel=1e-6)]
+    assert fit.crossings(steep, flat, 2000, 1e5) == []  # outside the range: no crossover in range
+
+
+def test_the_pareto_frontier_is_exactly_the_non_dominated_points():
+    costs = [1.0, 2.0, 3.0, 2.5, 2.0, 5.0, None, 0.5]
+    accuracy = [0.50, 0.70, 0.60, 0.80, 0.65, 0.80, 0.99, 0.40]
+    # 2 (3.0, 0.60) is beaten by 1 (2.0, 0.70); 4 by 1 (same cost, more accuracy); 5 by 3 (same accuracy, cheaper);
+    # 6 has no cost and takes no part.
+    assert fit.pareto_front(costs, accuracy) == [7, 0, 1, 3]
+
+
+def test_the_size_reaching_a_target_inverts_the_curve():
+    params = np.array([0.9, 3.0, 0.6])
+    size = fit.size_reaching(params, 0.85)
+    assert fit.power_law(size, *params) == pytest.approx(0.85)
+    assert fit.size_reaching(params, 0.95) is None  # above the asymptote
+
+
+# --- nested training sets ------------------------------------------------------------------------------------------
+
+def _prepared(max_train, subsample="nested", seed=42, classes=("pos", "neg")):
+    rows = synthetic_rows(270, classes=classes)
+    raw = RawData(splits=datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"text": [t for t, _ in rows], "label": [label for _, label in rows]})}),
+        origin="local", text_column="text", label_column="label")
+    return prepare_splits(raw, "nested-test", validation_fraction=0.1, test_fraction=0.1, data_seed=seed,
+                          max_train=max_train, max_eval=None, max_test=None, train_subsample=subsample)
+
+
+def _is_nested(sets):
+    ids = [set(data.splits["train"]["example_id"]) for data in sets]
+    return all(small <= large for small, large in zip(ids, ids[1:]))
+
+
+SIZES = (17, 50, 101, 200)  # odd sizes of balanced classes: a tie datasets' stratified split breaks at random
+
+
+@pytest.mark.parametrize("classes", [("pos", "neg"), ("pos", "neg", "pos")], ids=["balanced", "two-to-one"])
+def test_nested_subsamples_nest_and_keep_the_class_ratio(classes):
+    sets = {n: _prepared(n, classes=classes) for n in SIZES}
+    full = _prepared(None, classes=classes).splits["train"]
+    share = Counter(full["label"])
+    assert _is_nested(list(sets.values()))  # each smaller set inside the larger one
+    for n, data in sets.items():
+        train = data.splits["train"]
+        assert len(train) == n
+        for label, count in Counter(train["label"]).items():  # two classes: within one row of the ratio
+            assert abs(count - n * share[label] / len(full)) < 1, (n, label, count)
+        # validation and test do not depend on the training size
+        for split in ("validation", "test"):
+            assert data.splits[split]["example_id"] == sets[17].splits[split]["example_id"]
+    assert set(_prepared(50, seed=1, classes=classes).splits["train"]["example_id"]) != \
+        set(sets[50].splits["train"]["example_id"])
+
+
+def test_the_default_stratified_subsample_does_not_nest():
+    """Why nested is an option of its own: the default (kept, so that `make run` trains on the same rows as
+    before) draws each size anew."""
+    assert not _is_nested([_prepared(n, subsample="stratified") for n in SIZES])
+
+
+def test_the_nested_order_is_a_permutation_with_stratified_prefixes_for_three_classes():
+    labels = np.repeat([0, 1, 2], [700, 300, 50])
+    order = nested_order(labels, seed=3)
+    assert sorted(order) == list(range(len(labels)))
+    for n in (10, 37, 333, 1000):
+        counts = np.bincount(labels[order[:n]], minlength=3)
+        assert np.all(np.abs(counts - n * np.array([700, 300, 50]) / 1050) < 0.5 + 3 / 2)
+
+
+# --- the command ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def flags(tiny_model_dir, tmp_path):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))  # 160 training rows after carving
+    return ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+            "--label_column", "polarity", "--max_length", "32", "--batch_size", "16", "--logging_steps", "50",
+            "--wandb_mode", "disabled", "--img_dir", str(tmp_path / "img"), "--curve_dir", str(tmp_path / "curve")]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "40,500"], "--sizes: 500 is larger than the training split of "),
+    (["--sizes", "40"], "--sizes '40': a curve needs at least two sizes"),
+    (["--sizes", "40,80", "--methods", "head,lasso"], "--methods 'head,lasso': unknown method 'lasso'"),
+    (["--sizes", "40,80", "--method", "full"], "--method cannot be used with curve"),
+])
+def test_bad_input_exits_2_with_one_line(argv, message, flags, tmp_path, capsys):
+    assert main(["curve", *flags, *argv]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    if "larger" in message:
+        assert "which has 160 rows" in err
+    assert "[ftlab] model" not in out and not (tmp_path / "curve").exists()
+
+
+def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
+    argv = ["curve", *flags, "--sizes", "40,80,120", "--methods", "head,svm", "--seeds", "1,2", "--bootstrap", "50",
+            "--target", "0.6"]
+    first = run_main(*argv, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    curve_dir = tmp_path / "curve"
+    expected = {f"head/n{n}/seed{s}" for n in (40, 80, 120) for s in (1, 2)} | {f"svm/n{n}/seed1" for n in (40, 80, 120)}
+    found = {str(p.parent.relative_to(curve_dir)) for p in curve_dir.rglob("result.json")}
+    assert found == expected
+    for point in expected:
+        record = json.loads((curve_dir / point / "result.json").read_text())
+        assert (curve_dir / point / record["predictions"]["test"]).is_file()
+    result = json.loads((curve_dir / "curve.json").read_text())
+    assert result["training_split_rows"] == 160
+    for method in ("head", "svm"):
+        entry = result["methods"][method]
+        assert [p["size"] for p in entry["points"]] == [40, 80, 120]
+        for point in entry["points"]:
+            seeds = [1, 2] if method == "head" else [1]
+            records = [json.loads((curve_dir / method / f"n{point['size']}" / f"seed{s}" / "result.json").read_text())
+                       for s in seeds]
+            assert all(r["data"]["sizes"]["train"] == point["size"] for r in records)
+            assert point["test_accuracy"] == [r["metrics"]["test"]["accuracy"] for r in records]
+            assert point["mean"] == pytest.approx(np.mean(point["test_accuracy"]))
+        assert entry["fit"] is not None and 0 <= entry["fit"]["a"] <= 1
+        assert entry["extrapolated_to_full_split"]["size"] == 160 and isinstance(entry["at_bound"], list)
+        assert entry["target"]["target"] == 0.6
+    head = json.loads((curve_dir / "head/n80/seed1/result.json").read_text())
+    cost = next(c for c in result["cost"] if c["method"] == "head" and c["size"] == 80)
+    seeds80 = [json.loads((curve_dir / f"head/n80/seed{s}/result.json").read_text()) for s in (1, 2)]
+    model = flops_model(head["model_source"]["location"])
+    assert cost["train_flops"] == pytest.approx(np.mean([training_flops("head", model, r["mean_train_tokens"], 80)
+                                                         for r in seeds80]))
+    assert cost["train_seconds"] == pytest.approx(np.mean([r["train_seconds"] for r in seeds80]))
+    assert any(c["on_time_front"] for c in result["cost"])
+    assert result["crossovers"][0]["methods"] == ["head", "svm"]
+    assert set(result["verdicts_by_size"]) == {"40", "80", "120"}
+    assert (curve_dir / "curve.md").is_file()
+    assert all(Path(p).is_file() for p in result["plots"])
+
+    # Every point is an ordinary record: the report reads them all.
+    report = run_main("report", str(curve_dir), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (curve_dir / "report.md").read_text().count("| tfidf_svm |") == 3
+
+    # The same command again trains nothing; with two sizes it draws the curve without a fit and says why.
+    stamps = {p: p.stat().st_mtime_ns for p in curve_dir.rglob("result.json")}
+    again = run_main(*[a if a != "40,80,120" else "40,80" for a in argv], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("finished before (result.json), skipped") == 6
+    assert "no fitted curve: 2 size(s)" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in curve_dir.rglob("result.json")} == stamps
+    assert json.loads((curve_dir / "curve.json").read_text())["methods"]["head"]["fit"] is None
+
+
+@pytest.mark.distributed
+@pytest.mark.xdist_group("slurm")
+def test_the_curve_array_runs_one_point_per_task_then_the_analysis(slurm_env, flags, tmp_path):
+    argv = [*flags, "--sizes", "40,80", "--methods", "head,svm", "--seeds", "1", "--bootstrap", "0"]
+    listed = run_main("curve", *argv, "--list_points", cwd=tmp_path)
+    points = [line.split("\t") for line in listed.stdout.splitlines() if line[:1].isdigit()]
+    assert [p[:4] for p in points] == [["0", "head", "40", "1"], ["1", "svm", "40", "1"], ["2", "head", "80", "1"],
+                                       ["3", "svm", "80", "1"]], listed.stdout + listed.stderr
+    template = str(ROOT / "scripts" / "slurm" / "curve_array.sbatch")
+    for extra in ([f"--array=0-{len(points) - 1}"], []):  # the points, then the analysis
+        job = subprocess.run(["sbatch", "--wait", *extra, "--chdir", str(tmp_path), "--output",
+                              str(tmp_path / "job-%A_%a.out"), template, *argv],
+                             env=slurm_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        logs = "\n".join(path.read_text()[-1500:] for path in sorted(tmp_path.glob("job-*.out")))
+        assert job.returncode == 0, job.stdout + job.stderr + logs
+    logs = [path.read_text() for path in sorted(tmp_path.glob("job-*.out"))]
+    assert sum("curve point" in log for log in logs) == 4
+    analysis = next(log for log in logs if "the points left, then the analysis" in log)
+    assert analysis.count("skipped") == 4 and "written:" in analysis
+    result = json.loads((tmp_path / "curve" / "curve.json").read_text())
+    assert [p["size"] for p in result["methods"]["svm"]["points"]] == [40, 80]
+
+
+def test_with_a_wandb_project_the_curve_is_logged_as_a_run_of_its_own(tiny_model_dir, tmp_path, monkeypatch):
+    from ftlab.curve.args import parse_curve_args
+    from ftlab.curve.output import log_to_wandb
+    from ftlab.runtime import pyplot
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
+    args = parse_curve_args(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+                             "--label_column", "polarity", "--sizes", "40,80", "--methods", "head",
+                             "--curve_dir", str(tmp_path / "curve"), "--wandb_project", "curves",
+                             "--wandb_mode", "offline"])
+    fig, ax = pyplot().subplots()
+    ax.plot([1, 2], [1, 2])
+    fig.savefig(tmp_path / "plot.png")
+    points = [{"size": 40, "mean": 0.8, "interval": [0.7, 0.9]}, {"size": 80, "mean": 0.9, "interval": None}]
+    result = {"methods": {"head": {"points": points, "fit": None}}, "plots": [str(tmp_path / "plot.png")],
+              "cost": [{"method": "head", "size": size, "train_seconds": 1.0, "train_flops": 2e9,
+                        "on_time_front": True} for size in (40, 80)]}
+    where = log_to_wandb(args, result)
+    assert where is not None and where["mode"] == "offline" and where["project"] == "curves"
+    assert list((tmp_path / "curve" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_nested_subsamples_are_a_configuration_of_their_own_and_the_default_keeps_its_group():
+    from ftlab.config import group_id, parse_config
+
+    default, nested = (parse_config(["--train_subsample", value]) for value in ("stratified", "nested"))
+    assert group_id(default, "lora") == group_id(parse_config([]), "lora") != group_id(nested, "lora")
