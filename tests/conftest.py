@@ -6,6 +6,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,17 @@ NEUTRAL = ["the", "film", "movie", "plot", "actor", "scene", "was", "and", "it",
 # Tests never reach the hub: the offline path is what they check.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# Nothing from the caller's shell decides what a test sees (every main.py a test starts inherits this process's
+# environment): no W&B settings (WANDB_MODE=offline would hide the online-to-offline fallback; tests that track
+# set their own), an empty hub cache of the tests' own instead of the caller's HF_HOME (a cached model or dataset
+# there would answer what must fail offline), and no GPU, as the suite checks the CPU paths (their defaults:
+# fp32 attention under bf16, no dropout; tests/test_attention.py fakes CUDA where it checks the GPU ones).
+for _name in [name for name in os.environ if name.startswith("WANDB_")]:
+    del os.environ[_name]
+for _name in ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_ASSETS_CACHE", "HF_TOKEN_PATH", "TRANSFORMERS_CACHE"):
+    os.environ.pop(_name, None)
+os.environ["HF_HOME"] = os.path.join(tempfile.gettempdir(), "ftlab-tests-hf-home")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 # Under pytest-xdist every worker (and every main.py it starts) gets one OpenMP thread: two workers with a thread
 # per core each would oversubscribe the cores, which makes small models many times slower, not 2x.
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
