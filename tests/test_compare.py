@@ -125,7 +125,12 @@ def test_one_run_gets_a_reproducible_bootstrap_interval_around_its_accuracy(tmp_
     write_run(results, "svm", mask(170), group="svm", method="tfidf_svm")
     first = report(results, tmp_path, capsys)["svm"][9]
     low, high = map(float, first.split("–"))
-    assert low < 0.85 < high and high - low == pytest.approx(2 * 1.96 * np.sqrt(0.85 * 0.15 / N), abs=0.02)
+    # A percentile bootstrap of 170 right out of 200 resamples Binomial(200, 0.85) / 200: its 95% interval is that
+    # distribution's 2.5% and 97.5% quantiles (0.80, 0.90), up to one step of 1/200. A 90% interval (0.81, 0.89)
+    # or a 99% one (0.78, 0.91) is two steps or more off at an end.
+    expected = scipy_stats.binom.ppf([0.025, 0.975], N, 170 / N) / N
+    assert (low, high) == pytest.approx(tuple(expected), abs=1 / N + 1e-9)
+    assert high - low == pytest.approx(expected[1] - expected[0], abs=1 / N + 1e-9)
     assert report(results, tmp_path, capsys)["svm"][9] == first  # seeded: the same report twice
 
 
