@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -38,6 +38,18 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 # per core each would oversubscribe the cores, which makes small models many times slower, not 2x.
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# CI sets it (.ci/run): the tests that need a local SLURM or PostgreSQL then fail where these cannot start, instead
+# of skipping, so that a broken set-up cannot hide a broken feature. Elsewhere (no root, no apt) they skip.
+REQUIRE_INFRA = "FTLAB_REQUIRE_INFRA"
+
+
+def infrastructure_missing(reason: str) -> NoReturn:
+    """Skip with `reason`, or fail with it as the first line when $FTLAB_REQUIRE_INFRA is 1."""
+    if os.environ.get(REQUIRE_INFRA) == "1":
+        pytest.fail(f"{REQUIRE_INFRA}=1 and {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: str = "distilbert") -> Path:
@@ -175,11 +187,11 @@ def slurm_env(tmp_path_factory: pytest.TempPathFactory):
         started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired as exc:
         subprocess.run(stop, env=env, timeout=60)
-        pytest.skip(f"local SLURM: `{' '.join(command)}` timed out after {exc.timeout} s")
+        infrastructure_missing(f"local SLURM: `{' '.join(command)}` timed out after {exc.timeout} s")
     if started.returncode != 0:
         subprocess.run(stop, env=env, timeout=60)  # whatever daemons did start
-        pytest.skip(f"local SLURM could not be started: `{' '.join(command)}` exited {started.returncode}: "
-                    f"{(started.stderr or started.stdout)[-1500:]}")
+        infrastructure_missing(f"local SLURM could not be started: `{' '.join(command)}` exited "
+                               f"{started.returncode}:\n{(started.stderr or started.stdout)[-1500:]}")
     yield {**env, "SLURM_CONF": str(directory / "slurm.conf"), "FTLAB_DIR": str(ROOT),
            "FTLAB_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     subprocess.run(stop, env=env, timeout=60)
