@@ -6,8 +6,9 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -22,6 +23,17 @@ NEUTRAL = ["the", "film", "movie", "plot", "actor", "scene", "was", "and", "it",
 # Tests never reach the hub: the offline path is what they check.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# Nothing from the caller's shell decides what a test sees (every main.py a test starts inherits this process's
+# environment): no W&B settings (WANDB_MODE=offline would hide the online-to-offline fallback; tests that track
+# set their own), an empty hub cache of the tests' own instead of the caller's HF_HOME (a cached model or dataset
+# there would answer what must fail offline), and no GPU, as the suite checks the CPU paths (their defaults:
+# fp32 attention under bf16, no dropout; tests/test_attention.py fakes CUDA where it checks the GPU ones).
+for _name in [name for name in os.environ if name.startswith("WANDB_")]:
+    del os.environ[_name]
+for _name in ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_ASSETS_CACHE", "HF_TOKEN_PATH", "TRANSFORMERS_CACHE"):
+    os.environ.pop(_name, None)
+os.environ["HF_HOME"] = os.path.join(tempfile.gettempdir(), "ftlab-tests-hf-home")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 # Under pytest-xdist every worker (and every main.py it starts) gets one OpenMP thread: two workers with a thread
 # per core each would oversubscribe the cores, which makes small models many times slower, not 2x.
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
@@ -52,6 +64,18 @@ def word_level_tokenizer(style: str = "bert"):
         return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<|endoftext|>", bos_token="<|endoftext|>",
                                    eos_token="<|endoftext|>")
+
+
+# CI sets it (.ci/run): the tests that need a local SLURM or PostgreSQL then fail where these cannot start, instead
+# of skipping, so that a broken set-up cannot hide a broken feature. Elsewhere (no root, no apt) they skip.
+REQUIRE_INFRA = "FTLAB_REQUIRE_INFRA"
+
+
+def infrastructure_missing(reason: str) -> NoReturn:
+    """Skip with `reason`, or fail with it as the first line when $FTLAB_REQUIRE_INFRA is 1."""
+    if os.environ.get(REQUIRE_INFRA) == "1":
+        pytest.fail(f"{REQUIRE_INFRA}=1 and {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def build_tiny_model_dir(out: Path, num_labels: int = 2, seed: int = 0, arch: str = "distilbert") -> Path:
@@ -179,11 +203,11 @@ def slurm_env(tmp_path_factory: pytest.TempPathFactory):
         started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired as exc:
         subprocess.run(stop, env=env, timeout=60)
-        pytest.skip(f"local SLURM: `{' '.join(command)}` timed out after {exc.timeout} s")
+        infrastructure_missing(f"local SLURM: `{' '.join(command)}` timed out after {exc.timeout} s")
     if started.returncode != 0:
         subprocess.run(stop, env=env, timeout=60)  # whatever daemons did start
-        pytest.skip(f"local SLURM could not be started: `{' '.join(command)}` exited {started.returncode}: "
-                    f"{(started.stderr or started.stdout)[-1500:]}")
+        infrastructure_missing(f"local SLURM could not be started: `{' '.join(command)}` exited "
+                               f"{started.returncode}:\n{(started.stderr or started.stdout)[-1500:]}")
     yield {**env, "SLURM_CONF": str(directory / "slurm.conf"), "FTLAB_DIR": str(ROOT),
            "FTLAB_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     subprocess.run(stop, env=env, timeout=60)

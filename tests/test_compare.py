@@ -126,7 +126,12 @@ def test_one_run_gets_a_reproducible_bootstrap_interval_around_its_accuracy(tmp_
     write_run(results, "svm", mask(170), group="svm", method="tfidf_svm")
     first = report(results, tmp_path, capsys)["svm"][9]
     low, high = map(float, first.split("–"))
-    assert low < 0.85 < high and high - low == pytest.approx(2 * 1.96 * np.sqrt(0.85 * 0.15 / N), abs=0.02)
+    # A percentile bootstrap of 170 right out of 200 resamples Binomial(200, 0.85) / 200: its 95% interval is that
+    # distribution's 2.5% and 97.5% quantiles (0.80, 0.90), up to one step of 1/200. A 90% interval (0.81, 0.89)
+    # or a 99% one (0.78, 0.91) is two steps or more off at an end.
+    expected = scipy_stats.binom.ppf([0.025, 0.975], N, 170 / N) / N
+    assert (low, high) == pytest.approx(tuple(expected), abs=1 / N + 1e-9)
+    assert high - low == pytest.approx(expected[1] - expected[0], abs=1 / N + 1e-9)
     assert report(results, tmp_path, capsys)["svm"][9] == first  # seeded: the same report twice
 
 
@@ -184,7 +189,7 @@ def test_compare_to_naming_nothing_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_two_level_columns_aso_from_five_seeds_and_seeds_needed(tmp_path, capsys):
-    """The report's new cells against ftlab.stats on the same arrays: the difference's interval, ASO both ways
+    """The report's new cells against ftlab.analysis.stats on the same arrays: the difference's interval, ASO both ways
     (five seeds a side) or what it needs (three seeds), the seeds needed for a non-significant row, and the
     seeds+examples interval beside a t-interval that holds the test set fixed."""
     results = tmp_path / "results"

@@ -43,6 +43,11 @@ def test_three_classes_share_one_mapping_across_splits():
     data = _prepare(_raw({"train": rows, "test": rows[:9]}))
     assert data.label_names == ["neg", "neutral", "pos"]
     assert data.num_labels == 3
+    # The test split came with its own rows: decoded through the shared mapping, its labels are the source strings.
+    test = data.splits["test"]
+    assert test.features["label"].names == data.label_names
+    assert [data.label_names[i] for i in test["label"]] == [label for _, label in rows[:9]]
+    assert sorted(set(test["label"])) == [0, 1, 2]
 
 
 def test_empty_texts_are_dropped_and_counted(capsys):

@@ -112,6 +112,15 @@ def test_smoke_suite_runs_offline_then_reports(tmp_path):
     rows = table_rows((results / "report.md").read_text())
     assert sorted(row[0] for row in rows) == ["full", "lora-r16-a16", "lora-r16-a32", "lora-r8-a16", "svm"]
     assert {row[3] for row in rows} == {"rotten_tomatoes"}
+    # Each configuration's row holds its figures: one seed, its trainable parameters, validation accuracy, test
+    # accuracy and F1 (the 95% CI needs prediction files, which every run writes).
+    for row in rows:
+        assert row[4] == "1" and int(row[5].replace(",", "")) > 0, row
+        assert all(0.0 <= float(value) <= 1.0 for value in row[6:9]), row
+        low, high = map(float, row[9].split("–"))
+        assert low <= float(row[7]) <= high, row
+    params = {row[0]: int(row[5].replace(",", "")) for row in rows}
+    assert params["lora-r8-a16"] < params["lora-r16-a16"] == params["lora-r16-a32"] < params["full"]
     for name in ("loss_curves", "accuracy_vs_params", "train_time"):
         png = (tmp_path / "img" / f"experiments_1-smoke_{name}.png").read_bytes()
         assert png[:8] == PNG_MAGIC and len(png) > 10_000

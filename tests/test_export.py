@@ -3,11 +3,12 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, TrainerCallback
 
-from ftlab.config import MethodArgs
+from ftlab.config import MethodArgs, parse_args
 from ftlab.models.export import merged_model
 from ftlab.models.methods import apply_method
+from ftlab.training.run import run_training
 from tests.conftest import nonzero_lora_b, run_main, synthetic_rows, write_csv
 
 MERGE_ATOL = 1e-5  # fp32 re-association of W x + B A x vs (W + B A) x
@@ -78,13 +79,42 @@ def test_adapter_saved_then_chained_into_head_training(tiny_model_dir, tmp_path)
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "lora" / "merged")
     assert merged.config.id2label == {0: "neg", 1: "pos"}
 
-    second = run_main(*common, "--method", "head", "--load_adapter", str(adapter),
-                      "--output_dir", str(tmp_path / "head"), cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-3000:]
-    chained = json.loads((tmp_path / "head" / "result.json").read_text())
+    # Stage two, in this process so that a callback can read the run's own model: before its first step and after
+    # its last, the frozen encoder computes what the merged LoRA model's encoder computes.
+    merged.eval()
+    batch = _batch()
+    with torch.no_grad():
+        expected = merged.base_model(**batch).last_hidden_state
+        base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
+        assert (base.base_model(**batch).last_hidden_state - expected).abs().max() > 1e-2  # LoRA changed it
+    encoder_outputs = EncoderOutputs(batch)
+    chained = run_training(parse_args([*common, "--method", "head", "--load_adapter", str(adapter),
+                                       "--output_dir", str(tmp_path / "head")]), callbacks=[encoder_outputs])
+    assert len(encoder_outputs.seen) == 2
+    for seen in encoder_outputs.seen:
+        torch.testing.assert_close(seen, expected, rtol=0, atol=MERGE_ATOL)
     assert chained["trainable_params"] == (32 * 32 + 32) + (32 * 2 + 2)  # only the head trains in stage two
-    # Stage two starts from the LoRA-tuned encoder, so it is at least as good as the LoRA run left it.
     assert chained["metrics"]["test"]["accuracy"] >= record["metrics"]["test"]["accuracy"] - 0.05
+
+
+class EncoderOutputs(TrainerCallback):
+    """The encoder's last hidden states on a fixed batch, in eval mode, when training begins and ends."""
+
+    def __init__(self, batch):
+        self.batch, self.seen = batch, []
+
+    def _read(self, model):
+        training = model.training
+        model.eval()
+        with torch.no_grad():
+            self.seen.append(model.base_model(**self.batch).last_hidden_state)
+        model.train(training)
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._read(model)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self._read(model)
 
 
 def test_save_adapter_needs_a_lora_method(tmp_path):

@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
+from transformers import AutoTokenizer
 
 from ftlab.cli import main
 from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
@@ -116,11 +118,12 @@ def test_what_reaches_the_terminal_is_one_line(tiny_model_dir, tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_long_texts_float_labels_and_unlabelled_rows_are_valid(tiny_model_dir, tmp_path, capsys):
+def test_long_texts_float_labels_and_unlabelled_rows_are_valid(tiny_model_dir, tmp_path, capsys, cache_dir):
     """Decided as valid input: a text far beyond --max_length is truncated; a label column of floats (what pandas
     reads when a numeric column has an empty cell) holds classes "0" and "1"; rows without a label are dropped
     and said so."""
-    rows = [(text * 2000 if i == 0 else text, "1.0" if label == "pos" else "0.0")
+    # Ten texts thousands of tokens long, so that some of them land in the training split.
+    rows = [(" ".join([text] * (400 + i)) if i < 10 else text, "1.0" if label == "pos" else "0.0")
             for i, (text, label) in enumerate(synthetic_rows(200))]
     rows += [("an unlabelled review", ""), ("another one", "")]
     data = _write(tmp_path / "reviews.csv", _rows_csv(rows))
@@ -131,6 +134,15 @@ def test_long_texts_float_labels_and_unlabelled_rows_are_valid(tiny_model_dir, t
     assert record["data"]["label_names"] == ["0", "1"]
     assert "dropped 2 rows without a label from the train split" in record["data"]["notes"]
     assert sum(record["data"]["sizes"].values()) == 200
-    assert record["mean_train_tokens"] <= 32  # the long text was cut to --max_length
+    # Each training text's own length: the long ones cut to exactly --max_length (special tokens included), the
+    # others untouched. The training split is what the run did not predict on.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    evaluated = {example_id for split in ("validation", "test")
+                 for example_id in pd.read_parquet(out / "predictions" / f"{split}.parquet")["example_id"]}
+    train_rows = [i for i in range(200) if f"train/{i}" not in evaluated]
+    lengths = [len(tokenizer(rows[i][0])["input_ids"]) for i in train_rows]
+    assert len(train_rows) == 160 and sum(length > 32 for length in lengths) >= 3
+    assert record["mean_train_tokens"] == pytest.approx(
+        sum(32 if length > 32 else length for length in lengths) / 160, rel=1e-12)
     assert record["metrics"]["test"]["accuracy"] >= 0.9
     assert "error" not in capsys.readouterr().err

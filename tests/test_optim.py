@@ -4,7 +4,7 @@ import math
 import bitsandbytes as bnb
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
 
 from ftlab.config import OPTIMIZERS, SCHEDULERS
 from ftlab.runs.plan import plan_run
@@ -33,14 +33,63 @@ def tiny_setup(tiny_model_dir, tmp_path_factory):
     return data, tokenizer, tokenize_splits(data.splits, tokenizer, 32, False)
 
 
+class LearningRates(TrainerCallback):
+    """The learning rate each optimizer step used: read between optimizer.step() and the scheduler's step."""
+
+    def __init__(self):
+        self.used = []
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        self.used.append(float(optimizer.param_groups[0]["lr"]))
+
+
 def _train(tiny_setup, tiny_model_dir, tmp_path, *flags):
     data, tokenizer, tokenized = tiny_setup
     cfg = plan_run(["--model", str(tiny_model_dir), "--method", "full", "--batch_size", "8", "--lr", "1e-3",
                       "--output_dir", str(tmp_path / "run"), *flags])
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     trainer = build_trainer(model, tokenizer, tokenized, data, cfg, str(tmp_path / "run"))
+    trainer.learning_rates = LearningRates()
+    trainer.add_callback(trainer.learning_rates)
     output = trainer.train()
     return trainer, output
+
+
+def expected_learning_rates(scheduler: str, lr: float, steps: int, warmup_ratio: float) -> list[float]:
+    """Each schedule's formula, written out here rather than taken from transformers or torch: the learning rate
+    of optimizer step s (0-based) of `steps`."""
+    warmup = math.ceil(warmup_ratio * steps)
+    peak = warmup_ratio * steps - 1  # OneCycleLR: the step at which the rate tops out (pct_start = warmup ratio)
+    initial = lr / 25  # OneCycleLR's default div_factor, then final_div_factor 1e4
+    final = initial / 1e4
+
+    def factor(s: int) -> float:
+        if scheduler in ("linear", "cosine", "constant_with_warmup") and s < warmup:
+            return s / warmup
+        if scheduler == "linear":
+            return (steps - s) / (steps - warmup)
+        if scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (s - warmup) / (steps - warmup)))
+        if scheduler in ("constant", "constant_with_warmup"):
+            return 1.0
+        if scheduler == "linearlr":
+            return 1 - s / steps
+        if s <= peak:  # onecycle: cosine up from lr/25 to lr, then cosine down to lr/25e4
+            return (initial + (lr - initial) * (1 - math.cos(math.pi * s / peak)) / 2) / lr
+        return (final + (lr - final) * (1 + math.cos(math.pi * (s - peak) / (steps - 1 - peak))) / 2) / lr
+
+    return [lr * factor(s) for s in range(steps)]
+
+
+def test_expected_learning_rates_read_as_the_schedules_do():
+    """The formulas above, at the points where each schedule's shape is known without them."""
+    lrs = {name: expected_learning_rates(name, 1.0, 8, 0.25) for name in SCHEDULERS}
+    assert lrs["linear"][:3] == [0.0, 0.5, 1.0] and lrs["linear"][-1] == pytest.approx(1 / 6)
+    assert lrs["cosine"][2] == 1.0 and lrs["cosine"][5] == pytest.approx(0.5)
+    assert lrs["constant"] == [1.0] * 8 and lrs["constant_with_warmup"] == [0.0, 0.5] + [1.0] * 6
+    assert lrs["linearlr"][0] == 1.0 and lrs["linearlr"][4] == 0.5
+    assert lrs["onecycle"][0] == pytest.approx(1 / 25) and lrs["onecycle"][1] == 1.0
+    assert lrs["onecycle"][7] == pytest.approx(1 / 25e4)
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
@@ -48,7 +97,7 @@ def _train(tiny_setup, tiny_model_dir, tmp_path, *flags):
 def test_every_optimizer_and_scheduler_trains(optimizer, scheduler, tiny_setup, tiny_model_dir, tmp_path):
     # bitsandbytes 0.50 runs its 8-bit and paged optimizers on CPU too, so nothing here needs skipping.
     trainer, output = _train(tiny_setup, tiny_model_dir, tmp_path, "--optimizer", optimizer,
-                             "--scheduler", scheduler, "--epochs", "1")
+                             "--scheduler", scheduler, "--epochs", "1", "--warmup_ratio", "0.25")
     built = trainer.optimizer.optimizer  # the Trainer's accelerate wrapper holds the real one
     cls, paged = EXPECTED_OPTIMIZER[optimizer]
     assert type(built) is cls
@@ -57,6 +106,9 @@ def test_every_optimizer_and_scheduler_trains(optimizer, scheduler, tiny_setup, 
     if scheduler in EXPECTED_SCHEDULER:
         assert type(trainer.lr_scheduler) is EXPECTED_SCHEDULER[scheduler]
     assert trainer.state.global_step == 8  # 64 training rows / batch 8
+    # Every step's learning rate is the schedule's (2 warm-up steps of 8 where the schedule warms up).
+    assert trainer.learning_rates.used == pytest.approx(expected_learning_rates(scheduler, 1e-3, 8, 0.25),
+                                                        rel=1e-6, abs=1e-12)
     assert math.isfinite(output.training_loss)
 
 

@@ -85,6 +85,40 @@ def test_report_table_and_plots(tmp_path):
         assert f"]({Path('..') / 'img' / png.name})" in report  # linked from the report
 
 
+def test_plots_draw_one_series_per_run_and_group(tmp_path, monkeypatch):
+    """What the figures hold, read from each figure as it goes to be saved."""
+    from ftlab import cli, plots
+
+    results = tmp_path / "results"
+    write_results(results)
+    figures = {}
+    save = plots._save
+
+    def keep(fig, path):
+        figures[path.name.removeprefix("results_").removesuffix(".png")] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    assert cli.main(["report", str(results), "--img_dir", str(tmp_path / "img")]) == 0
+    assert set(figures) == {"loss_curves", "accuracy_vs_params", "train_time"}
+    # One curve per run with a loss history (the re-run lora once; not the SVM or the eval-only run), each with
+    # its logged points.
+    (ax,) = figures["loss_curves"].axes
+    assert sorted(line.get_label() for line in ax.get_lines()) == ["full", "lora", "rt-head"]
+    for line in ax.get_lines():
+        assert line.get_xydata().tolist() == [[2, 0.7], [4, 0.5]]
+    # One panel per dataset; in each, one error bar per group at (trainable parameters, mean test accuracy).
+    imdb, rotten = figures["accuracy_vs_params"].axes
+    points = sorted(tuple(bar.lines[0].get_xydata()[0]) for bar in imdb.containers)
+    assert points == [(148_610, 0.49), (480_386, 0.8765), (2_000_000, 0.91), (22_713_986, 0.5)]
+    assert [tuple(bar.lines[0].get_xydata()[0]) for bar in rotten.containers] == [(148_610, 0.7)]
+    # One bar per run, as tall as its training time.
+    (ax,) = figures["train_time"].axes
+    (bars,) = ax.containers
+    heights = {label.get_text(): patch.get_height() for label, patch in zip(ax.get_xticklabels(), bars.patches)}
+    assert heights == {"full": 123.456, "raw": 0.0, "lora": 10.0, "svm": 30.0, "rt-head": 10.0}
+
+
 def test_runs_without_loss_history_get_no_loss_plot(tmp_path):
     results = tmp_path / "results"
     save_record(results / "svm", make_record(results / "svm", method="tfidf_svm", losses=()))

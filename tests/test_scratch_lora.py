@@ -203,6 +203,12 @@ def test_dropout_applies_to_the_adapter_input_only_in_training():
     torch.testing.assert_close(layer(x), without, rtol=0, atol=1e-5)
     layer.train()
     assert not torch.allclose(layer(x), without, atol=1e-3)
+    # With B = 0 the adapter adds nothing, so in training mode the output is the base's exactly: dropout touches
+    # only the adapter's input, never the base path (dropout there would zero and rescale the base's input).
+    with torch.no_grad():
+        layer.lora_B.zero_()
+    assert layer.training
+    torch.testing.assert_close(layer(x), layer.base(x), rtol=0, atol=0)
 
 
 def test_nothing_matching_is_an_error_naming_the_pattern():

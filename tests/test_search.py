@@ -19,7 +19,7 @@ from ftlab.cli import main
 from ftlab.runs.plan import plan_run
 from ftlab.errors import ConfigError
 from ftlab.search.space import build_space, parse_spec
-from tests.conftest import ROOT, free_port, synthetic_rows, write_csv
+from tests.conftest import ROOT, free_port, infrastructure_missing, synthetic_rows, write_csv
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -175,7 +175,8 @@ def test_two_workers_share_one_sqlite_study_and_run_exactly_n(flags, tmp_path, c
 
 
 def _start_postgres(directory: Path, port: int) -> Path:
-    """Debian's PostgreSQL server with its data in `directory`; returns the bin dir. Skips with the failing step."""
+    """Debian's PostgreSQL server with its data in `directory`; returns the bin dir. Skips with the failing step
+    (fails with it under FTLAB_REQUIRE_INFRA=1)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found and os.geteuid() == 0:  # as scripts/slurm/local_cluster.sh installs SLURM
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -185,8 +186,8 @@ def _start_postgres(directory: Path, port: int) -> Path:
             subprocess.run(install, capture_output=True, env=env, timeout=600)
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found:
-        pytest.skip("PostgreSQL: no /usr/lib/postgresql/*/bin/pg_ctl, and `apt-get install -y postgresql` did not "
-                    "provide one")
+        infrastructure_missing("PostgreSQL: no /usr/lib/postgresql/*/bin/pg_ctl, and `apt-get install -y "
+                               "postgresql` did not provide one" + ("" if os.geteuid() == 0 else " (not root)"))
     bin_dir = Path(found[-1]).parent
     # The server refuses to run as root: as root, run it as the `postgres` user, which must own its directory.
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -199,8 +200,8 @@ def _start_postgres(directory: Path, port: int) -> Path:
         done = subprocess.run([*as_user, *step], capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             log = (directory / "server.log").read_text() if (directory / "server.log").exists() else ""
-            pytest.skip(f"PostgreSQL could not be started: `{' '.join(step)}` exited {done.returncode}: "
-                        f"{(done.stderr + done.stdout + log)[-1500:]}")
+            infrastructure_missing(f"PostgreSQL could not be started: `{' '.join(step)}` exited {done.returncode}:"
+                                   f"\n{(done.stderr + done.stdout + log)[-1500:]}")
     return bin_dir
 
 

@@ -2,7 +2,8 @@
 
 scripts/slurm/local_cluster.sh installs slurm-wlm if it is missing (root only), starts munge, slurmctld and slurmd
 with everything under a temporary directory, and waits for the node to be idle. Where that cannot be done the
-tests are skipped with the failing step and its log, never run against a stand-in.
+tests are skipped with the failing step and its log, never run against a stand-in; with FTLAB_REQUIRE_INFRA=1
+(set by .ci/run) they fail with it instead.
 """
 import json
 import os

@@ -3,6 +3,8 @@ reference-vs-default benchmark run end to end on a tiny model."""
 import json
 
 import pytest
+import torch
+from transformers import TrainerCallback
 
 from ftlab.bench.command import peak_flops
 from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
@@ -89,15 +91,37 @@ def test_encoder_dropout_is_off_on_cpu_unless_asked_for_and_the_head_keeps_its_o
         assert (off.config.hidden_dropout_prob, off.config.classifier_dropout) == (0.0, 0.1)
 
 
+class LinearOutputDtypes(TrainerCallback):
+    """The dtypes of every linear layer's output in the forward passes of training steps (forward hooks set when
+    training begins, on the model the Trainer trains)."""
+
+    def __init__(self):
+        self.dtypes, self.calls = set(), 0
+
+    def _seen(self, module, inputs, output):
+        if module.training and torch.is_grad_enabled():  # a training step, not an evaluation
+            self.dtypes.add(output.dtype)
+            self.calls += 1
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.register_forward_hook(self._seen)
+
+
 def test_bf16_training_on_cpu_is_recorded_with_its_profile(tiny_model_dir, tmp_path):
+    from ftlab.config import parse_args
+    from ftlab.training.run import run_training
+
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
     out = tmp_path / "run"
-    proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method", "lora",
-                    "--lr", "1e-2", "--epochs", "4", "--precision", "bf16", "--profile_steps", "3",
-                    "--output_dir", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((out / "result.json").read_text())
+    linears = LinearOutputDtypes()
+    record = run_training(parse_args(["--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method",
+                                      "lora", "--lr", "1e-2", "--epochs", "4", "--precision", "bf16",
+                                      "--profile_steps", "3", "--output_dir", str(out)]), callbacks=[linears])
     assert record["precision"] == "bf16" and record["attention_dropout"] == record["hidden_dropout"] == 0.0
+    # Inside the Trainer's steps the linears really compute in bf16 (base layers, adapters and head alike).
+    assert linears.dtypes == {torch.bfloat16} and linears.calls > 1000
     assert record["metrics"]["test"]["accuracy"] >= 0.95
     profile = (out / "profile.txt").read_text()
     assert record["profile"] == str(out / "profile.txt")
@@ -173,6 +197,31 @@ def test_torch_compile_compiles_once_per_bucket(tiny_model_dir, tmp_path):
     assert record["metrics"]["test"]["accuracy"] == 1.0
 
 
+def counted_forward_flops(model_dir, tokens: float) -> float:
+    """The tiny DistilBERT encoder's forward FLOPs for one text of `tokens` tokens, counted by torch's
+    FlopCounterMode rather than by a formula. Eager attention, whose matmuls it sees (it does not count the CPU
+    SDPA kernel). Counted at 4 and 8 tokens: an encoder's forward costs a*T + b*T^2 (linears per token, attention
+    per pair of tokens), which gives the cost at a mean length between whole numbers."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+    per_token = {}
+    for length in (4, 8):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(input_ids=torch.randint(5, 20, (1, length)))
+        encoder = counter.get_flop_counts()["DistilBertForSequenceClassification.distilbert.transformer"]
+        per_token[length] = sum(encoder.values()) / length
+    quadratic = (per_token[8] - per_token[4]) / 4
+    return tokens * (per_token[4] - 4 * quadratic) + quadratic * tokens ** 2
+
+
+def test_the_flops_model_counts_what_torch_counts(tiny_model_dir):
+    for tokens in (3, 17, 32, 12.5):
+        assert flops_model(str(tiny_model_dir)).forward_flops_per_sample(tokens) == pytest.approx(
+            counted_forward_flops(tiny_model_dir, tokens), rel=1e-9)
+
+
 def test_bench_runs_the_reference_and_the_default_recipe_side_by_side(tiny_model_dir, tmp_path):
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
     bench_dir = tmp_path / "bench"
@@ -202,8 +251,7 @@ def test_bench_runs_the_reference_and_the_default_recipe_side_by_side(tiny_model
     assert summary["gemm"]["rows"] == 16 * 32 and rates["fp32"] > 0
     for recipe, row in rows.items():
         record = json.loads((bench_dir / f"lora-{recipe}" / "result.json").read_text())
-        flops = flops_model(record["model_source"]["location"]).forward_flops_per_sample(record["mean_train_tokens"])
-        useful = row["samples_per_second"] * flops * 2
+        useful = row["samples_per_second"] * counted_forward_flops(tiny_model_dir, record["mean_train_tokens"]) * 2
         assert row["useful_flops_per_second"] == pytest.approx(useful)
         assert row["cpu_utilisation"] == pytest.approx(useful / rates[record["precision"]])
         assert row["mfu"] is None

@@ -46,7 +46,9 @@ def test_paired_bootstrap_p_is_close_to_mcnemar_for_one_seed_each(only_a, only_b
     exact = scipy_stats.binomtest(only_a, only_a + only_b).pvalue
     assert stats.mcnemar_exact(a, b) == pytest.approx(exact)
     _, p = stats.paired_bootstrap(a, b)
-    assert 0.6 * exact <= p <= 1.0 and (p <= 0.05) == (exact <= 0.05)
+    # Within the bootstrap's discreteness of McNemar's p (here 0.84, 0.76 and 1.0 of it): a one-sided p (half) or
+    # a doubled one falls outside.
+    assert 0.6 * exact <= p <= min(1.0, 1.15 * exact) and (p <= 0.05) == (exact <= 0.05)
 
 
 def test_intervals_of_constant_values_have_zero_width():

@@ -1,10 +1,12 @@
 """End-to-end runs through main.py: a tiny model built in the test, and the packaged encoder on real IMDB."""
 import json
+import random
 
+import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import run_main, synthetic_rows, write_csv
+from tests.conftest import NEUTRAL, run_main, synthetic_rows, write_csv
 
 RECORD_KEYS = {"config", "metrics", "trainable_params", "total_params", "train_seconds", "train_samples_per_second",
                "peak_memory_mb"}
@@ -68,8 +70,12 @@ def test_default_command_on_packaged_encoder_and_real_imdb(tmp_path):
 
 
 def test_three_classes_train_with_macro_f1(tiny_model_dir, tmp_path):
-    data = write_csv(tmp_path / "tweets.csv", synthetic_rows(450, classes=("pos", "neg", "neutral")),
-                     header=("text", "label"))
+    # Imbalanced classes (4:2:1) plus texts with no sentiment word under a random label, which no model gets all
+    # right: the test split has errors, so macro, weighted and micro F1 come apart.
+    rng = random.Random(0)
+    rows = synthetic_rows(630, classes=("pos",) * 4 + ("neg",) * 2 + ("neutral",))
+    rows += [(" ".join(rng.choices(NEUTRAL, k=6)), rng.choice(("pos", "neg", "neutral"))) for _ in range(70)]
+    data = write_csv(tmp_path / "tweets.csv", rows, header=("text", "label"))
     out = tmp_path / "run"
     proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), "--method", "full", "--epochs", "8",
                     "--lr", "5e-3", "--max_length", "32", "--output_dir", str(out), cwd=tmp_path)
@@ -77,16 +83,16 @@ def test_three_classes_train_with_macro_f1(tiny_model_dir, tmp_path):
     record = _record(out)
     assert record["data"]["label_names"] == ["neg", "neutral", "pos"]
     test = record["metrics"]["test"]
-    matrix = test["confusion_matrix"]
-    assert len(matrix) == 3
+    matrix = np.array(test["confusion_matrix"])  # rows: true class, columns: predicted class
+    assert matrix.shape == (3, 3) and matrix.sum() == test["num_samples"] == 70
     # Macro F1, recomputed from the confusion matrix: the mean of the three per-class F1 scores.
-    per_class = []
-    for k in range(3):
-        tp = matrix[k][k]
-        predicted, actual = sum(row[k] for row in matrix), sum(matrix[k])
-        per_class.append(0.0 if tp == 0 else 2 * tp / (predicted + actual))
-    assert test["f1"] == pytest.approx(sum(per_class) / 3)
-    assert test["accuracy"] >= 0.9
+    true_counts, predicted_counts, hits = matrix.sum(axis=1), matrix.sum(axis=0), np.diag(matrix)
+    per_class = 2 * hits / (true_counts + predicted_counts)
+    weighted, micro = (per_class * true_counts).sum() / true_counts.sum(), hits.sum() / matrix.sum()
+    assert test["f1"] == pytest.approx(per_class.mean(), rel=1e-9)
+    # The split tells the averages apart, so the assertion above could not pass with the wrong one.
+    assert min(abs(per_class.mean() - weighted), abs(per_class.mean() - micro)) > 0.01
+    assert test["accuracy"] == pytest.approx(micro) and 0.8 <= test["accuracy"] < 1.0
 
 
 @pytest.mark.parametrize("rows, flags, message", [

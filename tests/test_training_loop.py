@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ftlab.training.metrics import find_collapse
@@ -65,21 +66,48 @@ def test_a_collapsed_run_is_flagged_in_record_and_summary(tiny_model_dir, review
 
 # --- best checkpoint and early stopping ------------------------------------------------------------------------
 
-def test_early_stopping_and_load_best(tiny_model_dir, reviews, tmp_path):
-    # LoRA at lr 1e-2 reaches 100% validation accuracy in the first epoch; it cannot improve, so patience 1
-    # stops training after the second evaluation, and the best checkpoint is the first one.
+def _probabilities(checkpoint: Path, texts: list[str]) -> np.ndarray:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    batch = AutoTokenizer.from_pretrained(checkpoint)(texts, padding=True, truncation=True, max_length=32,
+                                                       return_tensors="pt")
+    with torch.no_grad():
+        return model(**batch).logits.softmax(-1).numpy()
+
+
+def test_early_stopping_and_load_best(tiny_model_dir, tmp_path):
+    # A quarter of the labels flipped: full fine-tuning first learns the cue words, then memorises the noise, so
+    # the validation loss falls, then rises (here: best after epoch 2 of 4). Patience 2 stops the run after two
+    # evaluations without a lower loss, and the test split must be scored by the best epoch's model, not the last.
+    # fp32 (not the CPU's bf16 autocast), so that the checkpoints below reproduce the written probabilities.
+    rng = np.random.default_rng(0)
+    rows = [(text, {"pos": "neg", "neg": "pos"}[label] if flip else label)
+            for (text, label), flip in zip(synthetic_rows(400), rng.random(400) < 0.25)]
+    data = write_csv(tmp_path / "noisy.csv", rows)
     out = tmp_path / "run"
-    proc = run_main("--model", str(tiny_model_dir), "--dataset", str(reviews), *TINY, "--method", "lora",
-                    "--lr", "1e-2", "--epochs", "10", "--load_best", "--early_stopping_patience", "1",
-                    "--output_dir", str(out), cwd=tmp_path)
+    proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method", "full",
+                    "--lr", "5e-3", "--epochs", "10", "--load_best", "--metric_for_best", "loss",
+                    "--early_stopping_patience", "2", "--save_total_limit", "3", "--precision", "fp32",
+                    "--output_dir", str(out),
+                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = _record(out)
-    assert [entry["epoch"] for entry in record["eval_history"]] == [1.0, 2.0]
-    assert record["eval_history"][0]["accuracy"] == 1.0
-    assert record["stopped_early"] is True
-    assert record["best_checkpoint"].endswith(f"checkpoint-{STEPS_PER_EPOCH}")
-    assert record["metrics"]["test"]["accuracy"] == 1.0
-    assert (out / f"checkpoint-{STEPS_PER_EPOCH}" / "trainer_state.json").is_file()
+    losses = [entry["loss"] for entry in record["eval_history"]]
+    best = int(np.argmin(losses))
+    assert record["stopped_early"] is True and len(losses) < 10
+    # Stopped `patience` evaluations after the best one, which is neither the first nor the last.
+    assert best == len(losses) - 3 and min(losses) < losses[0] and losses[-1] > min(losses) + 0.01
+    best_checkpoint, last_checkpoint = (out / f"checkpoint-{STEPS_PER_EPOCH * epochs}"
+                                        for epochs in (best + 1, len(losses)))
+    assert record["best_checkpoint"] == str(best_checkpoint)
+    # The test predictions the run wrote are the best checkpoint's, and not the last one's.
+    tested = pd.read_parquet(out / "predictions" / "test.parquet")
+    texts = [rows[int(example_id.split("/")[1])][0] for example_id in tested["example_id"]]
+    written = tested[["p_neg", "p_pos"]].to_numpy()
+    np.testing.assert_allclose(written, _probabilities(best_checkpoint, texts), atol=1e-5)
+    assert np.abs(written - _probabilities(last_checkpoint, texts)).max() > 1e-3
 
 
 # --- W&B ---------------------------------------------------------------------------------------------------------
