@@ -143,6 +143,19 @@ def _apply(model_type: str, model: torch.nn.Module, method: str, **extra) -> tor
     return apply_method(model, MethodArgs(method=method, lora_r=R, unfreeze_layers=1, **extra))
 
 
+
+def _train_three_steps(model: torch.nn.Module, batch: dict, labels: torch.Tensor) -> list[float]:
+    """The loss before each of three AdamW steps (lr 1e-2) on the trainable parameters."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(3):
+        loss = model(**batch, labels=labels).loss
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return losses
+
 @pytest.mark.parametrize("model_type", TYPES)
 def test_discovery_finds_the_blocks_head_and_layers_of_each_switch(model_type, built):
     _, blocks, head, layers, fused, decoder = FAMILIES[model_type]
@@ -177,14 +190,7 @@ def test_lora_starts_at_the_base_model_and_two_steps_change_the_loss(model_type,
     model = _apply(model_type, copy.deepcopy(base), method).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(**batch).logits, base_logits, atol=1e-6, rtol=0)  # B = 0
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(3):
-        loss = model(**batch, labels=labels).loss
-        losses.append(loss.item())
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    losses = _train_three_steps(model, batch, labels)
     assert losses[2] != losses[0] and losses[2] < losses[0], losses
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)  # the adapters themselves moved
@@ -301,14 +307,7 @@ def test_qlora_quantises_the_block_linears_and_keeps_the_head_in_full_precision(
     # Training mode: in eval mode bitsandbytes repacks 4-bit weights for a CPU kernel that needs wider layers.
     model.train()
     batch, labels = _batch(), torch.tensor([0, 1, 1])
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(3):
-        loss = model(**batch, labels=labels).loss
-        losses.append(loss.item())
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    losses = _train_three_steps(model, batch, labels)
     assert losses[2] < losses[0], losses
 
 

@@ -92,13 +92,13 @@ def test_plots_draw_one_series_per_run_and_group(tmp_path, monkeypatch):
     results = tmp_path / "results"
     write_results(results)
     figures = {}
-    save = plots._save
+    save = plots.save_figure
 
     def keep(fig, path):
         figures[path.name.removeprefix("results_").removesuffix(".png")] = fig
         return save(fig, path)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     assert cli.main(["report", str(results), "--img_dir", str(tmp_path / "img")]) == 0
     assert set(figures) == {"loss_curves", "accuracy_vs_params", "train_time"}
     # One curve per run with a loss history (the re-run lora once; not the SVM or the eval-only run), each with

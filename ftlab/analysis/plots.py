@@ -13,13 +13,18 @@ if TYPE_CHECKING:
     from ftlab.analysis.compare import Summary
 
 
-def _method_colors(records: list[Record]) -> dict[str, Any]:
-    methods = sorted({method_of(record) for record in records})
+def method_colors(methods: list[str]) -> dict[str, Any]:
+    """One colour per method, in the order given: the report's plots and the learning curves share them."""
     palette = pyplot().get_cmap("tab10")
     return {method: palette(i % 10) for i, method in enumerate(methods)}
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _method_colors(records: list[Record]) -> dict[str, Any]:
+    return method_colors(sorted({method_of(record) for record in records}))
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """The figure as a PNG, written atomically, and closed."""
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     pyplot().close(fig)
@@ -36,7 +41,7 @@ def loss_curves(records: list[Record], path: Path, label: Callable[[Record], str
     ax.set(title="Training loss", xlabel="optimizer step", ylabel="training loss (cross-entropy)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
@@ -72,7 +77,7 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
         ax.grid(alpha=0.3, which="both")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=color) for color in colors.values()]
     axes[0][-1].legend(handles, list(colors), title="method", fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def train_time(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
@@ -87,7 +92,7 @@ def train_time(records: list[Record], path: Path, label: Callable[[Record], str]
     ax.legend(handles, list(colors), title="method", fontsize="small")
     ax.set(title="Training time per run", xlabel="run", ylabel="training time (s, wall clock)")
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_all(records: list[Record], summaries: list["Summary"], img_dir: Path, prefix: str,

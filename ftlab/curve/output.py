@@ -13,6 +13,7 @@ import numpy as np
 
 from ftlab.analysis import curves as fit
 from ftlab.analysis.compare import Comparison, compare, summarise
+from ftlab.analysis.plots import method_colors, save_figure
 from ftlab.analysis.records import FOUND_IN, Group
 from ftlab.curve.args import SVM, CurveArgs, Point
 from ftlab.models.flops import FlopsModel, flops_model, training_flops
@@ -159,22 +160,10 @@ def format_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _colors(methods: list[str]) -> dict[str, Any]:
-    palette = pyplot().get_cmap("tab10")
-    return {method: palette(i % 10) for i, method in enumerate(methods)}
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    pyplot().close(fig)
-    return path
-
-
 def plot_curves(curves: list[fit.MethodCurve], rows: int, path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    colors = _colors([curve.method for curve in curves])
+    colors = method_colors([curve.method for curve in curves])
     for curve in curves:
         color = colors[curve.method]
         means = curve.mean_accuracy
@@ -192,13 +181,13 @@ def plot_curves(curves: list[fit.MethodCurve], rows: int, path: Path) -> Path:
            title="Learning curves: mean over seeds, 95% CI; fit a - b*n^-c with 95% bootstrap band")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_frontier(costs: list[fit.CostPoint], path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    colors = _colors(list(dict.fromkeys(point.method for point in costs)))
+    colors = method_colors(list(dict.fromkeys(point.method for point in costs)))
     for point in costs:
         ax.scatter(point.train_seconds, point.accuracy, color=colors[point.method],
                    edgecolor="black" if point.on_time_front else "none", s=40, zorder=3)
@@ -211,7 +200,7 @@ def plot_frontier(costs: list[fit.CostPoint], path: Path) -> Path:
            title="Cost frontier: accuracy against training time")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def log_to_wandb(args: CurveArgs, result: dict[str, Any]) -> Optional[dict[str, str]]:
