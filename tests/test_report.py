@@ -87,7 +87,8 @@ def test_report_table_and_plots(tmp_path):
 
 def test_plots_draw_one_series_per_run_and_group(tmp_path, monkeypatch):
     """What the figures hold, read from each figure as it goes to be saved."""
-    from ftlab import cli, plots
+    from ftlab import cli
+    from ftlab.analysis import plots
 
     results = tmp_path / "results"
     write_results(results)
