@@ -53,7 +53,8 @@ def test_two_processes_match_one_and_write_one_record(tiny_model_dir, tmp_path):
     assert [json.loads(line) for line in index] == [double]
     assert two.stdout.count("record: ") == 1  # the summary, printed by the main process only
     # One W&B run, opened by the main process.
-    assert len(list((tmp_path / "two").rglob("offline-run-*/run-*.wandb"))) == 1
+    assert len(list((tmp_path / "two").rglob("offline-run-*/run-*.wandb"))) == 1, (double["tracking"],
+                                                                                  two.stderr[-3000:])
     assert double["tracking"]["mode"] == "offline"
 
     assert single["distributed"]["world_size"] == 1

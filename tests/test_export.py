@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
-from ftlab.config import MethodArgs, parse_args
+from ftlab.config import MethodArgs
+from ftlab.runs.plan import plan_run
 from ftlab.models.export import merged_model
 from ftlab.models.methods import apply_method
 from ftlab.training.run import run_training
@@ -88,7 +89,7 @@ def test_adapter_saved_then_chained_into_head_training(tiny_model_dir, tmp_path)
         base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
         assert (base.base_model(**batch).last_hidden_state - expected).abs().max() > 1e-2  # LoRA changed it
     encoder_outputs = EncoderOutputs(batch)
-    chained = run_training(parse_args([*common, "--method", "head", "--load_adapter", str(adapter),
+    chained = run_training(plan_run([*common, "--method", "head", "--load_adapter", str(adapter),
                                        "--output_dir", str(tmp_path / "head")]), callbacks=[encoder_outputs])
     assert len(encoder_outputs.seen) == 2
     for seen in encoder_outputs.seen:

@@ -14,7 +14,8 @@ def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
     left_out = set(FIELDS) - IDENTITY_FIELDS
     assert left_out == {"seed", "seeds", "output_dir", "overwrite_output_dir", "resume", "logging_steps",
                         "save_steps", "save_total_limit", "save_adapter", "merge", "eval_batch_size",
-                        "dataloader_num_workers", "profile_steps", "gradient_checkpointing", "wandb_mode",
+                        "dataloader_num_workers", "profile_steps", "gradient_checkpointing", "trust_remote_code",
+                        "wandb_mode",
                         "wandb_project", "wandb_group",
                         "run_name"}
 

@@ -58,7 +58,9 @@ def test_seeds_run_once_each_with_predictions_and_one_group(tiny_model_dir, tmp_
 
     assert cli.main(["report", str(tmp_path / "study"), "--img_dir", str(tmp_path / "img")]) == 0
     [row] = table_rows(capsys.readouterr().out)
-    assert (row[0], row[4], row[18]) == ("lora", "2", "reference")
+    from ftlab.analysis.report import GROUP_COLUMNS
+
+    assert (row[0], row[4], row[GROUP_COLUMNS.index("verdict")]) == ("lora", "2", "reference")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -110,13 +110,13 @@ class LinearOutputDtypes(TrainerCallback):
 
 
 def test_bf16_training_on_cpu_is_recorded_with_its_profile(tiny_model_dir, tmp_path):
-    from ftlab.config import parse_args
+    from ftlab.runs.plan import plan_run
     from ftlab.training.run import run_training
 
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
     out = tmp_path / "run"
     linears = LinearOutputDtypes()
-    record = run_training(parse_args(["--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method",
+    record = run_training(plan_run(["--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method",
                                       "lora", "--lr", "1e-2", "--epochs", "4", "--precision", "bf16",
                                       "--profile_steps", "3", "--output_dir", str(out)]), callbacks=[linears])
     assert record["precision"] == "bf16" and record["attention_dropout"] == record["hidden_dropout"] == 0.0

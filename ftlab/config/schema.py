@@ -69,9 +69,10 @@ class ModelArgs:
                           "token's state (a decoder's own); auto = last for decoder LMs, mean when the model's "
                           "sentence-transformers pooling config says mean (all-MiniLM-L6-v2), else cls. A saved "
                           "adapter's pooling is kept when it is loaded.", choices=POOLINGS, legacy="cls")
+    # Not part of a run's identity: it permits loading a model, it cannot change what a loadable model computes.
     trust_remote_code: bool = option(False, "Run model code from the model's repository (models transformers has "
                                      "no class for). Off: such a model stops with an error saying so.",
-                                     parse=parse_bool, allowed="true or false")
+                                     parse=parse_bool, allowed="true or false", identity=False)
 
 
 @dataclass
