@@ -40,6 +40,16 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+
+@pytest.fixture(autouse=True)
+def no_inherited_wandb_service():
+    """A test that runs W&B in this process leaves WANDB_SERVICE (the address of this process's wandb-core) in
+    the environment; a main.py that a later test starts would inherit it and attach to that service, which
+    belongs to another run and writes none of the child's files. Each test starts and ends without it."""
+    os.environ.pop("WANDB_SERVICE", None)
+    yield
+    os.environ.pop("WANDB_SERVICE", None)
+
 def word_level_tokenizer(style: str = "bert"):
     """A word-level tokenizer over the fixture vocabulary. style: "bert" ([CLS] text [SEP], a [PAD] token),
     "llama" (<s> text, no pad token: a decoder LM's), "gpt2" (no special tokens added, no pad token)."""
