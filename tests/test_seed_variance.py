@@ -172,8 +172,6 @@ def test_seeds_needed_grows_as_the_difference_shrinks_and_says_when_seeds_cannot
 FIXTURE = Path(__file__).parent / "fixtures" / "epochs_seeds"
 
 
-@pytest.mark.skipif(not FIXTURE.is_dir(), reason="tests/fixtures/epochs_seeds not built yet: see "
-                                                  "scripts/epochs_seeds_fixture.py")
 def test_one_epoch_against_two_on_the_default_task_is_no_significant_difference():
     """The prediction files of `main.py --seeds 1,2,3 --epochs 1` and `--epochs 2` on the default task (IMDB
     2,000 / 1,000, MiniLM LoRA; built with scripts/epochs_seeds_fixture.py): the examples-only bootstrap called
