@@ -34,8 +34,9 @@ def _adapter_identity(path: str) -> str:
 def group_id(cfg: Config, method: str, precision: Optional[str] = None) -> str:
     """The configuration's id. `method` is the record's method, which differs from cfg.method.method for the
     baseline (tfidf_svm, whose config keeps the fine-tuning defaults). `precision`: the one the run resolved
-    --precision to (ftlab.training.speed.resolve_precision), which stands for it: `auto` means what the device has, and it
-    meant fp32 on every CPU before bf16 CPUs got bf16, so `auto` alone would put both kinds of run in one group."""
+    --precision to (ftlab.training.speed.resolve_precision), which stands for it: `auto` means what the device
+    has, and it meant fp32 on every CPU before bf16 CPUs got bf16, so `auto` alone would put both kinds of run in
+    one group."""
     values = {name: getattr(getattr(cfg, FIELDS[name][0]), name) for name in sorted(IDENTITY_FIELDS)}
     for name, before in ADDED_LATER.items():
         if values[name] == before:

@@ -22,12 +22,13 @@ def plan_run(argv: list[str]) -> Config:
     cfg = parse_config(argv)
     check_dataset_name(cfg.data.dataset)
     check_model_before_loading(cfg.model.model, cfg.data.max_length)
-    for run in expand_seeds(cfg):  # each seed of --seeds is a run of its own, in its own directory
+    runs = expand_seeds(cfg)  # each seed of --seeds is a run of its own, in its own directory
+    for run in runs:
         _check_run_directory(run)
         if run.method.load_adapter and not (Path(run.method.load_adapter) / "adapter_config.json").is_file():
             raise ConfigError(f"--load_adapter {cfg.method.load_adapter}: no adapter_config.json there"
                               + (f" (nor in its seed{run.run.seed}/)" if cfg.run.seeds else ""))
-    for run in expand_seeds(cfg):  # each seed resumes in its own directory
+    for run in runs:  # every directory checked before any resume check, as one flag error comes first
         check_resume(run)
     return cfg
 
