@@ -58,6 +58,38 @@ def test_the_size_reaching_a_target_inverts_the_curve():
     assert fit.size_reaching(params, 0.95) is None  # above the asymptote
 
 
+def _constructed_curve(sizes, accuracy_at, seeds=3, sd=0.003):
+    from ftlab.analysis.compare import Summary
+    from ftlab.analysis.records import Group
+
+    rng = np.random.default_rng(11)
+    summaries = []
+    for size in sizes:
+        values = list(accuracy_at(size) + rng.normal(0, sd, seeds))
+        half = 2 * np.std(values, ddof=1)
+        summaries.append(Summary(Group(f"m-n{size}", f"m/n{size}", []), values, values, values,
+                                 (float(np.mean(values)) - half, float(np.mean(values)) + half)))
+    return fit.MethodCurve("m", list(sizes), summaries)
+
+
+def test_the_holdout_check_predicts_a_true_power_law_and_flags_a_curve_that_bends_away():
+    """Fitted on 250..2,000 only. Where the truth is the power law 0.9 - 3 n^-0.6, the predictions at 4,000 and
+    8,000 fall within 0.01 of the measured means and their intervals cover them; where the truth stops rising
+    above 2,000 (a plateau at the 2,000 value), the prediction at 8,000 overshoots and the check says so."""
+    sizes = [250, 500, 1000, 2000, 4000, 8000]
+    law = _constructed_curve(sizes, lambda n: fit.power_law(n, 0.9, 3.0, 0.6))
+    check = fit.holdout_check(law, 2000, rounds=200)
+    assert [p["size"] for p in check["predictions"]] == [4000, 8000]
+    for p in check["predictions"]:
+        assert abs(p["error"]) < 0.01 and p["covered"], p
+        assert p["error"] == pytest.approx(p["predicted"] - p["measured"])
+    plateau = _constructed_curve(sizes, lambda n: fit.power_law(min(n, 1000), 0.9, 3.0, 0.6))
+    last = fit.holdout_check(plateau, 2000, rounds=200)["predictions"][-1]
+    assert last["error"] > 0.005 and last["covered"] is False
+    assert fit.holdout_check(law, 500, rounds=0) is None  # two sizes cannot pin three parameters
+    assert fit.holdout_check(law, 8000, rounds=0) is None  # nothing held out
+
+
 # --- nested training sets ------------------------------------------------------------------------------------------
 
 def _prepared(max_train, subsample="nested", seed=42, classes=("pos", "neg")):
@@ -125,6 +157,7 @@ def flags(tiny_model_dir, tmp_path):
     (["--sizes", "40"], "--sizes '40': a curve needs at least two sizes"),
     (["--sizes", "40,80", "--methods", "head,lasso"], "--methods 'head,lasso': unknown method 'lasso'"),
     (["--sizes", "40,80", "--method", "full"], "--method cannot be used with curve"),
+    (["--sizes", "40,80,120", "--fit_up_to", "120"], "--fit_up_to 120: needs at least three of --sizes at or below"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, flags, tmp_path, capsys):
     assert main(["curve", *flags, *argv]) == 2
@@ -187,8 +220,21 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("finished before (result.json), skipped") == 6
     assert "no fitted curve: 2 size(s)" in again.stdout
+
     assert {p: p.stat().st_mtime_ns for p in curve_dir.rglob("result.json")} == stamps
     assert json.loads((curve_dir / "curve.json").read_text())["methods"]["head"]["fit"] is None
+
+    # The extrapolation check: the SVM fitted on 40..120 only, its new point at 160 predicted beside its record.
+    holdout = ["curve", *flags, "--sizes", "40,80,120,160", "--methods", "svm", "--bootstrap", "50",
+               "--fit_up_to", "120"]
+    checked = run_main(*holdout, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    check = json.loads((curve_dir / "curve.json").read_text())["methods"]["svm"]["holdout"]
+    measured = json.loads((curve_dir / "svm/n160/seed1/result.json").read_text())["metrics"]["test"]["accuracy"]
+    [prediction] = check["predictions"]
+    assert (check["fit_up_to"], prediction["size"], prediction["measured"]) == (120, 160, measured)
+    assert 0 <= prediction["predicted"] <= 1 and prediction["error"] == pytest.approx(prediction["predicted"] - measured)
+    assert "Extrapolation check: each method fitted on its sizes up to 120 only" in checked.stdout
 
 
 @pytest.mark.distributed

@@ -180,6 +180,32 @@ def extrapolate(curve: MethodCurve, size: float) -> Optional[dict[str, Any]]:
             "interval": percentile_interval(values)}
 
 
+def holdout_check(curve: MethodCurve, fit_up_to: int, rounds: int = N_BOOTSTRAP,
+                  seed: int = SEED) -> Optional[dict[str, Any]]:
+    """The honest test of an extrapolation: the curve fitted on its sizes up to `fit_up_to` only, its prediction
+    (with the bootstrap interval) at every larger measured size, beside what was measured there. None where fewer
+    than MIN_FIT_SIZES sizes lie at or below `fit_up_to`, or none above it."""
+    kept = [i for i, size in enumerate(curve.sizes) if size <= fit_up_to]
+    held_out = [i for i, size in enumerate(curve.sizes) if size > fit_up_to]
+    if len(kept) < MIN_FIT_SIZES or not held_out:
+        return None
+    small = MethodCurve(curve.method, [curve.sizes[i] for i in kept], [curve.summaries[i] for i in kept])
+    fit_curves([small], rounds=rounds, seed=seed)
+    if small.params is None:
+        return {"fit_up_to": fit_up_to, "fit": None, "no_fit": small.no_fit, "predictions": []}
+    predictions = []
+    for i in held_out:
+        predicted = extrapolate(small, curve.sizes[i])
+        measured = curve.mean_accuracy[i]
+        interval = predicted["interval"]
+        predictions.append({"size": curve.sizes[i], "predicted": predicted["accuracy"], "predicted_interval": interval,
+                            "measured": measured, "measured_interval": curve.summaries[i].interval,
+                            "error": predicted["accuracy"] - measured,
+                            "covered": None if interval is None else interval[0] <= measured <= interval[1]})
+    return {"fit_up_to": fit_up_to, "fit": dict(zip("abc", map(float, small.params))), "no_fit": None,
+            "predictions": predictions}
+
+
 def crossover(first: MethodCurve, second: MethodCurve) -> Optional[dict[str, Any]]:
     """Where the two fitted curves cross within the measured sizes both share: the first crossing of the fit,
     the interval of the first crossing over the bootstrap rounds that have one, and the share of rounds that do."""

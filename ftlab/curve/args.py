@@ -49,6 +49,7 @@ class CurveArgs:
     curve_dir: Path
     img_dir: Path
     target: Optional[float]
+    fit_up_to: Optional[int]
     bootstrap: int
     point: Optional[int]
     list_points: bool
@@ -72,6 +73,10 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--img_dir", default="img", help="where the two plots go (default img)")
     parser.add_argument("--target", type=float, default=None,
                         help="a test accuracy (0..1): per method the smallest size reaching it, measured and fitted")
+    parser.add_argument("--fit_up_to", type=int, default=None, metavar="N",
+                        help="also fit each method on its sizes up to N only and set that fit's prediction (with "
+                             "its interval) beside the accuracy measured at every larger size: how far the "
+                             "extrapolation can be trusted")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="bootstrap rounds for the fit's intervals (default 1000; 0: none)")
     parser.add_argument("--point", type=int, default=None, metavar="INDEX",
@@ -122,6 +127,11 @@ def parse_curve_args(argv: list[str]) -> CurveArgs:
         raise ConfigError(f"--seeds {known.seeds!r}: {exc}") from None
     if known.target is not None and not 0 < known.target <= 1:
         raise ConfigError(f"--target {known.target}: a test accuracy between 0 (exclusive) and 1")
+    if known.fit_up_to is not None:
+        fitted = [size for size in sizes if size is not None and size <= known.fit_up_to]
+        if len(fitted) < 3 or len(fitted) == len(sizes):
+            raise ConfigError(f"--fit_up_to {known.fit_up_to}: needs at least three of --sizes at or below it (has "
+                              f"{len(fitted)}) and at least one above it")
     if known.bootstrap < 0:
         raise ConfigError(f"--bootstrap {known.bootstrap}: a number of rounds >= 0")
     typed = explicit_options(train_argv)
@@ -131,7 +141,7 @@ def parse_curve_args(argv: list[str]) -> CurveArgs:
     base = plan_run(train_argv)
     curve_dir = Path(known.curve_dir or Path("runs") / f"curve-{dataset_label(base)}")
     args = CurveArgs(sizes=sizes, methods=methods, seeds=seeds, curve_dir=curve_dir, img_dir=Path(known.img_dir),
-                     target=known.target, bootstrap=known.bootstrap, point=known.point,
+                     target=known.target, fit_up_to=known.fit_up_to, bootstrap=known.bootstrap, point=known.point,
                      list_points=known.list_points, train_argv=train_argv)
     for point in plan_points(args, rows=None):  # every method's flags checked now, on a stand-in size
         plan_run(point_argv(args, point))

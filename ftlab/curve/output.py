@@ -108,6 +108,8 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
                                  if np.isclose(value, low) or np.isclose(value, high)]
         if args.target is not None:
             entry["target"] = fit.target_size(curve, args.target)
+        if args.fit_up_to is not None:
+            entry["holdout"] = fit.holdout_check(curve, args.fit_up_to, rounds=args.bootstrap)
         result["methods"][curve.method] = entry
     return result, curves, costs
 
@@ -149,6 +151,21 @@ def format_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {method}{bound} | {entry['fit']['a']:.4f} {_interval(entry['fit_intervals']['a'])} "
                      f"| {entry['fit']['b']:.3g} | {entry['fit']['c']:.3f} "
                      f"| {full['accuracy']:.4f} {_interval(full['interval'])} | {reach} |")
+    checks = {method: entry["holdout"] for method, entry in result["methods"].items() if entry.get("holdout")}
+    if checks:
+        fit_up_to = next(iter(checks.values()))["fit_up_to"]
+        lines += ["", f"Extrapolation check: each method fitted on its sizes up to {fit_up_to:,} only, against what "
+                  f"was measured above that:", "",
+                  "| method | size | predicted (95% interval) | measured (95% CI) | error | interval covers it |",
+                  "|---|---:|---|---|---:|---|"]
+        for method, check in checks.items():
+            if check["fit"] is None:
+                lines.append(f"| {method} | | no fit: {check['no_fit']} | | | |")
+            for p in check["predictions"]:
+                covered = "n/a" if p["covered"] is None else ("yes" if p["covered"] else "**no**")
+                lines.append(f"| {method} | {p['size']:,} | {p['predicted']:.4f} {_interval(p['predicted_interval'])} "
+                             f"| {p['measured']:.4f} {_interval(p['measured_interval'])} "
+                             f"| {100 * p['error']:+.1f} pts | {covered} |")
     crossings = [c for c in result["crossovers"] if c is not None]
     if crossings:
         lines += ["", "Crossovers of the fitted curves (within the sizes both measured):", ""]
