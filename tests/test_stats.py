@@ -134,3 +134,15 @@ def test_aso_of_equal_scores_is_no_order_and_it_stays_within_0_and_1():
     worse = [0.851, 0.862, 0.855, 0.872, 0.866]
     assert stats.aso_eps_min(worse, better) == 1.0  # ratio + z·σ above 1 is clipped to 1
     assert stats.aso_eps_min(better, worse) == stats.aso_eps_min(better, worse) < 0.2  # seeded
+
+
+def test_bootstrap_interval_is_seeded_and_as_wide_as_its_confidence_asks():
+    correct = np.zeros(400)
+    correct[:320] = 1.0  # accuracy 0.8
+    interval = stats.bootstrap_interval(correct)
+    assert stats.bootstrap_interval(correct) == interval
+    half = 1.96 * np.sqrt(0.8 * 0.2 / 400)  # the normal approximation's 95% half-width, 0.039
+    assert interval == pytest.approx((0.8 - half, 0.8 + half), abs=0.004)
+    low, high = stats.bootstrap_interval(correct, confidence=0.9)
+    assert high - low == pytest.approx(2 * 1.645 * np.sqrt(0.8 * 0.2 / 400), abs=0.004)
+    assert stats.bootstrap_interval(np.zeros(1)) == (0.0, 0.0)  # a one-example test set
