@@ -146,3 +146,19 @@ def test_bootstrap_interval_is_seeded_and_as_wide_as_its_confidence_asks():
     low, high = stats.bootstrap_interval(correct, confidence=0.9)
     assert high - low == pytest.approx(2 * 1.645 * np.sqrt(0.8 * 0.2 / 400), abs=0.004)
     assert stats.bootstrap_interval(np.zeros(1)) == (0.0, 0.0)  # a one-example test set
+
+
+def test_example_counts_drawn_one_by_one_are_a_resample_of_the_examples():
+    """With many patterns (more than an eighth of the examples) the examples are drawn one by one and counted per
+    pattern: each replicate still holds every example once on average, multinomially."""
+    weights = np.array([1, 2, 3])  # 6 examples in 3 patterns
+    counts = stats._example_counts(np.random.default_rng(0), 20000, weights)
+    assert counts.shape == (20000, 3) and (counts.sum(axis=1) == 6).all()
+    share = weights / 6
+    assert counts.mean(axis=0) == pytest.approx(weights, abs=0.05)
+    assert counts.var(axis=0) == pytest.approx(6 * share * (1 - share), rel=0.05)
+
+
+def test_verdict_rejects_at_p_equal_to_alpha():
+    assert stats.verdict(0.02, stats.ALPHA) == "better" and stats.verdict(-0.02, stats.ALPHA) == "worse"
+    assert stats.verdict(0.02, 0.0500001) == stats.NOT_SIGNIFICANT
