@@ -42,10 +42,13 @@ def test_missing_column_lists_the_columns(tmp_path):
 
 def test_a_file_read_as_one_column_names_its_separator(tmp_path):
     path = tmp_path / "reviews.csv"
-    path.write_text("text;label\na good film;pos\na bad film;neg\n")
-    with pytest.raises(DataError, match=r"its columns are text;label \(choose with --text_column\); the header "
-                                        r"looks separated by semicolons: a .csv must be comma-separated, "
-                                        r"a .tsv tab-separated$"):
+    for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        path.write_text(f"text{separator}label\na good film{separator}pos\na bad film{separator}neg\n")
+        with pytest.raises(DataError, match=rf"\(choose with --text_column\); the header looks separated by {name}: "
+                                            r"a .csv must be comma-separated, a .tsv tab-separated$"):
+            _prepare(load_raw(str(path), None, None))
+    path.write_text("review\na good film\n")  # one column, no other separator in its name: no hint
+    with pytest.raises(DataError, match=r"its columns are review \(choose with --text_column\)$"):
         _prepare(load_raw(str(path), None, None))
     path.write_text("sentence,label\na good film,pos\n")  # two columns: a wrong name, not a wrong separator
     with pytest.raises(DataError, match=r"its columns are sentence, label \(choose with --text_column\)$"):
