@@ -108,7 +108,9 @@ def test_subsamples_are_stratified_and_repeatable():
     first = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10)
     second = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10)
     assert first.sizes() == {"train": 50, "validation": 10, "test": 10}
-    assert first.splits["train"]["text"] == second.splits["train"]["text"]
+    for split in ("train", "validation", "test"):  # each subsample is seeded, --max_eval/test_samples' too
+        assert first.splits[split]["text"] == second.splits[split]["text"]
+    assert first.origin == "local"  # the record's data origin: ids pair runs only within one origin
     assert first.splits["train"]["label"].count(0) == 25
     other_seed = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10, data_seed=1)
     assert other_seed.splits["train"]["text"] != first.splits["train"]["text"]
