@@ -213,3 +213,13 @@ def test_two_level_columns_aso_from_five_seeds_and_seeds_needed(tmp_path, capsys
     # 200 examples: the test set's sampling dwarfs the seeds' spread, and the seeds+examples interval is shown.
     low, high = stats.two_level_interval(ref.correct)
     assert rows["ref"][10] == f"{low:.4f}–{high:.4f}" and high - low > 1.5 * (ref.interval[1] - ref.interval[0])
+
+
+def test_the_reference_is_the_best_validation_group_and_the_first_of_equals(tmp_path):
+    results = tmp_path / "results"
+    for name, val in (("low", 0.7), ("first", 0.9), ("second", 0.9)):
+        write_run(results, name, mask(150), group=name, val=val)
+    summaries = summaries_of(results)
+    best = best_by_validation(summaries)["imdb"]
+    assert best.validation_accuracy == [0.9]
+    assert best is [s for s in summaries if s.validation_accuracy == [0.9]][0]  # table order decides a tie

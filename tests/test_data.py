@@ -33,8 +33,25 @@ def test_local_csv_with_custom_columns_and_string_labels(tmp_path):
 
 def test_missing_column_lists_the_columns(tmp_path):
     path = write_csv(tmp_path / "reviews.csv", synthetic_rows(20))
-    with pytest.raises(DataError, match=r"no text column 'text'; its columns are sentence, polarity "
-                                        r"\(choose with --text_column\)"):
+    with pytest.raises(DataError, match=r"^--dataset test-data: split 'train' has no text column 'text'; its columns "
+                                        r"are sentence, polarity \(choose with --text_column\)$"):
+        _prepare(load_raw(str(path), None, None))
+    with pytest.raises(DataError, match=r"has no label column 'label'; .* \(choose with --label_column\)$"):
+        _prepare(load_raw(str(path), "sentence", None))
+
+
+def test_a_file_read_as_one_column_names_its_separator(tmp_path):
+    path = tmp_path / "reviews.csv"
+    for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        path.write_text(f"text{separator}label\na good film{separator}pos\na bad film{separator}neg\n")
+        with pytest.raises(DataError, match=rf"\(choose with --text_column\); the header looks separated by {name}: "
+                                            r"a .csv must be comma-separated, a .tsv tab-separated$"):
+            _prepare(load_raw(str(path), None, None))
+    path.write_text("review\na good film\n")  # one column, no other separator in its name: no hint
+    with pytest.raises(DataError, match=r"its columns are review \(choose with --text_column\)$"):
+        _prepare(load_raw(str(path), None, None))
+    path.write_text("sentence,label\na good film,pos\n")  # two columns: a wrong name, not a wrong separator
+    with pytest.raises(DataError, match=r"its columns are sentence, label \(choose with --text_column\)$"):
         _prepare(load_raw(str(path), None, None))
 
 
@@ -63,7 +80,7 @@ def test_nothing_left_after_dropping_empty_texts_fails():
 
 
 def test_empty_split_fails():
-    with pytest.raises(DataError, match="the validation split is empty"):
+    with pytest.raises(DataError, match="^--dataset test-data: the validation split is empty$"):
         _prepare(_raw({"train": synthetic_rows(20), "validation": []}))
 
 
@@ -77,7 +94,13 @@ def test_unlabelled_test_split_falls_back_to_validation():
     rows = [(t, 1 if label == "pos" else 0) for t, label in synthetic_rows(60)]
     data = _prepare(_raw({"train": rows[:40], "validation": rows[40:], "test": [(t, -1) for t, _ in rows[40:]]}))
     assert data.test_is_validation
-    assert data.splits["test"]["text"] == data.splits["validation"]["text"]
+    assert data.splits["test"]["text"] == data.splits["validation"]["text"] == [t for t, _ in rows[40:]]
+    assert data.label_names == ["0", "1"]  # -1 marks a hidden label, not a class
+    assert data.notes == ["the test split has no labels: test figures are computed on the validation split"]
+    # Hidden labels left as empty cells: the same.
+    data = _prepare(_raw({"train": rows[:40], "validation": rows[40:], "test": [(t, None) for t, _ in rows[40:]]}))
+    assert data.test_is_validation and data.sizes() == {"train": 40, "validation": 20, "test": 20}
+    assert _prepare(_raw({"train": rows[:40], "test": rows[40:]})).test_is_validation is False
 
 
 def test_subsamples_are_stratified_and_repeatable():
@@ -85,7 +108,9 @@ def test_subsamples_are_stratified_and_repeatable():
     first = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10)
     second = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10)
     assert first.sizes() == {"train": 50, "validation": 10, "test": 10}
-    assert first.splits["train"]["text"] == second.splits["train"]["text"]
+    for split in ("train", "validation", "test"):  # each subsample is seeded, --max_eval/test_samples' too
+        assert first.splits[split]["text"] == second.splits[split]["text"]
+    assert first.origin == "local"  # the record's data origin: ids pair runs only within one origin
     assert first.splits["train"]["label"].count(0) == 25
     other_seed = _prepare(_raw({"train": rows}), max_train=50, max_eval=10, max_test=10, data_seed=1)
     assert other_seed.splits["train"]["text"] != first.splits["train"]["text"]
@@ -175,3 +200,102 @@ def test_imdb_mirror_is_identical_across_processes(tmp_path):
     # The raw CSV holds 418 duplicate texts (counted when the mirror was added); one more pair becomes identical once <br /> tags are stripped.
     assert "rows_in 50,000" in conversion and "duplicates_dropped 419" in conversion
     assert "<br />" not in probe["first_test_text"]
+
+
+def test_rows_without_labels_are_dropped_and_float_labels_are_classes():
+    rows = [(t, 1.0 if label == "pos" else 0.0) for t, label in synthetic_rows(40)]
+    validation = [(t, 1) for t, _ in synthetic_rows(6, seed=1)] + [("a film", None)]
+    data = _prepare(_raw({"train": rows + [("a film", float("nan")), ("the plot", None)], "validation": validation}))
+    assert data.label_names == ["0", "1"]  # 1.0 and 1 are one class
+    assert data.sizes() == {"train": 36, "validation": 6, "test": 4}
+    assert data.splits["validation"]["label"] == [1] * 6
+    assert data.notes == ["dropped 2 rows without a label from the train split",
+                          "dropped 1 rows without a label from the validation split",
+                          "test carved from train (0.1, stratified, seed 42)"]
+    with pytest.raises(DataError, match="^--dataset test-data: no row of the train split has a label$"):
+        _prepare(_raw({"train": [("a film", None), ("the plot", None)]}))
+
+
+def test_numeric_labels_are_numbered_from_0_in_order():
+    rows = [(t, 3 if label == "pos" else 1) for t, label in synthetic_rows(40)]
+    data = _prepare(_raw({"train": rows}))
+    assert data.label_names == ["1", "3"]
+    train = data.splits["train"]
+    assert sorted(set(train["label"])) == [0, 1]
+    assert [data.label_names[i] for i in train["label"]] == [str(dict(rows)[t]) for t in train["text"]]
+
+
+def test_class_label_sources_keep_their_names_and_splits():
+    rows = synthetic_rows(60)
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+
+    def split(part):
+        return datasets.Dataset.from_dict({"text": [t for t, _ in part], "label": [l for _, l in part]}, features)
+
+    raw = RawData(datasets.DatasetDict({"train": split(rows[:40]), "unsupervised": split(rows[40:45]),
+                                        "validation": split(rows[40:50]), "test": split(rows[50:])}),
+                  "hub", "text", "label")
+    data = _prepare(raw)
+    assert data.label_names == ["neg", "pos"]
+    assert data.sizes() == {"train": 40, "validation": 10, "test": 10} and data.notes == []
+    assert data.splits["test"]["text"] == [t for t, _ in rows[50:]]
+
+
+def test_too_few_rows_to_carve_from_says_how_many_are_needed():
+    rows = synthetic_rows(4)
+    assert _prepare(_raw({"train": rows})).sizes() == {"train": 2, "validation": 1, "test": 1}
+    with pytest.raises(DataError, match=r"^--dataset test-data: 3 training rows are too few to carve validation and "
+                                        r"test from and keep 2 to train on: it needs at least 4 rows$"):
+        _prepare(_raw({"train": rows[:3]}))
+    with pytest.raises(DataError, match=r"2 training rows are too few to carve test from and keep 2 to train on: "
+                                        r"it needs at least 3 rows$"):
+        _prepare(_raw({"train": rows[:2], "validation": rows[2:]}))
+    with pytest.raises(DataError, match=r"to carve validation and test from .*: it needs smaller "
+                                        r"--validation_fraction/--test_fraction$"):
+        _prepare(_raw({"train": synthetic_rows(20)}), validation_fraction=0.5, test_fraction=0.5)
+
+
+def test_no_train_split_and_too_many_classes_fail():
+    with pytest.raises(DataError, match=r"^--dataset test-data: no 'train' split \(splits: validation, test\)$"):
+        _prepare(_raw({"validation": synthetic_rows(4), "test": synthetic_rows(4)}))
+    with pytest.raises(DataError, match=r"^--dataset test-data: 22 distinct labels in 22 rows \(e.g. 0, 1, 2\): "
+                                        r"column 'label' looks like a number to predict or an id, not classes; "
+                                        r"choose the class column with --label_column$"):
+        _prepare(_raw({"train": [(t, i) for i, (t, _) in enumerate(synthetic_rows(22))]}))
+    # More than 20 classes is fine where each has two rows or more (at most half as many classes as rows).
+    rows = [(t, i // 2) for i, (t, _) in enumerate(synthetic_rows(52))]
+    assert _prepare(_raw({"train": rows})).num_labels == 26
+
+
+def test_rare_classes_fall_back_to_a_seeded_shuffle_and_a_full_take_keeps_the_order():
+    rows = synthetic_rows(29) + [("okay meh", "neutral")]  # one neutral row: too rare to stratify a subsample
+    given = {"validation": synthetic_rows(6, seed=1), "test": synthetic_rows(6, seed=2)}
+    first = _prepare(_raw({"train": rows, **given}), max_train=10)
+    assert first.sizes()["train"] == 10
+    again = _prepare(_raw({"train": rows, **given}), max_train=10)
+    assert first.splits["train"]["text"] == again.splits["train"]["text"]
+    whole = _prepare(_raw({"train": rows, **given})).splits["train"]["text"]
+    assert whole == [t for t, _ in rows]
+    assert _prepare(_raw({"train": rows, **given}), max_train=30).splits["train"]["text"] == whole
+    # Carving falls back the same way: seeded, the sizes the fractions ask for.
+    carved = [_prepare(_raw({"train": rows})) for _ in range(2)]
+    assert carved[0].sizes() == {"train": 24, "validation": 3, "test": 3}
+    assert carved[0].splits["test"]["text"] == carved[1].splits["test"]["text"]
+
+
+def test_nested_subsamples_grow_by_adding_rows():
+    rows = synthetic_rows(200)
+    small, large = (_prepare(_raw({"train": rows}), max_train=n, train_subsample="nested") for n in (20, 60))
+    assert set(small.splits["train"]["example_id"]) < set(large.splits["train"]["example_id"])
+    assert list(small.splits["train"]["label"]).count(0) == 10
+    # Nested rows stay in the split's own order (the training order then depends on the set only); the default
+    # stratified subsample comes in the order its split drew them.
+    full = _prepare(_raw({"train": rows})).splits["train"]["example_id"]
+    position = {example_id: i for i, example_id in enumerate(full)}
+
+    def in_split_order(ids) -> bool:
+        return list(ids) == sorted(ids, key=position.get)
+
+    assert in_split_order(small.splits["train"]["example_id"])
+    assert not in_split_order(_prepare(_raw({"train": rows}), max_train=20).splits["train"]["example_id"])

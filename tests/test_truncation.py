@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ftlab.data.truncation import encode, head_tail_split, truncation_settings
+from ftlab.data.truncation import encode, head_tail_split, saved_truncation, truncation_settings
 from tests.conftest import NEUTRAL
 
 WORDS = NEUTRAL + ["good", "great", "wonderful", "superb", "lovely", "bad", "awful", "terrible"]  # 20 distinct
@@ -51,8 +51,9 @@ def test_head_tail_pads_a_batch_like_the_tokenizer(tokenizer):
     assert batch["input_ids"].shape == (2, 10)
     assert batch["attention_mask"].sum(1).tolist() == [len(ids) for ids in unpadded["input_ids"]]
     assert batch["input_ids"][1].tolist() == unpadded["input_ids"][1]
-    fixed = encode(tokenizer, [SHORT], max_length=10, truncation="head_tail", padding="max_length")
-    assert len(fixed["input_ids"][0]) == 10 and sum(fixed["attention_mask"][0]) == 5
+    for strategy in ("head_tail", "tail"):  # the plain cuts pad through the tokenizer itself
+        fixed = encode(tokenizer, [SHORT], max_length=10, truncation=strategy, padding="max_length")
+        assert len(fixed["input_ids"][0]) == 10 and sum(fixed["attention_mask"][0]) == 5
 
 
 def test_predict_cuts_texts_as_the_run_did_unless_told_otherwise(tiny_model_dir, tokenizer):
@@ -72,16 +73,19 @@ def test_predict_cuts_texts_as_the_run_did_unless_told_otherwise(tiny_model_dir,
     assert abs(saved - positive(6, "head")) > 1e-4  # the two ends of the text do read differently
     override = predict(model, tokenizer, [LONG], truncation="head", max_length=12)[0]["probabilities"]["LABEL_1"]
     assert override == pytest.approx(positive(12, "head"), abs=1e-6)
+    assert saved_truncation(model.config) == ("tail", 6)
+    # A model saved before ftlab recorded its cut (or by other code) was cut at its head, to a length unknown.
+    assert saved_truncation(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).config) == ("head", None)
 
 
+@pytest.mark.parametrize("max_length", [9, 10])
 @pytest.mark.parametrize("style, prefix", [("llama", ["<s>"]), ("gpt2", [])])
-def test_head_tail_works_with_decoder_tokenizers_without_cls_and_sep(style, prefix):
+def test_head_tail_works_with_decoder_tokenizers_without_cls_and_sep(style, prefix, max_length):
     """A decoder's tokenizer adds BOS only (Llama) or nothing (GPT-2): the head and tail shares are cut from what
-    is left after those."""
+    is left after those (at 9 tokens, counting a missing end token as one would keep one head word less)."""
     from tests.conftest import word_level_tokenizer
 
     decoder_tokenizer = word_level_tokenizer(style)
-    max_length = 10
     ids = encode(decoder_tokenizer, [LONG], max_length=max_length, truncation="head_tail")["input_ids"][0]
     head, tail = head_tail_split(max_length - len(prefix))
     assert _words(decoder_tokenizer, ids) == [*prefix, *WORDS[:head], *WORDS[len(WORDS) - tail:]]
