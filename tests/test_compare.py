@@ -223,3 +223,37 @@ def test_the_reference_is_the_best_validation_group_and_the_first_of_equals(tmp_
     best = best_by_validation(summaries)["imdb"]
     assert best.validation_accuracy == [0.9]
     assert best is [s for s in summaries if s.validation_accuracy == [0.9]][0]  # table order decides a tie
+
+
+def test_seeds_needed_only_with_several_seeds_a_side_and_runs_without_predictions_left_out(tmp_path):
+    """Two seeds a side, not significant: the estimate is stats.seeds_needed's. One run against three seeds is
+    tested (two-level) but gets no estimate: one run has no seed variance to extrapolate. A group without prediction
+    files is left out of the outcomes rather than compared."""
+    results = tmp_path / "results"
+    for name, counts in {"ref": (150, 152), "two": (149, 151), "one": (148,), "many": (150, 151, 149)}.items():
+        for seed, right in enumerate(counts, start=1):
+            write_run(results, f"{name}/seed{seed}", mask(right, offset=7 * seed), group=name, seed=seed)
+    summaries = {s.group.id: s for s in summaries_of(results)}
+    blind = summarise(next(g for g in group_records(load_records(results)) if g.id == "two"))
+    blind.correct = None  # as for a run whose prediction files are gone
+    blind.group.id = "blind"
+    outcomes = compare([*summaries.values(), blind], summaries["ref"])
+    two = outcomes["two"]
+    assert (two.test, two.verdict, two.seeds_estimated) == (TWO_LEVEL, "no significant difference", True)
+    assert two.seeds_needed == stats.seeds_needed(summaries["two"].correct, summaries["ref"].correct)
+    one = outcomes["one"]
+    assert (one.test, one.seeds_estimated, one.seeds_needed) == (TWO_LEVEL, False, None)
+    assert "blind" not in outcomes
+    # One run as the reference, three seeds against it: the two-level test, and again no estimate.
+    many = compare([summaries["one"], summaries["many"]], summaries["one"])
+    assert many["one"] == "reference" and many["many"].seeds_estimated is False
+
+
+def test_a_repeated_seed_is_noted_and_distinct_seeds_are_not(tmp_path):
+    results = tmp_path / "results"
+    for name, seeds in {"twice": (1, 1, 2), "distinct": (1, 2)}.items():
+        for i, seed in enumerate(seeds):
+            write_run(results, f"{name}/run{i}", mask(150 + i), group=name, seed=seed)
+    notes = {s.group.name: s.notes for s in summaries_of(results)}
+    assert "seed 1 repeated" in notes["twice"]
+    assert not any("repeated" in note for note in notes["distinct"])

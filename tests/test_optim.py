@@ -134,3 +134,27 @@ def test_linearlr_decays_to_zero_over_the_real_step_count(tiny_setup, tiny_model
     trainer, _ = _train(tiny_setup, tiny_model_dir, tmp_path, "--scheduler", "linearlr", "--epochs", "2")
     assert trainer.state.global_step == 16
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("cycle_momentum", [False, True])
+def test_onecycle_without_warmup_peaks_at_30_percent_and_cycles_momentum_only_when_asked(cycle_momentum):
+    """--warmup_ratio 0 means OneCycleLR's own default warm-up (30% of the steps), not none and not a ratio above 1;
+    --cycle_momentum true hands momentum to the schedule (0.85..0.95), false leaves SGD's own."""
+    from ftlab.runs.plan import plan_run
+    from ftlab.training.optim import scheduler_factory
+
+    args = plan_run(["--optimizer", "sgd", "--momentum", "0.9", "--scheduler", "onecycle", "--warmup_ratio", "0",
+                     "--cycle_momentum", str(cycle_momentum).lower()]).optim
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
+    scheduler = scheduler_factory(args)(optimizer, 20)
+    lrs, momenta = [], []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        momenta.append(optimizer.param_groups[0]["momentum"])
+        optimizer.step()
+        scheduler.step()
+    assert max(range(20), key=lrs.__getitem__) == 5  # the peak at pct_start * 20 - 1 with pct_start 0.3
+    if cycle_momentum:
+        assert min(momenta) == pytest.approx(0.85) and momenta[0] == pytest.approx(0.95)
+    else:
+        assert set(momenta) == {0.9}

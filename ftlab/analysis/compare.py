@@ -14,7 +14,7 @@ significant, the seeds per group that would detect it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -128,24 +128,24 @@ def _same_examples(a: Summary, b: Summary) -> bool:
 def compare(summaries: list[Summary], reference: Summary) -> dict[str, Outcome]:
     """Group id -> outcome for every summary that can be set against the reference (others are left out)."""
     outcomes: dict[str, Outcome] = {reference.group.id: "reference"}
-    tested: list[tuple[Summary, Comparison]] = []
+    # (summary, the Comparison's fields but the Holm-corrected p and the verdict, which need every row's p first)
+    tested: list[tuple[Summary, dict[str, Any]]] = []
     for summary in summaries:
         if summary is reference or summary.correct is None or reference.correct is None:
             continue
         if not _same_examples(summary, reference):
             outcomes[summary.group.id] = NOT_COMPARABLE
         elif summary.n == 1 and reference.n == 1:
-            difference = float(summary.correct.mean() - reference.correct.mean())
-            p = stats.mcnemar_exact(summary.correct[0], reference.correct[0])
-            tested.append((summary, Comparison(MCNEMAR, difference, p, p, "")))
+            tested.append((summary, {"test": MCNEMAR,
+                                     "difference": float(summary.correct.mean() - reference.correct.mean()),
+                                     "p": stats.mcnemar_exact(summary.correct[0], reference.correct[0])}))
         else:
             result = stats.two_level_bootstrap(summary.correct, reference.correct)
-            tested.append((summary, Comparison(TWO_LEVEL, result.difference, result.p, result.p, "",
-                                               interval=result.interval, aso=_aso(summary, reference))))
-    adjusted = stats.holm([comparison.p for _, comparison in tested])
-    for (summary, comparison), p_holm in zip(tested, adjusted):
-        comparison.adjusted_p = p_holm
-        comparison.verdict = stats.verdict(comparison.difference, p_holm)
+            tested.append((summary, {"test": TWO_LEVEL, "difference": result.difference, "p": result.p,
+                                     "interval": result.interval, "aso": _aso(summary, reference)}))
+    adjusted = stats.holm([fields["p"] for _, fields in tested])
+    for (summary, fields), p_holm in zip(tested, adjusted):
+        comparison = Comparison(**fields, adjusted_p=p_holm, verdict=stats.verdict(fields["difference"], p_holm))
         if comparison.verdict == stats.NOT_SIGNIFICANT and summary.n > 1 and reference.n > 1:
             comparison.seeds_needed = stats.seeds_needed(summary.correct, reference.correct)
             comparison.seeds_estimated = True
