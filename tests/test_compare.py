@@ -257,3 +257,42 @@ def test_a_repeated_seed_is_noted_and_distinct_seeds_are_not(tmp_path):
     notes = {s.group.name: s.notes for s in summaries_of(results)}
     assert "seed 1 repeated" in notes["twice"]
     assert not any("repeated" in note for note in notes["distinct"])
+
+
+def test_what_a_group_without_usable_predictions_says(tmp_path):
+    """A missing prediction file is counted in the note (and a lone run just says none); seeds scored on different
+    test examples (same labels, other ids) are noted and never paired; usable files give the example ids."""
+    results = tmp_path / "results"
+    for seed in (1, 2):
+        write_run(results, f"partial/seed{seed}", mask(150), group="partial", seed=seed)
+    (results / "partial" / "seed2" / "predictions" / "test.parquet").unlink()
+    write_run(results, "lone", mask(150), group="lone")
+    (results / "lone" / "predictions" / "test.parquet").unlink()
+    for seed, ids in ((1, None), (2, [f"other/{i}" for i in range(N)])):
+        write_run(results, f"moved/seed{seed}", mask(150), group="moved", seed=seed, ids=ids)
+    write_run(results, "fine", mask(150), group="fine")
+    summaries = {s.group.id: s for s in summaries_of(results)}
+    assert summaries["partial"].notes == ["no per-example predictions for 1 of 2 runs"]
+    assert summaries["lone"].notes == ["no per-example predictions"]
+    assert summaries["moved"].notes == ["seeds scored on different test examples"]
+    assert all(summaries[g].correct is None for g in ("partial", "lone", "moved"))
+    fine = summaries["fine"]
+    assert list(fine.example_ids) == sorted(f"test/{i}" for i in range(N))
+    assert fine.correct.shape == (1, N) and fine.correct.sum() == 150
+
+
+def test_the_seeds_and_examples_interval_is_shown_only_where_it_differs_by_a_third(tmp_path):
+    """Two seeds of equal accuracy: the t-interval over seeds has no width, the two-level one does: it is shown.
+    Five seeds spread from 0.55 to 0.95: the seeds dominate both intervals, their widths agree within a third,
+    and only the t-interval is shown."""
+    results = tmp_path / "results"
+    for seed in (1, 2):
+        write_run(results, f"equal/seed{seed}", mask(150, offset=13 * seed), group="equal", seed=seed)
+    for seed, right in enumerate((110, 130, 150, 170, 190), start=1):
+        write_run(results, f"spread/seed{seed}", mask(right, offset=3 * seed), group="spread", seed=seed)
+    summaries = {s.group.id: s for s in summaries_of(results)}
+    equal, spread = summaries["equal"], summaries["spread"]
+    assert equal.two_level_interval == stats.two_level_interval(equal.correct)
+    low, high = stats.two_level_interval(spread.correct)
+    t_width = spread.interval[1] - spread.interval[0]
+    assert abs((high - low) - t_width) <= t_width / 3 and spread.two_level_interval is None
