@@ -263,7 +263,7 @@ def test_what_a_group_without_usable_predictions_says(tmp_path):
     """A missing prediction file is counted in the note (and a lone run just says none); seeds scored on different
     test examples (same labels, other ids) are noted and never paired; usable files give the example ids."""
     results = tmp_path / "results"
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         write_run(results, f"partial/seed{seed}", mask(150), group="partial", seed=seed)
     (results / "partial" / "seed2" / "predictions" / "test.parquet").unlink()
     write_run(results, "lone", mask(150), group="lone")
@@ -272,7 +272,7 @@ def test_what_a_group_without_usable_predictions_says(tmp_path):
         write_run(results, f"moved/seed{seed}", mask(150), group="moved", seed=seed, ids=ids)
     write_run(results, "fine", mask(150), group="fine")
     summaries = {s.group.id: s for s in summaries_of(results)}
-    assert summaries["partial"].notes == ["no per-example predictions for 1 of 2 runs"]
+    assert summaries["partial"].notes == ["no per-example predictions for 1 of 3 runs"]
     assert summaries["lone"].notes == ["no per-example predictions"]
     assert summaries["moved"].notes == ["seeds scored on different test examples"]
     assert all(summaries[g].correct is None for g in ("partial", "lone", "moved"))
