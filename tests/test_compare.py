@@ -290,9 +290,14 @@ def test_the_seeds_and_examples_interval_is_shown_only_where_it_differs_by_a_thi
         write_run(results, f"equal/seed{seed}", mask(150, offset=13 * seed), group="equal", seed=seed)
     for seed, right in enumerate((110, 130, 150, 170, 190), start=1):
         write_run(results, f"spread/seed{seed}", mask(right, offset=3 * seed), group="spread", seed=seed)
+    # Seeds closer together: the examples' noise makes the two-level interval about 2.4 times as wide.
+    for seed, right in enumerate((145, 148, 150, 152, 155), start=1):
+        write_run(results, f"close/seed{seed}", mask(right, offset=3 * seed), group="close", seed=seed)
     summaries = {s.group.id: s for s in summaries_of(results)}
-    equal, spread = summaries["equal"], summaries["spread"]
+    equal, spread, close = summaries["equal"], summaries["spread"], summaries["close"]
     assert equal.two_level_interval == stats.two_level_interval(equal.correct)
+    low, high = close.two_level_interval
+    assert 2 < (high - low) / (close.interval[1] - close.interval[0]) < 3
     low, high = stats.two_level_interval(spread.correct)
     t_width = spread.interval[1] - spread.interval[0]
     assert abs((high - low) - t_width) <= t_width / 3 and spread.two_level_interval is None
