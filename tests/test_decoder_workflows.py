@@ -12,13 +12,13 @@ import yaml
 from transformers import AutoModelForSequenceClassification
 
 from ftlab.cli import main
-from ftlab.exit_codes import INTERRUPTED
 from ftlab.runs.plan import plan_run
 from ftlab.runs.preemption import STOP_FILE_ENV
 from ftlab.training.run import run_training
 from tests.conftest import run_main, synthetic_rows, write_csv
 from tests.test_export import MERGE_ATOL, EncoderOutputs
 from tests.test_families import SIZE, _tiny_family_dir
+from tests.test_preemption import stop_the_second_seed_then_resume
 
 pytestmark = pytest.mark.e2e
 
@@ -45,16 +45,8 @@ def test_seeds_adapters_a_resumed_seed_and_the_chain_into_a_head_on_a_decoder(ll
     monkeypatch.setenv(STOP_FILE_ENV, str(stop_file))
     adapters, runs = tmp_path / "adapters", tmp_path / "lora"
     lora = [*flags, "--method", "lora", "--save_adapter", str(adapters), "--output_dir", str(runs)]
-    assert main([*lora, "--seeds", "1"]) == 0
     # Seed 2 is stopped at its first step (a preemption), then the same command finishes it from its checkpoint.
-    stop_file.touch()
-    assert main([*lora, "--seeds", "1,2", "--resume", "auto"]) == INTERRUPTED
-    stop_file.unlink()
-    assert main([*lora, "--seeds", "1,2", "--resume", "auto"]) == 0
-    assert f"[ftlab] {runs / 'seed1'}: finished before (result.json), skipped" in capsys.readouterr().out
-    first, second = _record(runs / "seed1"), _record(runs / "seed2")
-    assert (first["attempts"], second["attempts"]) == (1, 2)
-    assert Path(second["resumed_from"]).name == "checkpoint-1"
+    first, second = stop_the_second_seed_then_resume(lora, runs, stop_file, capsys)
     assert first["group"] == second["group"] and first["seed"] != second["seed"]
     assert first["loss_history"] != second["loss_history"]  # the seed changes the head's start and the batches
     assert (first["pooling"]["used"], first["pad_token_from_eos"]) == ("last", True)

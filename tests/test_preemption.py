@@ -122,17 +122,24 @@ def test_a_signal_before_training_stops_at_once_with_nothing_to_save(tmp_path):
     assert "before training started: nothing to save" in str(stopped.value)
 
 
-def test_an_interrupted_seeds_command_skips_finished_seeds_and_resumes_the_stopped_one(tiny_model_dir, tmp_path,
-                                                                                        stop_file, capsys):
-    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
-    flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence", "--label_column",
-             "polarity", "--max_length", "32", "--output_dir", str(tmp_path / "lora")]
+def stop_the_second_seed_then_resume(flags: list[str], output_dir: Path, stop_file: Path, capsys) -> tuple[dict, dict]:
+    """`--seeds 1` finishes; `--seeds 1,2 --resume auto` under a stop request stops seed 2 at its first step (exit
+    75); the same command again skips seed 1 and resumes seed 2 from its checkpoint. The two seeds' records."""
     assert main([*flags, "--seeds", "1"]) == 0
     stop_file.touch()
     assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == INTERRUPTED
     stop_file.unlink()
     assert main([*flags, "--seeds", "1,2", "--resume", "auto"]) == 0
-    assert f"[ftlab] {tmp_path / 'lora' / 'seed1'}: finished before (result.json), skipped" in capsys.readouterr().out
-    first, second = (json.loads((tmp_path / "lora" / f"seed{seed}" / "result.json").read_text()) for seed in (1, 2))
+    assert f"[ftlab] {output_dir / 'seed1'}: finished before (result.json), skipped" in capsys.readouterr().out
+    first, second = (json.loads((output_dir / f"seed{seed}" / "result.json").read_text()) for seed in (1, 2))
     assert (first["attempts"], first["resumed_from"]) == (1, None)
     assert (second["attempts"], Path(second["resumed_from"]).name) == (2, "checkpoint-1")
+    return first, second
+
+
+def test_an_interrupted_seeds_command_skips_finished_seeds_and_resumes_the_stopped_one(tiny_model_dir, tmp_path,
+                                                                                        stop_file, capsys):
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(200))
+    flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence", "--label_column",
+             "polarity", "--max_length", "32", "--output_dir", str(tmp_path / "lora")]
+    stop_the_second_seed_then_resume(flags, tmp_path / "lora", stop_file, capsys)

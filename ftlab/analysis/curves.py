@@ -194,9 +194,10 @@ def holdout_check(curve: MethodCurve, fit_up_to: int, rounds: int = N_BOOTSTRAP,
     if small.params is None:
         return {"fit_up_to": fit_up_to, "fit": None, "no_fit": small.no_fit, "predictions": []}
     predictions = []
+    means = curve.mean_accuracy
     for i in held_out:
         predicted = extrapolate(small, curve.sizes[i])
-        measured = curve.mean_accuracy[i]
+        measured = means[i]
         interval = predicted["interval"]
         predictions.append({"size": curve.sizes[i], "predicted": predicted["accuracy"], "predicted_interval": interval,
                             "measured": measured, "measured_interval": curve.summaries[i].interval,
