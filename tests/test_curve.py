@@ -51,6 +51,23 @@ def test_the_pareto_frontier_is_exactly_the_non_dominated_points():
     assert fit.pareto_front(costs, accuracy) == [7, 0, 1, 3]
 
 
+def test_a_recipe_is_placed_against_the_curves_time_frontier_without_changing_it():
+    points = [fit.CostPoint("svm", 100, 0.80, 1.0, None), fit.CostPoint("lora", 100, 0.85, 50.0, 1e12),
+              fit.CostPoint("lora", 200, 0.90, 100.0, 2e12), fit.CostPoint("head", 100, 0.70, 10.0, 1e11)]
+    fit.mark_fronts(points)
+    assert [p.on_time_front for p in points] == [True, True, True, False]  # head: the SVM is faster and better
+
+    def recipe(accuracy, seconds):
+        return fit.place(fit.CostPoint("full", 2000, accuracy, seconds, 3e12), points)
+
+    assert recipe(0.82, 60.0) == (False, [1])  # LoRA at 100 rows: more accurate in less time
+    assert recipe(0.95, 60.0) == (True, [])  # the most accurate point in its time
+    assert recipe(0.85, 50.0) == (True, [])  # a tie beats nothing
+    assert recipe(0.65, 20.0) == (False, [0])  # head (0.70, 10 s) beats it too, but is off the frontier
+    assert recipe(0.99, 0.5) == (True, [])
+    assert [p.on_time_front for p in points] == [True, True, True, False]
+
+
 def test_the_size_reaching_a_target_inverts_the_curve():
     params = np.array([0.9, 3.0, 0.6])
     size = fit.size_reaching(params, 0.85)
@@ -158,6 +175,7 @@ def flags(tiny_model_dir, tmp_path):
     (["--sizes", "40,80", "--methods", "head,lasso"], "--methods 'head,lasso': unknown method 'lasso'"),
     (["--sizes", "40,80", "--method", "full"], "--method cannot be used with curve"),
     (["--sizes", "40,80,120", "--fit_up_to", "120"], "--fit_up_to 120: needs at least three of --sizes at or below"),
+    (["--sizes", "40,80", "--recipe", "nowhere"], "--recipe nowhere: is not a directory"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, flags, tmp_path, capsys):
     assert main(["curve", *flags, *argv]) == 2
@@ -225,8 +243,9 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
     assert json.loads((curve_dir / "curve.json").read_text())["methods"]["head"]["fit"] is None
 
     # The extrapolation check: the SVM fitted on 40..120 only, its new point at 160 predicted beside its record.
+    # With --recipe: head-only's 40-row runs set against the SVM curve's time frontier.
     holdout = ["curve", *flags, "--sizes", "40,80,120,160", "--methods", "svm", "--bootstrap", "50",
-               "--fit_up_to", "120"]
+               "--fit_up_to", "120", "--recipe", str(curve_dir / "head/n40")]
     checked = run_main(*holdout, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr[-3000:]
     check = json.loads((curve_dir / "curve.json").read_text())["methods"]["svm"]["holdout"]
@@ -235,6 +254,22 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
     assert (check["fit_up_to"], prediction["size"], prediction["measured"]) == (120, 160, measured)
     assert 0 <= prediction["predicted"] <= 1 and prediction["error"] == pytest.approx(prediction["predicted"] - measured)
     assert "Extrapolation check: each method fitted on its sizes up to 120 only" in checked.stdout
+    result = json.loads((curve_dir / "curve.json").read_text())
+    recipe = result["recipe"]
+    head40 = [json.loads((curve_dir / f"head/n40/seed{s}/result.json").read_text()) for s in (1, 2)]
+    assert (recipe["method"], recipe["size"], recipe["seeds"]) == ("head", 40, 2)
+    assert recipe["accuracy"] == pytest.approx(np.mean([r["metrics"]["test"]["accuracy"] for r in head40]))
+    assert recipe["train_seconds"] == pytest.approx(np.mean([r["train_seconds"] for r in head40]))
+    beating = [(c["size"], c["accuracy"]) for c in result["cost"] if c["on_time_front"]
+               and c["train_seconds"] <= recipe["train_seconds"] and c["accuracy"] > recipe["accuracy"]]
+    assert beating, "the SVM should beat head-only on 40 rows of this data"  # else the test below tests nothing
+    assert [(b["size"], b["accuracy"]) for b in recipe["better_in_no_more_time"]] == beating
+    assert recipe["on_time_front"] is False
+    for better in recipe["better_in_no_more_time"]:
+        test = better["paired_test"]
+        assert test["test"] == "bootstrap over seeds and examples"
+        assert test["difference"] == pytest.approx(better["accuracy"] - recipe["accuracy"])
+    assert "not** on the time frontier" in checked.stdout
 
 
 @pytest.mark.distributed

@@ -256,3 +256,16 @@ def mark_fronts(points: list[CostPoint]) -> None:
         points[i].on_time_front = True
     for i in pareto_front([p.train_flops for p in points], [p.accuracy for p in points]):
         points[i].on_flops_front = True
+
+
+def place(point: CostPoint, curve_points: list[CostPoint]) -> tuple[bool, list[int]]:
+    """Where a recipe run outside the curve stands against the curve's time frontier: whether it is on the frontier
+    (no curve point beats it on both accuracy and training time), and the indices of the curve's frontier points
+    that reach a higher mean accuracy in no more training time. The curve's own frontier flags are left as they
+    are, so adding a recipe never changes what the curve says about its points."""
+    seconds = [p.train_seconds for p in curve_points] + [point.train_seconds]
+    accuracy = [p.accuracy for p in curve_points] + [point.accuracy]
+    on_front = len(curve_points) in pareto_front(seconds, accuracy)
+    beaten_by = [i for i, p in enumerate(curve_points) if p.on_time_front and p.train_seconds <= point.train_seconds
+                 and p.accuracy > point.accuracy]
+    return on_front, beaten_by

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ftlab.analysis.records import group_records, load_records
 from ftlab.config import OneLineParser, explicit_options
 from ftlab.config.values import InvalidValue, parse_seeds
 from ftlab.errors import ConfigError
@@ -54,6 +55,7 @@ class CurveArgs:
     point: Optional[int]
     list_points: bool
     train_argv: list[str]
+    recipe: Optional[Path] = None  # the runs (one configuration's seeds) to set against the cost frontier
 
 
 def build_parser() -> OneLineParser:
@@ -79,6 +81,11 @@ def build_parser() -> OneLineParser:
                              "extrapolation can be trusted")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="bootstrap rounds for the fit's intervals (default 1000; 0: none)")
+    parser.add_argument("--recipe", metavar="DIR", default=None,
+                        help="the finished runs of one configuration (its seeds; e.g. make run's default recipe, "
+                             "timed on the same machine and scored on the same test examples) to set against the "
+                             "cost frontier: whether it lies on it, and the paired test against every frontier "
+                             "point that reaches a higher mean accuracy in no more training time")
     parser.add_argument("--point", type=int, default=None, metavar="INDEX",
                         help="run only this point of the plan (0-based, as --list_points numbers them; a SLURM "
                              "array task's index) and no analysis")
@@ -117,6 +124,20 @@ def _methods(text: str) -> list[str]:
     return methods
 
 
+def _recipe(text: Optional[str]) -> Optional[Path]:
+    """--recipe's directory, checked now: it must hold the finished runs of exactly one configuration."""
+    if text is None:
+        return None
+    path = Path(text)
+    groups = group_records(load_records(path)) if path.is_dir() else []
+    if len(groups) != 1:
+        found = ("is not a directory" if not path.is_dir() else "holds no finished run (result.json or index.jsonl)"
+                 if not groups else f"holds {len(groups)} configurations ({', '.join(g.name for g in groups)}); "
+                 f"give the directory of one configuration's seeds")
+        raise ConfigError(f"--recipe {text}: {found}")
+    return path
+
+
 def parse_curve_args(argv: list[str]) -> CurveArgs:
     """The curve's flags and the fixed train flags, checked without importing torch or datasets."""
     known, train_argv = build_parser().parse_known_args(argv)
@@ -134,6 +155,7 @@ def parse_curve_args(argv: list[str]) -> CurveArgs:
                               f"{len(fitted)}) and at least one above it")
     if known.bootstrap < 0:
         raise ConfigError(f"--bootstrap {known.bootstrap}: a number of rounds >= 0")
+    recipe = _recipe(known.recipe)
     typed = explicit_options(train_argv)
     for name, why in SET_PER_POINT.items():
         if name in typed:
@@ -142,7 +164,7 @@ def parse_curve_args(argv: list[str]) -> CurveArgs:
     curve_dir = Path(known.curve_dir or Path("runs") / f"curve-{dataset_label(base)}")
     args = CurveArgs(sizes=sizes, methods=methods, seeds=seeds, curve_dir=curve_dir, img_dir=Path(known.img_dir),
                      target=known.target, fit_up_to=known.fit_up_to, bootstrap=known.bootstrap, point=known.point,
-                     list_points=known.list_points, train_argv=train_argv)
+                     list_points=known.list_points, train_argv=train_argv, recipe=recipe)
     for point in plan_points(args, rows=None):  # every method's flags checked now, on a stand-in size
         plan_run(point_argv(args, point))
     return args

@@ -12,13 +12,14 @@ from typing import Any, Optional
 import numpy as np
 
 from ftlab.analysis import curves as fit
-from ftlab.analysis.compare import Comparison, compare, summarise
+from ftlab.analysis.compare import Comparison, Summary, compare, summarise
 from ftlab.analysis.plots import method_colors, save_figure
-from ftlab.analysis.records import FOUND_IN, Group
+from ftlab.analysis.records import FOUND_IN, Group, group_records, load_records, method_of
 from ftlab.curve.args import SVM, CurveArgs, Point
 from ftlab.models.flops import FlopsModel, flops_model, training_flops
 from ftlab.runs.directory import write_atomic, write_json_atomic
 from ftlab.runtime import pyplot
+from ftlab.training.baseline import METHOD as BASELINE_METHOD
 
 
 def _records(points: list[Point]) -> dict[tuple[str, int], list[dict[str, Any]]]:
@@ -79,6 +80,7 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
                            _flops(curve.method, records[curve.method, size], models))
              for curve in curves for size, summary in zip(curve.sizes, curve.summaries)]
     fit.mark_fronts(costs)
+    point_summaries = [summary for curve in curves for summary in curve.summaries]  # in the order of costs
     result = {
         "curve_dir": str(args.curve_dir), "train_argv": args.train_argv, "training_split_rows": rows,
         "seeds": args.seeds, "fit": {"form": "acc(n) = a - b * n^(-c)", "bounds": {"a": [0, 1], "b": [0, None],
@@ -111,7 +113,35 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
         if args.fit_up_to is not None:
             entry["holdout"] = fit.holdout_check(curve, args.fit_up_to, rounds=args.bootstrap)
         result["methods"][curve.method] = entry
+    if args.recipe is not None:
+        result["recipe"] = _place_recipe(args.recipe, costs, point_summaries, models)
     return result, curves, costs
+
+
+def _place_recipe(directory: Path, costs: list[fit.CostPoint], point_summaries: list[Summary],
+                  models: dict[str, FlopsModel]) -> dict[str, Any]:
+    """--recipe's runs against the time frontier: on it or not, and each frontier point reaching a higher mean
+    accuracy in no more training time, with the report's paired test against the recipe (Holm over those points).
+    The recipe's seconds are only comparable when its runs were timed on the curve's machine."""
+    [group] = group_records(load_records(directory))
+    summary = summarise(group)
+    method = method_of(group.records[0])
+    point = fit.CostPoint(method, group.records[0]["data"]["sizes"]["train"], float(np.mean(summary.test_accuracy)),
+                          float(np.mean([r["train_seconds"] for r in group.records])),
+                          _flops(SVM if method == BASELINE_METHOD else method, group.records, models))
+    on_front, beaten_by = fit.place(point, costs)
+    outcomes = compare([point_summaries[i] for i in beaten_by], summary)
+    better = []
+    for i in beaten_by:
+        outcome = outcomes.get(point_summaries[i].group.id)
+        better.append({"method": costs[i].method, "size": costs[i].size, "accuracy": costs[i].accuracy,
+                       "train_seconds": costs[i].train_seconds,
+                       "paired_test": ({"test": outcome.test, "difference": outcome.difference, "p": outcome.p,
+                                        "adjusted_p": outcome.adjusted_p, "verdict": outcome.verdict}
+                                       if isinstance(outcome, Comparison) else outcome or "no per-example predictions")})
+    return {"dir": str(directory), "group": group.name, "method": method, "size": point.size, "seeds": summary.n,
+            "accuracy": point.accuracy, "interval": summary.interval, "train_seconds": point.train_seconds,
+            "train_flops": point.train_flops, "on_time_front": on_front, "better_in_no_more_time": better}
 
 
 def _interval(pair: Optional[Any], spec: str = ".3f") -> str:
@@ -166,6 +196,23 @@ def format_markdown(result: dict[str, Any]) -> str:
                 lines.append(f"| {method} | {p['size']:,} | {p['predicted']:.4f} {_interval(p['predicted_interval'])} "
                              f"| {p['measured']:.4f} {_interval(p['measured_interval'])} "
                              f"| {100 * p['error']:+.1f} pts | {covered} |")
+    recipe = result.get("recipe")
+    if recipe:
+        lines += ["", f"Recipe {recipe['dir']} ({recipe['method']}, {recipe['size']:,} training rows, "
+                  f"{recipe['seeds']} seed(s)): test accuracy {recipe['accuracy']:.4f} {_interval(recipe['interval'])}, "
+                  f"{recipe['train_seconds']:.1f} s of training: "
+                  + ("on the time frontier." if recipe["on_time_front"] else "**not** on the time frontier.")]
+        if recipe["better_in_no_more_time"]:
+            lines += ["", "Frontier points with a higher mean accuracy in no more training time, each tested against "
+                      "the recipe (paired, Holm over these points):", "",
+                      "| method | size | test accuracy | train s | Δ acc | p | p (Holm) | verdict |",
+                      "|---|---:|---:|---:|---:|---:|---:|---|"]
+            for b in recipe["better_in_no_more_time"]:
+                t = b["paired_test"]
+                tested = (f"{100 * t['difference']:+.1f} pts | {t['p']:.4f} | {t['adjusted_p']:.4f} | {t['verdict']}"
+                          if isinstance(t, dict) else f"| | | {t}")
+                lines.append(f"| {b['method']} | {b['size']:,} | {b['accuracy']:.4f} | {b['train_seconds']:.1f} "
+                             f"| {tested} |")
     crossings = [c for c in result["crossovers"] if c is not None]
     if crossings:
         lines += ["", "Crossovers of the fitted curves (within the sizes both measured):", ""]
@@ -201,7 +248,7 @@ def plot_curves(curves: list[fit.MethodCurve], rows: int, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_frontier(costs: list[fit.CostPoint], path: Path) -> Path:
+def plot_frontier(costs: list[fit.CostPoint], path: Path, recipe: Optional[dict[str, Any]] = None) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = method_colors(list(dict.fromkeys(point.method for point in costs)))
@@ -213,6 +260,10 @@ def plot_frontier(costs: list[fit.CostPoint], path: Path) -> Path:
     front = sorted((p for p in costs if p.on_time_front), key=lambda p: p.train_seconds)
     ax.step([p.train_seconds for p in front], [p.accuracy for p in front], where="post", color="black",
             linewidth=1, label="Pareto frontier (accuracy vs training time)")
+    if recipe:
+        ax.scatter(recipe["train_seconds"], recipe["accuracy"], marker="*", s=160, color="black", zorder=4,
+                   label=f"recipe: {recipe['method']} {recipe['size']:,} "
+                         f"({'on' if recipe['on_time_front'] else 'off'} the frontier)")
     ax.set(xscale="log", xlabel="training seconds per run (log scale)", ylabel="test accuracy (mean over seeds)",
            title="Cost frontier: accuracy against training time")
     ax.grid(alpha=0.3, which="both")
@@ -262,7 +313,7 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     result["dataset"] = dataset
     name = args.curve_dir.resolve().name
     result["plots"] = [str(plot_curves(curves, rows, args.img_dir / f"{name}_accuracy.png")),
-                       str(plot_frontier(costs, args.img_dir / f"{name}_frontier.png"))]
+                       str(plot_frontier(costs, args.img_dir / f"{name}_frontier.png", result.get("recipe")))]
     markdown = format_markdown(result)
     write_atomic(args.curve_dir / "curve.md", lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     result["tracking"] = log_to_wandb(args, result)

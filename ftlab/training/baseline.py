@@ -21,6 +21,8 @@ from ftlab.config import group_id
 if TYPE_CHECKING:
     import numpy as np
 
+METHOD = "tfidf_svm"  # the baseline's `method` in its record
+
 
 def describe(cfg: Config) -> str:
     """The baseline's name in the record's `model` field, e.g. 'tfidf(1,2)+linear_svm'."""
@@ -63,7 +65,7 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
     from ftlab.runs.directory import resolve_output_dir
     from ftlab.training.record import build_record, cpu_device, environment, finish_record, peak_rss_mb
 
-    output_dir = resolve_output_dir(cfg, "tfidf_svm")
+    output_dir = resolve_output_dir(cfg, METHOD)
     data = load_data(cfg)
     train = data.splits["train"]
     pipeline = build_pipeline(cfg.method.ngram_max)
@@ -87,7 +89,7 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
     params = int(svm.coef_.size + svm.intercept_.size)
     # The seed is recorded but not used by the SVM: it is deterministic.
     record = build_record(
-        cfg, method="tfidf_svm", model=describe(cfg), group=group_id(cfg, "tfidf_svm"), output_dir=output_dir,
+        cfg, method=METHOD, model=describe(cfg), group=group_id(cfg, METHOD), output_dir=output_dir,
         data=data, metrics=metrics, predictions=save_run_predictions(output_dir, per_example, data.label_names),
         trainable_params=params, total_params=params, trainable_percent=100.0, train_seconds=train_seconds,
         train_samples_per_second=len(train) / train_seconds if train_seconds else 0.0, train_tokens_per_second=None,
