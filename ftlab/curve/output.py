@@ -46,6 +46,14 @@ def _flops(method: str, records: list[dict[str, Any]], models: dict[str, FlopsMo
     return float(np.mean(values))
 
 
+def _outcome_fields(outcome: Optional[Any]) -> Optional[Any]:
+    """A paired test's outcome as curve.json keeps it: the test's fields, or the reason it was not run as is."""
+    if not isinstance(outcome, Comparison):
+        return outcome
+    return {"test": outcome.test, "difference": outcome.difference, "p": outcome.p,
+            "adjusted_p": outcome.adjusted_p, "verdict": outcome.verdict}
+
+
 def _verdicts(curves: list[fit.MethodCurve]) -> dict[int, dict[str, Any]]:
     """At each size, every method set against the best one there (highest mean test accuracy) with the report's
     paired tests, Holm-corrected over the methods of that size."""
@@ -56,10 +64,7 @@ def _verdicts(curves: list[fit.MethodCurve]) -> dict[int, dict[str, Any]]:
         outcomes = compare(list(here.values()), here[best])
         rows = {}
         for method, summary in here.items():
-            outcome = outcomes.get(summary.group.id)
-            rows[method] = ({"test": outcome.test, "difference": outcome.difference, "p": outcome.p,
-                             "adjusted_p": outcome.adjusted_p, "verdict": outcome.verdict}
-                            if isinstance(outcome, Comparison) else outcome)
+            rows[method] = _outcome_fields(outcomes.get(summary.group.id))
         out[size] = {"best": best, "against_best": rows}
     return out
 
@@ -136,9 +141,7 @@ def _place_recipe(directory: Path, costs: list[fit.CostPoint], point_summaries: 
         outcome = outcomes.get(point_summaries[i].group.id)
         better.append({"method": costs[i].method, "size": costs[i].size, "accuracy": costs[i].accuracy,
                        "train_seconds": costs[i].train_seconds,
-                       "paired_test": ({"test": outcome.test, "difference": outcome.difference, "p": outcome.p,
-                                        "adjusted_p": outcome.adjusted_p, "verdict": outcome.verdict}
-                                       if isinstance(outcome, Comparison) else outcome or "no per-example predictions")})
+                       "paired_test": _outcome_fields(outcome) or "no per-example predictions"})
     return {"dir": str(directory), "group": group.name, "method": method, "size": point.size, "seeds": summary.n,
             "accuracy": point.accuracy, "interval": summary.interval, "train_seconds": point.train_seconds,
             "train_flops": point.train_flops, "on_time_front": on_front, "better_in_no_more_time": better}
