@@ -97,11 +97,12 @@ def _job(env: dict, job: str) -> dict[str, str]:
     return dict(field.split("=", 1) for field in shown.split() if "=" in field)
 
 
-def _wait_for(condition, what: str, log: Path, timeout: float = 240) -> None:
+def _wait_for(condition, what: str, log: Path, timeout: float = 240, ended=lambda: False) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}; the job's log:\n" + (
-            log.read_text()[-4000:] if log.exists() else "(none)")
+        tail = log.read_text()[-4000:] if log.exists() else "(none)"
+        assert not ended(), f"the job ended before {what}; its log:\n{tail}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}; the job's log:\n{tail}"
         time.sleep(0.3)
 
 
@@ -109,14 +110,14 @@ def test_time_limit_and_scancel_checkpoint_requeue_and_resume_to_the_uninterrupt
                                                                                           tmp_path):
     """SLURM's warning ahead of the time limit, then `scancel --signal=USR1`: each time the job saves a
     checkpoint, requeues itself and resumes, and the third attempt ends with the uninterrupted run's result."""
-    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
-    # 1,200 steps: about 30 s of training, longer than SLURM may take to send the warning.
+    # The warning is due as the job starts (60 s before its 1-minute limit), and SLURM looks for due warnings
+    # every 30 s, so it comes within the first 30 s; the run must outlast that on a fast machine too. 960
+    # training rows x 60 epochs = 3,600 steps: about 50 s where 1,200 steps took 18 s and ended unwarned.
+    data = write_csv(tmp_path / "reviews.csv", synthetic_rows(1200))
     flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
              "--label_column", "polarity", "--method", "lora", "--epochs", "60", "--lr", "2e-3",
              "--batch_size", "16", "--max_length", "32", "--logging_steps", "50", "--save_steps", "600"]
     run = tmp_path / "exp" / "run"
-    # The warning is due as the job starts (60 s before its 1-minute limit); SLURM looks for due warnings every
-    # 30 s, so it comes within the first 30 s.
     job = subprocess.run(["sbatch", "--parsable", "--chdir", str(tmp_path), "--output", str(tmp_path / "job.out"),
                           "--time=1", "--signal=B:USR1@60", str(SLURM / "single_node.sbatch"), *flags,
                           "--output_dir", str(run)], env=slurm_env, capture_output=True, text=True, timeout=60)
@@ -130,7 +131,8 @@ def test_time_limit_and_scancel_checkpoint_requeue_and_resume_to_the_uninterrupt
                                  stderr=subprocess.PIPE, text=True,
                                  env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
 
-    _wait_for(lambda: _job(slurm_env, job_id).get("Restarts") == "1", "the requeue after the warning signal", log)
+    _wait_for(lambda: _job(slurm_env, job_id).get("Restarts") == "1", "the requeue after the warning signal", log,
+              ended=lambda: _job(slurm_env, job_id).get("JobState") == "COMPLETED")
     first = [path.name for path in run.glob("checkpoint-*")]
     assert len(first) == 1 and not (run / "result.json").exists()
     # Every attempt of the job is warned alike, within 30 s of its start; a longer limit (an administrator's
