@@ -4,8 +4,10 @@ templates do) from inside an evaluation, a save or a step."""
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from transformers import TrainerCallback
 
@@ -92,6 +94,53 @@ def test_a_request_at_an_epochs_last_step_waits_for_its_evaluation(tiny_model_di
     assert [entry["epoch"] for entry in state["log_history"] if "eval_accuracy" in entry] == [1.0]
     # The loss of the steps since the last logging step (14) is logged at the stop, so none is lost on resuming.
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [7, 14, 20]
+
+
+def test_a_resumed_run_counts_the_training_seconds_of_its_earlier_attempts(tiny_model_dir, tmp_path, stop_file):
+    # A curve's cost frontier reads train_seconds: a point resumed after preemption must not look cheaper.
+    cfg = _config(tiny_model_dir, tmp_path, "--save_steps", "5")
+    stopped = _stop(cfg, "on_step_end", 10)
+    clock = _state(stopped.checkpoint)["stateful_callbacks"]["TrainingClock"]["attributes"]
+    assert clock["seconds_before"] > 0  # the first attempt's seconds up to its checkpoint
+    # Stand in a long first attempt (an hour), so the sum below cannot be this attempt's time alone.
+    state = _state(stopped.checkpoint)
+    state["stateful_callbacks"]["TrainingClock"]["attributes"]["seconds_before"] = 3600.0
+    (Path(stopped.checkpoint) / "trainer_state.json").write_text(json.dumps(state))
+    stop_file.unlink()
+    start = time.perf_counter()
+    record = run_training(_config(tiny_model_dir, tmp_path, "--save_steps", "5", "--resume", "auto"))
+    elapsed = time.perf_counter() - start
+    assert record["resumed_from"] == stopped.checkpoint
+    assert 3600.0 < record["train_seconds"] < 3600.0 + elapsed
+
+
+def test_a_resumed_run_keeps_early_stoppings_count(tiny_model_dir, tmp_path, stop_file):
+    # Noisy labels make the validation loss fall, then rise (as in test_training_loop's early-stopping test).
+    # Stopped one evaluation after the best, the resumed run must carry on with early stopping's count of 1:
+    # counting from 0 again, it would train one epoch past where the uninterrupted run stopped.
+    rng = np.random.default_rng(0)
+    rows = [(text, {"pos": "neg", "neg": "pos"}[label] if flip else label)
+            for (text, label), flip in zip(synthetic_rows(400), rng.random(400) < 0.25)]
+    data = write_csv(tmp_path / "noisy.csv", rows)
+
+    def cfg(name: str, *flags: str):
+        return plan_run(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+                         "--label_column", "polarity", "--max_length", "32", "--method", "full", "--lr", "5e-3",
+                         "--epochs", "10", "--load_best", "--metric_for_best", "loss", "--early_stopping_patience",
+                         "2", "--precision", "fp32", "--output_dir", str(tmp_path / name), *flags])
+
+    whole = run_training(cfg("whole"))
+    losses = [entry["loss"] for entry in whole["eval_history"]]
+    best = int(np.argmin(losses))
+    assert whole["stopped_early"] and len(losses) == best + 3
+    with pytest.raises(TrainingInterrupted):
+        run_training(cfg("run"), callbacks=[RequestStop("on_step_end", STEPS_PER_EPOCH * (best + 2))])
+    stop_file.unlink()
+    resumed = run_training(cfg("run", "--resume", "auto"))
+    assert resumed["resumed_from"] and resumed["stopped_early"]
+    assert [entry["epoch"] for entry in resumed["eval_history"]] == [entry["epoch"] for entry in
+                                                                     whole["eval_history"]]
+    assert resumed["metrics"]["test"]["accuracy"] == whole["metrics"]["test"]["accuracy"]
 
 
 def test_signals_stop_training_and_a_second_ctrl_c_aborts(tiny_model_dir, tmp_path):

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from ftlab.config import Config
 from ftlab.distributed import cpu_processes
@@ -146,6 +147,27 @@ class StepTimer(TrainerCallback):
         skip = max(1, int(len(self.intervals) * WARMUP_SHARE))
         steady = self.intervals[skip:]
         return sum(steady) / len(steady) if steady else None
+
+
+class TrainingClock(TrainerCallback, ExportableState):
+    """Training seconds of a run across its attempts: the seconds of the earlier attempts up to the checkpoint this
+    one continued, plus this attempt's. Without it a resumed run would report only its last attempt's time, and a
+    preempted point of a learning curve would look cheaper than it was. The count travels in each checkpoint's
+    trainer_state.json through the Trainer's own stateful-callback mechanism (`restore_callback_states_from_
+    checkpoint`); work done after the last checkpoint of an interrupted attempt is lost and not counted."""
+
+    def __init__(self) -> None:
+        self.seconds_before = 0.0  # restored by the Trainer when it resumes
+        self._started: Optional[float] = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.seconds_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {}, "attributes": {"seconds_before": self.seconds()}}
 
 
 class ProfileSteps(TrainerCallback):

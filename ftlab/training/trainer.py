@@ -21,8 +21,8 @@ from ftlab.training.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer
 from ftlab.runs.predictions import SPLITS, SplitPredictions
 from ftlab.training.record import peak_rss_mb
 from ftlab.distributed import process_state
-from ftlab.training.speed import (PROFILE_NAME, ProfileSteps, StepTimer, configure_compile, resolve_precision,
-                                  speed_arguments)
+from ftlab.training.speed import (PROFILE_NAME, ProfileSteps, StepTimer, TrainingClock, configure_compile,
+                                  resolve_precision, speed_arguments)
 
 
 @dataclass
@@ -147,6 +147,9 @@ def training_arguments(cfg: Config, output_dir: str, optim: str, precision: str)
         # for a PeftModel). Frozen weights are outside DDP's view anyway, and every method trains only parameters
         # that the forward pass uses; a model where that is false stops with DDP's error naming the parameter.
         ddp_find_unused_parameters=False,
+        # A resumed run continues its callbacks' state too: the training clock's seconds and early stopping's
+        # patience count (which would otherwise start again at 0 and train longer than the uninterrupted run).
+        restore_callback_states_from_checkpoint=True,
     )
 
 
@@ -166,7 +169,7 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
     precision = precision or resolve_precision(cfg.speed.precision)
     configure_compile(cfg)
     timer = StepTimer()
-    trainer_callbacks: list[TrainerCallback] = [timer, *callbacks]
+    trainer_callbacks: list[TrainerCallback] = [timer, TrainingClock(), *callbacks]
     if cfg.speed.profile_steps and process_state().is_main_process:
         trainer_callbacks.append(ProfileSteps(cfg.speed.profile_steps, Path(output_dir) / PROFILE_NAME))
     if cfg.run.early_stopping_patience:
@@ -227,7 +230,10 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, res
     start_epoch = _epoch_of(resume_from)  # read now: checkpoint rotation may delete it during training
     start = time.perf_counter()
     train_metrics = trainer.train(resume_from_checkpoint=resume_from).metrics if train else {}
-    train_seconds = time.perf_counter() - start if train else 0.0
+    attempt_seconds = time.perf_counter() - start if train else 0.0
+    # The Trainer replaces a restored callback with a new instance, so the clock is looked up, not kept.
+    clock = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, TrainingClock))
+    train_seconds = clock.seconds_before + attempt_seconds if train else 0.0
     evaluated = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels) for name in SPLITS}
     metrics = {name: result for name, (result, _) in evaluated.items()}
     history = trainer.state.log_history
@@ -247,7 +253,7 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, res
     return Outcome(
         train_seconds=train_seconds,
         train_samples_per_second=float(train_metrics.get("train_samples_per_second", 0.0)),
-        train_tokens_per_second=real_tokens / train_seconds if train_seconds else 0.0,
+        train_tokens_per_second=real_tokens / attempt_seconds if attempt_seconds else 0.0,
         peak_memory_mb=peak_memory_mb(),
         steady_step_seconds=step_seconds,
         steady_samples_per_second=global_batch / step_seconds if step_seconds else None,
