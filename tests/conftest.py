@@ -165,6 +165,16 @@ def synthetic_rows(n: int, seed: int = 0, classes: tuple[str, ...] = ("pos", "ne
     return rows
 
 
+def noisy_rows(n: int, flipped: float = 0.25, seed: int = 0) -> list[tuple[str, str]]:
+    """synthetic_rows with a share of the labels flipped: full fine-tuning first learns the cue words, then
+    memorises the noise, so the validation loss falls, then rises (what early stopping is for)."""
+    import numpy as np
+
+    flips = np.random.default_rng(seed).random(n) < flipped
+    other = {"pos": "neg", "neg": "pos"}
+    return [(text, other[label] if flip else label) for (text, label), flip in zip(synthetic_rows(n), flips)]
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("sentence", "polarity")) -> Path:
     import csv
 

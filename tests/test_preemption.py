@@ -16,7 +16,7 @@ from ftlab.cli import main
 from ftlab.exit_codes import INTERRUPTED
 from ftlab.runs.preemption import STOP_FILE_ENV, TrainingInterrupted, stop_on_signals
 from ftlab.training.run import run_training
-from tests.conftest import synthetic_rows, write_csv
+from tests.conftest import noisy_rows, synthetic_rows, write_csv
 
 STEPS_PER_EPOCH = 20  # 400 rows -> 320 training rows / batch 16
 
@@ -115,13 +115,9 @@ def test_a_resumed_run_counts_the_training_seconds_of_its_earlier_attempts(tiny_
 
 
 def test_a_resumed_run_keeps_early_stoppings_count(tiny_model_dir, tmp_path, stop_file):
-    # Noisy labels make the validation loss fall, then rise (as in test_training_loop's early-stopping test).
     # Stopped one evaluation after the best, the resumed run must carry on with early stopping's count of 1:
     # counting from 0 again, it would train one epoch past where the uninterrupted run stopped.
-    rng = np.random.default_rng(0)
-    rows = [(text, {"pos": "neg", "neg": "pos"}[label] if flip else label)
-            for (text, label), flip in zip(synthetic_rows(400), rng.random(400) < 0.25)]
-    data = write_csv(tmp_path / "noisy.csv", rows)
+    data = write_csv(tmp_path / "noisy.csv", noisy_rows(400))
 
     def cfg(name: str, *flags: str):
         return plan_run(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",

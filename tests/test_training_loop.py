@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ftlab.training.metrics import find_collapse
-from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
+from tests.conftest import ROOT, noisy_rows, run_main, synthetic_rows, write_csv
 
 TINY = ("--text_column", "sentence", "--label_column", "polarity", "--max_length", "32", "--batch_size", "16")
 STEPS_PER_EPOCH = 20  # 400 rows -> 320 train rows / batch 16
@@ -78,13 +78,11 @@ def _probabilities(checkpoint: Path, texts: list[str]) -> np.ndarray:
 
 
 def test_early_stopping_and_load_best(tiny_model_dir, tmp_path):
-    # A quarter of the labels flipped: full fine-tuning first learns the cue words, then memorises the noise, so
-    # the validation loss falls, then rises (here: best after epoch 2 of 4). Patience 2 stops the run after two
-    # evaluations without a lower loss, and the test split must be scored by the best epoch's model, not the last.
-    # fp32 (not the CPU's bf16 autocast), so that the checkpoints below reproduce the written probabilities.
-    rng = np.random.default_rng(0)
-    rows = [(text, {"pos": "neg", "neg": "pos"}[label] if flip else label)
-            for (text, label), flip in zip(synthetic_rows(400), rng.random(400) < 0.25)]
+    # A quarter of the labels flipped: the validation loss falls, then rises (here: best after epoch 2 of 4).
+    # Patience 2 stops the run after two evaluations without a lower loss, and the test split must be scored by the
+    # best epoch's model, not the last. fp32 (not the CPU's bf16 autocast), so that the checkpoints below reproduce
+    # the written probabilities.
+    rows = noisy_rows(400)
     data = write_csv(tmp_path / "noisy.csv", rows)
     out = tmp_path / "run"
     proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method", "full",
