@@ -46,6 +46,14 @@ def _flops(method: str, records: list[dict[str, Any]], models: dict[str, FlopsMo
     return float(np.mean(values))
 
 
+def _cost_point(method: str, size: int, summary: Summary, models: dict[str, FlopsModel]) -> fit.CostPoint:
+    """One configuration's seeds as a point of the cost frontier: the means of their test accuracy, training
+    seconds and training FLOPs. `method` as the curve names it (`svm` for the baseline)."""
+    records = summary.group.records
+    return fit.CostPoint(method, size, float(np.mean(summary.test_accuracy)),
+                         float(np.mean([r["train_seconds"] for r in records])), _flops(method, records, models))
+
+
 def _outcome_fields(outcome: Optional[Any]) -> Optional[Any]:
     """A paired test's outcome as curve.json keeps it: the test's fields, or the reason it was not run as is."""
     if not isinstance(outcome, Comparison):
@@ -80,9 +88,7 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
         curves.append(fit.MethodCurve(method, sizes, summaries))
     fit.fit_curves(curves, rounds=args.bootstrap)
     models: dict[str, FlopsModel] = {}
-    costs = [fit.CostPoint(curve.method, size, float(np.mean(summary.test_accuracy)),
-                           float(np.mean([r["train_seconds"] for r in records[curve.method, size]])),
-                           _flops(curve.method, records[curve.method, size], models))
+    costs = [_cost_point(curve.method, size, summary, models)
              for curve in curves for size, summary in zip(curve.sizes, curve.summaries)]
     fit.mark_fronts(costs)
     point_summaries = [summary for curve in curves for summary in curve.summaries]  # in the order of costs
@@ -131,9 +137,8 @@ def _place_recipe(directory: Path, costs: list[fit.CostPoint], point_summaries: 
     [group] = group_records(load_records(directory))
     summary = summarise(group)
     method = method_of(group.records[0])
-    point = fit.CostPoint(method, group.records[0]["data"]["sizes"]["train"], float(np.mean(summary.test_accuracy)),
-                          float(np.mean([r["train_seconds"] for r in group.records])),
-                          _flops(SVM if method == BASELINE_METHOD else method, group.records, models))
+    point = _cost_point(SVM if method == BASELINE_METHOD else method, group.records[0]["data"]["sizes"]["train"],
+                        summary, models)
     on_front, beaten_by = fit.place(point, costs)
     outcomes = compare([point_summaries[i] for i in beaten_by], summary)
     better = []
