@@ -25,7 +25,10 @@ def _run_config(argv: list[str]) -> "Config":
     cfg = plan_run(argv)
     from ftlab.runtime import quiet_library_noise
 
-    quiet_library_noise(cfg.method.method)  # before the libraries load: some read their switches on import
+    from ftlab import methods
+
+    # Before the libraries load: some read their switches on import.
+    quiet_library_noise(methods.get(cfg.method.method).four_bit_base)
     from ftlab.hub import enter_offline_mode_if_unreachable
 
     enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches

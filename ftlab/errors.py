@@ -15,3 +15,7 @@ class DataError(UserError):
 
 class ModelSourceError(UserError):
     pass
+
+
+class InvalidValue(ValueError):
+    """A parse error whose message names the bad part of a value (e.g. one item of a list): shown as it is."""

@@ -31,20 +31,20 @@ def tune_glibc_malloc() -> bool:
     ))
 
 
-def quiet_library_noise(method: Optional[str]) -> None:
+def quiet_library_noise(four_bit: bool = False) -> None:
     """Silence library output that a user of this harness cannot act on (each item seen in a default CPU run);
-    `method` is the fine-tuning method this process trains with (None: it trains nothing).
+    `four_bit`: whether this process trains on a 4-bit base.
 
     - peft 0.21 reads PreTrainedModel.is_gradient_checkpointing inside get_peft_model, which transformers 5
       deprecates with a FutureWarning: their mismatch, not a call of ours.
     - bitsandbytes (imported by peft) says on AVX512-BF16 CPUs that its fast 4-bit CPU kernel needs the `kernels`
-      package (which fetches the kernel from the hub): only QLoRA uses 4-bit kernels, so only QLoRA runs see it.
+      package (which fetches the kernel from the hub): only 4-bit bases use 4-bit kernels, so only they see it.
     - datasets' JSON reader logs its parse error before raising it; ftlab reports the raised one, with the line.
     - Progress bars off a terminal (a log file, a pipe) are lines of carriage returns, so they are off there, as
       the Trainer's own is (training/trainer.py, disable_tqdm).
     """
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-    if method != "qlora":
+    if not four_bit:
         logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     logging.getLogger("datasets.packaged_modules.json.json").setLevel(logging.CRITICAL)
     if not sys.stderr.isatty():

@@ -31,7 +31,8 @@ def main() -> None:
     from ftlab.config import parse_config
     from ftlab.models.attention import FP32_SDPA
     from ftlab.models.load import load_classifier
-    from ftlab.models.methods import apply_method, skip_adapter_input_casts
+    from ftlab.methods import skip_adapter_input_casts
+    from ftlab.models.tuning import apply_method
     from ftlab.models.pooling import apply_pooling
     from ftlab.models.sources import resolve_model
     from ftlab.training.speed import cpu_has_bf16

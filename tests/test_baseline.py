@@ -103,7 +103,7 @@ def test_eval_only_leaves_the_trainable_weights_unchanged(tiny_model_dir, tmp_pa
     from ftlab.runs.plan import plan_run
     from ftlab.data.tokenize import tokenize_splits
     from ftlab.models.load import load_classifier, load_tokenizer
-    from ftlab.models.methods import apply_method
+    from ftlab.models.tuning import apply_method
     from ftlab.models.sources import resolve_model
     from ftlab.data.load import load_data
     from ftlab.training.trainer import build_trainer, train_and_evaluate

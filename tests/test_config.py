@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from ftlab.cli import split_baseline_flag
-from ftlab.config import DEFAULT_LR, DEFAULT_MODEL, read_config_file
+from ftlab import methods
+from ftlab.config import DEFAULT_MODEL, read_config_file
 from ftlab.runs.plan import plan_run
 from ftlab.errors import ConfigError, DataError
 from tests.conftest import run_main
@@ -14,18 +15,28 @@ from tests.conftest import run_main
 def test_no_arguments_is_the_embedded_default():
     cfg = plan_run([])
     assert (cfg.method.method, cfg.model.model, cfg.data.dataset) == ("lora", DEFAULT_MODEL, "imdb")
-    assert cfg.optim.lr == DEFAULT_LR["lora"]  # derived default filled in, so the saved config says what ran
+    assert cfg.optim.lr == methods.get("lora").default_lr  # derived default filled in, so the saved config says what ran
 
 
 def test_file_values_apply_and_flags_override_them(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump({"method": "full", "lora_r": 4, "epochs": 3, "max_train_samples": "all"}))
+    path.write_text(yaml.safe_dump({"method": "ia3", "lora_mlp": False, "epochs": 3, "max_train_samples": "all"}))
     cfg = plan_run(["--config", str(path), "--epochs", "2"])
-    assert cfg.method.method == "full"
-    assert cfg.method.lora_r == 4
+    assert cfg.method.method == "ia3"
+    assert cfg.method.lora_mlp is False
     assert cfg.optim.epochs == 2.0
     assert cfg.data.max_train_samples is None
-    assert cfg.optim.lr == DEFAULT_LR["full"]
+    assert cfg.optim.lr == methods.get("ia3").default_lr
+
+
+def test_a_file_value_the_method_does_not_read_is_reset_not_kept(tmp_path):
+    """A saved config of one method reused with another (--config lora/config.yaml --method full): the values only
+    LoRA reads go back to their defaults, so the new run's config and group say what it ran."""
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"method": "lora", "lora_r": 4, "lora_init": "pissa"}))
+    cfg = plan_run(["--config", str(path), "--method", "full"])
+    assert (cfg.method.lora_r, cfg.method.lora_init) == (8, "kaiming")
+    assert plan_run(["--config", str(path)]).method.lora_r == 4
 
 
 def test_json_config_and_group_sections(tmp_path):
@@ -155,8 +166,19 @@ def test_dataset_name_checked_before_anything_loads():
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--method", "lorra"], "invalid choice: 'lorra' (choose from 'full', 'head', 'selective', 'lora', 'qlora', "
-                            "'scratch_lora')"),
+    (["--method", "lorra"], "--method lorra: unknown method (did you mean 'lora'?); one of full, head, selective"),
+    (["--num_virtual_tokens", "8", "--method", "lora"], "--num_virtual_tokens: --method lora has no such flag (it is "
+                                                       "for prompt_tuning, p_tuning, prefix_tuning)"),
+    (["--method", "head", "--lora_r", "4"], "--lora_r: --method head has no such flag"),
+    (["--method", "full", "--lora_mlp", "false"], "--lora_mlp: --method full has no such target"),
+    (["--method", "ia3", "--peft_args", "init_weights=false"], "--peft_args init_weights: not a field of --method "
+                                                               "ia3's PEFT config (did you mean 'init_ia3_weights'?"),
+    (["--method", "loha", "--peft_args", "rank_dropout=high"], "--peft_args rank_dropout='high': --method loha takes "
+                                                               "float there"),
+    (["--method", "vera", "--peft_args", "r=64"], "--peft_args r: --method vera sets it from --lora_r"),
+    (["--method", "oft", "--peft_args", "block_share"], "--peft_args: 'block_share' is not KEY=VALUE"),
+    (["--lora_init", "pisa"], "--lora_init pisa: must be kaiming, gaussian, pissa, pissa_niter_N"),
+    (["--lora_init", "loftq"], "--lora_init loftq fits LoRA to a 4-bit base's quantisation error: use --method qlora"),
     (["--lora_r", "0"], "--lora_r 0: must be an integer >= 1"),
     (["--dataset", "nosuch"], "--dataset nosuch: unknown dataset"),
     (["--dataset", "./missing.csv"], "--dataset ./missing.csv: no such file or directory"),
@@ -185,7 +207,7 @@ def test_bad_flag_fails_fast_with_one_line_and_touches_nothing(argv, expected, t
 def test_help_lists_flag_groups(tmp_path):
     proc = run_main("--help", cwd=tmp_path, timeout=60)
     assert proc.returncode == 0
-    for text in ("--method {full,head,selective,lora,qlora,scratch_lora}", "--max_train_samples", "--q_lora",
+    for text in ("--method METHOD", "prompt_tuning", "--max_train_samples", "--q_lora",
                  "--task", "--lora_target_modules", "--merge"):
         assert text in proc.stdout
 

@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification, TrainerCallback
 from ftlab.config import MethodArgs
 from ftlab.runs.plan import plan_run
 from ftlab.models.export import merged_model
-from ftlab.models.methods import apply_method
+from ftlab.models.tuning import apply_method
 from ftlab.training.run import run_training
 from tests.conftest import nonzero_lora_b, run_main, synthetic_rows, write_csv
 
@@ -118,10 +118,13 @@ class EncoderOutputs(TrainerCallback):
         self._read(model)
 
 
-def test_save_adapter_needs_a_lora_method(tmp_path):
+def test_save_adapter_needs_an_adapter_method_and_merge_a_merging_one(tmp_path):
     proc = run_main("--method", "full", "--save_adapter", str(tmp_path / "a"), cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
-    assert "--save_adapter needs a LoRA method" in proc.stderr
+    assert "--save_adapter needs a method that trains a PEFT adapter, not --method full" in proc.stderr
+    proc = run_main("--method", "prompt_tuning", "--merge", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert "--merge: --method prompt_tuning cannot be merged into a plain checkpoint (use --save_adapter)" in proc.stderr
 
 
 def test_predict_reproduces_the_runs_test_accuracy(tiny_model_dir, tmp_path):

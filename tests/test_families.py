@@ -19,7 +19,8 @@ from ftlab.config import METHODS, MethodArgs
 from ftlab.errors import ConfigError
 from ftlab.models.architectures import discover
 from ftlab.models.export import merged_model
-from ftlab.models.methods import apply_method, count_parameters
+from ftlab.methods import count_parameters
+from ftlab.models.tuning import apply_method
 from ftlab.models.pooling import apply_pooling
 from tests.conftest import ROOT
 

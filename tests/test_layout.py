@@ -16,15 +16,16 @@ PACKAGE = ROOT / "ftlab"
 LAYERS = {
     "errors": 0, "exit_codes": 0,  # the foundation: what every layer may use
     "hub": 1, "assets": 1, "distributed": 1, "runtime": 1,
-    "config": 2,
-    "data": 3, "models": 3,
-    "runs": 4,
-    "training": 5,
-    "analysis": 6,
-    "search": 7, "bench": 7, "curve": 7,
-    "predict": 8,  # commands on top
-    "cli": 9,
-    "__main__": 10,
+    "methods": 2,  # the method registry: the config reads its names, flags and defaults
+    "config": 3,
+    "data": 4, "models": 4,
+    "runs": 5,
+    "training": 6,
+    "analysis": 7,
+    "search": 8, "bench": 8, "curve": 8,
+    "predict": 9,  # commands on top
+    "cli": 10,
+    "__main__": 11,
 }
 
 
@@ -150,8 +151,8 @@ def test_the_checks_name_what_breaks_the_rules():
              "ftlab.data.load": [("ftlab.models.load", "load_classifier", 5)]}
     problems = layer_violations(graph)
     assert problems[0] == ("ftlab.config.schema (line 3) imports run_training from ftlab.training.run: upward, "
-                           "config is layer 2, training is layer 5")
-    assert "siblings in layer 3" in problems[1]
+                           "config is layer 3, training is layer 6")
+    assert "siblings in layer 4" in problems[1]
     assert import_cycles(graph) == [["ftlab.config.schema", "ftlab.training.run"]]
 
 

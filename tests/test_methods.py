@@ -6,7 +6,8 @@ from transformers import (BertConfig, BertForSequenceClassification, DistilBertC
 
 from ftlab.config import MethodArgs
 from ftlab.errors import ConfigError
-from ftlab.models.methods import apply_method, count_parameters
+from ftlab.methods import count_parameters
+from ftlab.models.tuning import apply_method
 
 
 @pytest.fixture(scope="module")

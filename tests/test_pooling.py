@@ -16,7 +16,8 @@ from transformers import (AutoModelForSequenceClassification, BertConfig, BertFo
 from ftlab import cli
 from ftlab.config import MethodArgs
 from ftlab.models.export import merged_model
-from ftlab.models.methods import apply_method, count_parameters
+from ftlab.methods import count_parameters
+from ftlab.models.tuning import apply_method
 from ftlab.models.pooling import apply_pooling, resolve_pooling
 from tests.conftest import ROOT, build_tiny_model_dir, nonzero_lora_b, synthetic_rows, write_csv
 

@@ -10,7 +10,7 @@ import torch
 from ftlab import cli
 from ftlab.config import MethodArgs
 from ftlab.errors import ConfigError, DataError, ModelSourceError
-from ftlab.models.methods import apply_method
+from ftlab.models.tuning import apply_method
 from ftlab.predict import load_for_inference, main, predict
 from tests.conftest import synthetic_rows
 

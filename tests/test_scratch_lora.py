@@ -11,8 +11,9 @@ from transformers import (AutoModelForSequenceClassification, BertConfig, BertFo
 
 from ftlab.config import MethodArgs
 from ftlab.models.architectures import discover
-from ftlab.models.methods import apply_method, count_parameters
-from ftlab.models.scratch_lora import LoRALinear, apply_scratch_lora, merge_scratch_lora
+from ftlab.methods import count_parameters
+from ftlab.models.tuning import apply_method
+from ftlab.methods.scratch_lora.layer import LoRALinear, apply_scratch_lora, merge_scratch_lora
 
 # Same maths in the same operation order as PEFT, so float32 results agree far inside this.
 ATOL = 1e-6

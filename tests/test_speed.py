@@ -134,7 +134,8 @@ def test_adapter_input_casts_are_skipped_under_autocast_without_changing_a_bit(t
 
     from ftlab.config import MethodArgs
     from ftlab.models.load import load_classifier
-    from ftlab.models.methods import apply_method, skip_adapter_input_casts
+    from ftlab.methods import skip_adapter_input_casts
+    from ftlab.models.tuning import apply_method
     from ftlab.models.sources import ModelSource
 
     source = ModelSource("tiny", str(tiny_model_dir), "local")

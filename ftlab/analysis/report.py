@@ -16,7 +16,8 @@ import numpy as np
 from ftlab.analysis import stats
 from ftlab.analysis.compare import (TWO_LEVEL, Comparison, Outcome, Summary, best_by_validation, compare, find_group,
                                     summarise)
-from ftlab.config import LORA_METHODS, PEFT_METHODS, OneLineParser
+from ftlab import methods
+from ftlab.config import OneLineParser
 from ftlab.errors import UserError
 from ftlab.analysis.records import Record, group_records, load_records, method_of, model_of, run_labels, seed_of
 from ftlab.runs.directory import INDEX_NAME, write_atomic
@@ -32,16 +33,14 @@ TEXT_COLUMNS = {"group", "run", "method", "model", "dataset", "paired test", "ve
 
 
 def method_label(record: Record) -> str:
-    """The method with the settings that tell its variants apart (LoRA rank and alpha, selective depth)."""
+    """The method with the settings that tell its variants apart (LoRA rank and alpha, selective depth); the
+    TF-IDF baseline by its record's name."""
     method, args = method_of(record), record["config"]["method"]
-    if method in LORA_METHODS:
-        label = f"{method} r={args['lora_r']} α={args['lora_alpha']:g}"
-    elif method == "selective":
-        label = f"selective ({args['unfreeze_layers']} blocks)"
-    else:
-        label = method
-    if args.get("load_adapter") and method not in PEFT_METHODS:
-        label += " after LoRA"  # the adapter was merged in first: the LoRA -> head chain
+    if method not in methods.METHODS:
+        return method
+    label = methods.get(method).describe(args)
+    if args.get("load_adapter") and not methods.get(method).adapter:
+        label += " after an adapter"  # merged in first: the "LoRA, then the head" chain
     return label
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ftlab import methods
 from ftlab.config import OneLineParser
 from ftlab.errors import ConfigError
 from ftlab.models.flops import FlopsModel, flops_model, training_flops
 from ftlab.runs.directory import write_atomic, write_json_atomic
 from ftlab.runs.plan import plan_run
 
-BENCH_METHODS = ("full", "head", "lora", "qlora")
+BENCH_METHODS = methods.names()
 # Flags appended after the user's, so they win. "reference" is the recipe of the HF/PEFT tutorials (measured:
 # 215 samples/s on an H100 with DistilBERT, LoRA r=8, IMDB at 512 tokens), with the checkpoints' own attention
 # and hidden dropout (0.1 in every supported encoder), which the CPU default turns off; "default" is this harness
@@ -63,7 +64,7 @@ def _comma_list(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="main.py bench", description="Reference recipe vs this harness's default, per "
                            "method; any training flag (--model, --dataset, --max_length, ...) applies to both.")
-    parser.add_argument("--methods", default="lora", help=f"comma-separated, of {', '.join(BENCH_METHODS)}")
+    parser.add_argument("--methods", default=methods.DEFAULT_METHOD, help=f"comma-separated, of {', '.join(BENCH_METHODS)}")
     parser.add_argument("--recipes", default="reference,default", help=f"comma-separated, of {', '.join(RECIPES)}")
     parser.add_argument("--bench_dir", default=None, help="where runs, logs and bench.json go "
                         "(default runs/bench-<time>)")
@@ -219,7 +220,7 @@ def main(argv: list[str]) -> int:
     plan(bench, train_argv, [])  # flags checked before torch is imported
     from ftlab.runtime import quiet_library_noise
 
-    quiet_library_noise(None)  # this process only measures GEMMs; each run quiets its own libraries
+    quiet_library_noise()  # this process only measures GEMMs; each run quiets its own libraries
     import torch
 
     runs = plan(bench, train_argv, device_sizes(train_argv, torch.cuda.is_available()))

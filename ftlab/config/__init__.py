@@ -7,15 +7,15 @@ from ftlab.config.groups import ADAPTER_PROVENANCE, group_id
 from ftlab.config.parse import (OPTIONAL_BOOL, POSITIVE_INT, OneLineParser, build_parser, config_from_record,
                                 explicit_options, flatten_sections, parse_config, read_config_file)
 from ftlab.config.rules import validate
-from ftlab.config.schema import (BEST_METRICS, DEFAULT_LR, DEFAULT_MODEL, FIELDS, GROUP_CLASSES, IDENTITY_FIELDS,
-                                 LORA_METHODS, LORA_SWITCHES, METHODS, NO_LEGACY, OPTIMIZERS,
-                                 PEFT_METHODS, POOLINGS, PRECISIONS,
+from ftlab.config.schema import (BEST_METRICS, DEFAULT_MODEL, FIELDS, GROUP_CLASSES, IDENTITY_FIELDS,
+                                 LORA_SWITCHES, METHODS, NO_LEGACY, OPTIMIZERS,
+                                 POOLINGS, PRECISIONS,
                                  SCHEDULERS, TRUNCATIONS, WANDB_MODES, Config, DataArgs, MethodArgs, ModelArgs,
                                  OptimArgs, RunArgs, SpeedArgs, TrackingArgs, config_from_values, resolve_defaults)
 
-__all__ = ["ADAPTER_PROVENANCE", "BEST_METRICS", "DEFAULT_LR", "DEFAULT_MODEL", "FIELDS", "GROUP_CLASSES",
-           "IDENTITY_FIELDS", "LORA_METHODS", "LORA_SWITCHES", "METHODS", "NO_LEGACY", "OPTIMIZERS",
-           "OPTIONAL_BOOL", "PEFT_METHODS", "POOLINGS", "POSITIVE_INT", "PRECISIONS", "SCHEDULERS", "TRUNCATIONS", "WANDB_MODES",
+__all__ = ["ADAPTER_PROVENANCE", "BEST_METRICS", "DEFAULT_MODEL", "FIELDS", "GROUP_CLASSES",
+           "IDENTITY_FIELDS", "LORA_SWITCHES", "METHODS", "NO_LEGACY", "OPTIMIZERS",
+           "OPTIONAL_BOOL", "POOLINGS", "POSITIVE_INT", "PRECISIONS", "SCHEDULERS", "TRUNCATIONS", "WANDB_MODES",
            "Config", "DataArgs", "MethodArgs", "ModelArgs", "OneLineParser", "OptimArgs", "RunArgs", "SpeedArgs",
            "TrackingArgs", "build_parser", "config_from_record", "config_from_values", "explicit_options",
            "flatten_sections", "group_id", "parse_config", "read_config_file", "resolve_defaults", "validate"]

@@ -13,14 +13,17 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ftlab.config.rules import validate
+from ftlab import methods
+from ftlab.config.rules import settle_method_flags, validate
 from ftlab.config.schema import (FIELDS, GROUP_CLASSES, NO_LEGACY, Config, config_from_values,
                                  resolve_defaults)
 from ftlab.config.values import InvalidValue, OPTIONAL_VALUE_PARSERS, parse_bool, parse_positive_int
 from ftlab.errors import ConfigError
 
-# Flags users know from the seed projects, mapped onto the one config.
-TASK_ALIASES = {"fft": "full", "cls": "head", "lora": "lora"}
+# The seed projects chose the method with `--task fft|cls|lora`, `--lora` and `--q_lora`: the methods' own aliases
+# and legacy flags (ftlab.methods).
+LEGACY_FLAGS = {method.legacy_flag: method.name for method in methods.METHODS.values() if method.legacy_flag}
+TASKS = tuple(sorted({*methods.registry.ALIASES, *LEGACY_FLAGS.values()}))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -66,33 +69,31 @@ def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
             group.add_argument(f"--{f.name}", **kwargs)
     aliases = parser.add_argument_group("aliases from the seed projects")
     # As the seed projects' READMEs write them: `--lora True` as well as `--lora` (`--lora false` sets nothing).
-    aliases.add_argument("--lora", dest="alias_lora", nargs="?", const=True, type=OPTIONAL_BOOL,
-                         help="= --method lora")
-    aliases.add_argument("--q_lora", dest="alias_q_lora", nargs="?", const=True, type=OPTIONAL_BOOL,
-                         help="= --method qlora")
+    for flag, method in LEGACY_FLAGS.items():
+        aliases.add_argument(f"--{flag}", dest=f"alias_{flag}", nargs="?", const=True, type=OPTIONAL_BOOL,
+                             help=f"= --method {method}")
     aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help="= --lora_r")
-    aliases.add_argument("--task", dest="alias_task", choices=tuple(TASK_ALIASES),
-                         help="fft = --method full, cls = --method head, lora = --method lora")
+    aliases.add_argument("--task", dest="alias_task", choices=TASKS,
+                         help=", ".join(f"{task} = --method {methods.canonical(task)}" for task in TASKS))
     return parser
 
 
 def _from_aliases(given: dict[str, Any]) -> dict[str, Any]:
     """Fold alias flags into canonical keys; contradicting a canonical flag is an error, not a silent choice."""
     resolved: dict[str, Any] = {}
-    methods = []
-    if given.pop("alias_lora", False):
-        methods.append(("--lora", "lora"))
-    if given.pop("alias_q_lora", False):
-        methods.append(("--q_lora", "qlora"))
+    chosen = []
+    for flag, method in LEGACY_FLAGS.items():
+        if given.pop(f"alias_{flag}", False):
+            chosen.append((f"--{flag}", method))
     if "alias_task" in given:
         task = given.pop("alias_task")
-        methods.append((f"--task {task}", TASK_ALIASES[task]))
+        chosen.append((f"--task {task}", methods.canonical(task)))
     if "method" in given:
-        methods.append((f"--method {given['method']}", given["method"]))
-    if len({m for _, m in methods}) > 1:
-        raise ConfigError("conflicting method flags: " + ", ".join(flag for flag, _ in methods))
-    if methods:
-        resolved["method"] = methods[0][1]
+        chosen.append((f"--method {given['method']}", given["method"]))
+    if len({m for _, m in chosen}) > 1:
+        raise ConfigError("conflicting method flags: " + ", ".join(flag for flag, _ in chosen))
+    if chosen:
+        resolved["method"] = chosen[0][1]
     if "alias_lora_rank" in given:
         rank = given.pop("alias_lora_rank")
         if "lora_r" in given and given["lora_r"] != rank:
@@ -163,14 +164,18 @@ def _one_seed_setting(file_values: dict[str, Any], given: dict[str, Any]) -> dic
     return file_values
 
 
-def parse_config(argv: list[str]) -> Config:
+def parse_config(argv: list[str], foreign_flags: str = "error") -> Config:
     """Defaults <- --config file <- flags; validated; derived defaults filled. Only the values: the run plan
-    (ftlab.runs.plan.plan_run) adds what needs the file system, the dataset and the model."""
+    (ftlab.runs.plan.plan_run) adds what needs the file system, the dataset and the model. foreign_flags: what a
+    typed method flag that the method does not read does, "error" or "ignore" (ftlab.config.rules)."""
     given = vars(build_parser().parse_args(argv))
     file_values = read_config_file(given.pop("config")) if "config" in given else {}
     file_values = _one_seed_setting(file_values, given)
     alias_values = _from_aliases(given)
-    return resolve_defaults(validate(config_from_values({**file_values, **given, **alias_values})))
+    cfg = config_from_values({**file_values, **given, **alias_values})
+    typed = set(given) | set(alias_values)
+    settle_method_flags(cfg, typed, typed | set(file_values), foreign_flags)
+    return resolve_defaults(validate(cfg))
 
 
 def explicit_options(argv: list[str]) -> set[str]:

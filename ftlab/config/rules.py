@@ -3,8 +3,12 @@ the file system, a dataset or a model (does the directory hold a finished run, i
 is the run plan's pre-flight (ftlab.runs.plan). Light: the standard library only."""
 from __future__ import annotations
 
-from ftlab.config.schema import FIELDS, LORA_METHODS, LORA_SWITCHES, Config, MethodArgs, RunArgs
+import dataclasses
+
+from ftlab import methods
+from ftlab.config.schema import FIELDS, Config, MethodArgs, RunArgs
 from ftlab.errors import ConfigError
+from ftlab.methods.base import TARGET_FLAGS
 
 
 def validate(cfg: Config) -> Config:
@@ -35,14 +39,35 @@ def _check_checkpoints(args: RunArgs) -> None:
 
 
 def _check_method(args: MethodArgs) -> None:
-    if args.method in LORA_METHODS and not args.lora_target_modules and not any(
-            getattr(args, f"lora_{switch}") for switch in (*LORA_SWITCHES, "head")):
-        raise ConfigError("no LoRA target: every --lora_<module> switch is off; turn one on or pass "
-                          "--lora_target_modules")
-    if (args.save_adapter or args.merge) and args.method not in LORA_METHODS:
-        flag = "--save_adapter" if args.save_adapter else "--merge"
-        raise ConfigError(f"{flag} needs a LoRA method (one of {', '.join(LORA_METHODS)}), not --method {args.method}")
-    if args.save_adapter and args.method == "scratch_lora":
-        raise ConfigError("--save_adapter is for PEFT adapters; with --method scratch_lora use --merge")
-    if args.use_dora and args.method == "scratch_lora":
-        raise ConfigError("--use_dora is not implemented by scratch_lora; use --method lora")
+    method = methods.get(args.method)
+    if method.reads("lora_query") and not args.lora_target_modules and not any(
+            getattr(args, flag) for flag in TARGET_FLAGS if flag != "lora_target_modules"):
+        raise ConfigError(f"--method {method.name}: no target: every --lora_<module> switch is off; turn one on or "
+                          f"pass --lora_target_modules")
+    if args.save_adapter and not method.adapter:
+        raise ConfigError(f"--save_adapter needs a method that trains a PEFT adapter, not --method {method.name}"
+                          + (" (use --merge)" if method.merges else ""))
+    if args.merge and not method.merges:
+        raise ConfigError(f"--merge: --method {method.name} cannot be merged into a plain checkpoint"
+                          + (" (use --save_adapter)" if method.adapter else ""))
+    method.check_args(args)
+
+
+def settle_method_flags(cfg: Config, typed: set[str], given: set[str], foreign: str = "error") -> None:
+    """The method flags as the chosen method reads them. A flag it reads that nobody set (`given`: flags and file
+    keys) takes the method's own default (VeRA's rank 256). A flag it does not read is an error when typed on the
+    command line (`typed`; foreign="ignore" for commands that pass one set of flags to several methods), and is in
+    every case reset to its default, so that the saved configuration and the configuration's group say what ran."""
+    method = methods.get(cfg.method.method)
+    owners = methods.flag_owners()
+    for flag in sorted(owners):
+        if method.reads(flag):
+            if flag not in given:
+                setattr(cfg.method, flag, method.default(flag, FIELDS[flag][1].default))
+            continue
+        if flag in typed and foreign == "error":
+            kind = "target" if flag in TARGET_FLAGS else "flag"
+            readers = ", ".join(owners[flag][:6]) + (", ..." if len(owners[flag]) > 6 else "")
+            raise ConfigError(f"--{flag}: --method {method.name} has no such {kind} (it is for {readers})")
+        field = FIELDS[flag][1]
+        setattr(cfg.method, flag, field.default)

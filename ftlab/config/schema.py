@@ -12,15 +12,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
+from ftlab import methods
 from ftlab.config.values import (parse_bool, parse_count, parse_float, parse_int, parse_resume, parse_seeds,
                                  parse_str)
+from ftlab.methods.lora import DEFAULT_INIT, valid_init
+from ftlab.methods.peft_fields import parse_peft_args
 
-METHODS = ("full", "head", "selective", "lora", "qlora", "scratch_lora")
-LORA_METHODS = ("lora", "qlora", "scratch_lora")
-# The methods that train a PEFT adapter: with --load_adapter they continue it (the others merge it in first).
-PEFT_METHODS = ("lora", "qlora")
-# Learning rates that work for each method on small encoders; an explicit --lr always wins.
-DEFAULT_LR = {"full": 5e-5, "head": 1e-3, "selective": 1e-4, "lora": 5e-4, "qlora": 5e-4, "scratch_lora": 5e-4}
+METHODS = methods.names()
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgd_nesterov", "adamw_8bit", "paged_adamw_8bit")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr", "onecycle")
@@ -30,9 +28,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("auto", "cls", "mean", "last")
 TRUNCATIONS = ("head", "tail", "head_tail")
 TRAIN_SUBSAMPLES = ("stratified", "nested")
-# The --lora_<switch> flags: the parts of a transformer block that get adapters (ftlab.models.architectures maps
-# them onto each architecture's module names).
-LORA_SWITCHES = ("query", "key", "value", "projection", "mlp")
+# The --lora_<switch> flags: the parts of a transformer block that a method with targets adapts
+# (ftlab.models.architectures maps them onto each architecture's module names).
+LORA_SWITCHES = methods.SWITCHES
 
 NO_LEGACY = object()  # option(legacy=...): the field's default is what runs did before it existed
 
@@ -118,28 +116,48 @@ class DataArgs:
 
 @dataclass
 class MethodArgs:
-    method: str = option("lora", "How to fine-tune.", choices=METHODS)
-    lora_r: int = option(8, "LoRA rank.", parse=parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
-    lora_alpha: float = option(16.0, "LoRA scaling numerator (scale = alpha / r).", parse=parse_float,
-                               check=lambda v: v > 0, allowed="a number > 0")
-    # PEFT's own default; on CPU, dropout 0.1 costs ~40% of LoRA's training speed (5.6 vs 9.9 samples/s).
-    lora_dropout: float = option(0.0, "Dropout on the LoRA input.", parse=parse_float,
-                                 check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
-    lora_query: bool = option(True, "LoRA on the attention query projection.", parse=parse_bool,
+    method: str = option(methods.DEFAULT_METHOD, "How to fine-tune: " + ", ".join(METHODS) + " (docs: methods).",
+                         parse=lambda text: methods.get(str(text).strip()).name, allowed="one of " + ", ".join(METHODS))
+    lora_r: int = option(8, "Rank of the methods that have one (unless given: the method's own, e.g. 256 for VeRA; "
+                         "docs: methods).", parse=parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
+    lora_alpha: float = option(16.0, "Scaling numerator of LoRA-like methods (scale = alpha / r; unless given: the "
+                               "method's own, e.g. 8 for LoHa).", parse=parse_float, check=lambda v: v > 0,
+                               allowed="a number > 0")
+    # PEFT's own default; on CPU, dropout costs much of LoRA's training speed (docs: speed).
+    lora_dropout: float = option(0.0, "Dropout of the methods that have one (LoRA's input dropout, LoHa's module "
+                                 "dropout, ...).", parse=parse_float, check=lambda v: 0 <= v < 1,
+                                 allowed="a number in [0, 1)")
+    lora_query: bool = option(True, "Methods with targets: adapt the attention query projection.", parse=parse_bool,
                               allowed="true or false")
-    lora_key: bool = option(True, "LoRA on the attention key projection.", parse=parse_bool, allowed="true or false")
-    lora_value: bool = option(True, "LoRA on the attention value projection.", parse=parse_bool,
+    lora_key: bool = option(True, "Methods with targets: adapt the attention key projection.", parse=parse_bool,
+                            allowed="true or false")
+    lora_value: bool = option(True, "Methods with targets: adapt the attention value projection.", parse=parse_bool,
                               allowed="true or false")
-    lora_projection: bool = option(True, "LoRA on the attention output projection.", parse=parse_bool,
-                                   allowed="true or false")
-    lora_mlp: bool = option(True, "LoRA on both feed-forward linears.", parse=parse_bool, allowed="true or false")
-    lora_head: bool = option(False, "LoRA on the head's linears instead of training the head in full.",
-                             parse=parse_bool, allowed="true or false")
-    lora_target_modules: Optional[str] = option(None, "Comma-separated module names for LoRA (e.g. 'q_lin,v_lin'); "
-                                                "overrides the --lora_<module> switches.")
+    lora_projection: bool = option(True, "Methods with targets: adapt the attention output projection.",
+                                   parse=parse_bool, allowed="true or false")
+    lora_mlp: bool = option(True, "Methods with targets: adapt the feed-forward linears.", parse=parse_bool,
+                            allowed="true or false")
+    lora_head: bool = option(False, "Methods with targets: adapt the head's linears instead of training the head in "
+                             "full.", parse=parse_bool, allowed="true or false")
+    lora_target_modules: Optional[str] = option(None, "Methods with targets: comma-separated module names (e.g. "
+                                                "'q_lin,v_lin'), or all-linear; overrides the --lora_<module> "
+                                                "switches.")
     use_rslora: bool = option(False, "Rank-stabilised LoRA: scale = alpha / sqrt(r).", parse=parse_bool,
                               allowed="true or false")
     use_dora: bool = option(False, "Weight-decomposed LoRA (DoRA).", parse=parse_bool, allowed="true or false")
+    lora_init: str = option(DEFAULT_INIT, "LoRA's initialisation: kaiming (PEFT's default: Kaiming-uniform A, zero B), "
+                            "gaussian, pissa, pissa_niter_N (fast PiSSA), olora, eva and corda (from the training "
+                            "batches), loftq (qlora: fitted to the 4-bit error).", check=valid_init,
+                            allowed="kaiming, gaussian, pissa, pissa_niter_N, olora, eva, corda or loftq")
+    loraplus_lr_ratio: Optional[float] = option(None, "LoRA+: B's learning rate is this times --lr (e.g. 16); off "
+                                                "by default.", parse=parse_float, check=_positive,
+                                                allowed="a number > 0")
+    num_virtual_tokens: int = option(20, "Prompt methods: virtual tokens before the text.", parse=parse_int,
+                                     check=lambda v: v >= 1, allowed="an integer >= 1")
+    peft_args: Optional[dict] = option(None, "PEFT methods: any other field of the method's PEFT config, as "
+                                       "KEY=VALUE,... (YAML values; a mapping in a config file), e.g. "
+                                       "init_weights=false,module_dropout=0.1.", parse=parse_peft_args,
+                                       allowed="KEY=VALUE pairs separated by commas")
     unfreeze_layers: int = option(2, "selective: how many of the last transformer blocks train (plus the head).",
                                   parse=parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
     bnb_4bit_quant_type: str = option("nf4", "qlora: 4-bit data type.", choices=("nf4", "fp4"))
@@ -148,12 +166,12 @@ class MethodArgs:
     bnb_4bit_compute_dtype: str = option("auto", "qlora: dtype of the 4-bit matmuls (auto: bfloat16 on GPUs that "
                                          "have it, else float32).",
                                          choices=("auto", "float32", "bfloat16", "float16"))
-    load_adapter: Optional[str] = option(None, "Start from a saved LoRA adapter: lora/qlora continue training it; "
-                                         "other methods merge it into the base first (e.g. LoRA, then the head). "
-                                         "With --seeds, <dir>/seed<N> where it exists.")
-    save_adapter: Optional[str] = option(None, "Save the trained LoRA adapter (with its head and tokenizer) here "
-                                         "(with --seeds: in <dir>/seed<N>).", identity=False)
-    merge: bool = option(False, "LoRA methods: merge the adapter into the weights and save a plain model to "
+    load_adapter: Optional[str] = option(None, "Start from a saved PEFT adapter: a method of the adapter's kind "
+                                         "continues training it; any other method merges it into the base first "
+                                         "(e.g. LoRA, then the head). With --seeds, <dir>/seed<N> where it exists.")
+    save_adapter: Optional[str] = option(None, "PEFT methods: save the trained adapter (with its head and tokenizer) "
+                                         "here (with --seeds: in <dir>/seed<N>).", identity=False)
+    merge: bool = option(False, "Methods that merge: fold what trained into the weights and save a plain model to "
                          "<output_dir>/merged (loads without peft).", parse=parse_bool, allowed="true or false",
                          identity=False)
     ngram_max: int = option(2, "baseline (TF-IDF + linear SVM): longest word n-gram counted.", parse=parse_int,
@@ -164,8 +182,10 @@ class MethodArgs:
 class OptimArgs:
     epochs: float = option(1.0, "Training epochs (fractions allowed).", parse=parse_float,
                            check=lambda v: v > 0, allowed="a number > 0")
-    lr: Optional[float] = option(None, "Peak learning rate (default per method: " +
-                                 ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ").",
+    lr: Optional[float] = option(None, "Peak learning rate (default: the method's own, e.g. " +
+                                 ", ".join(f"{m.name} {m.default_lr:g}" for m in map(methods.get,
+                                                                                   methods.STUDY_METHODS)) +
+                                 "; docs: methods).",
                                  parse=parse_float, check=_positive, allowed="a number > 0")
     batch_size: int = option(16, "Training batch size per device.", parse=parse_int, check=lambda v: v >= 1,
                              allowed="an integer >= 1")
@@ -314,7 +334,7 @@ IDENTITY_FIELDS = frozenset(name for name, (_, f) in FIELDS.items() if f.metadat
 def resolve_defaults(cfg: Config) -> Config:
     """Fill values that depend on other values, so the saved config says exactly what ran."""
     if cfg.optim.lr is None:
-        cfg.optim.lr = DEFAULT_LR[cfg.method.method]
+        cfg.optim.lr = methods.get(cfg.method.method).default_lr
     if cfg.speed.pad_multiple is None:
         cfg.speed.pad_multiple = 64 if cfg.speed.torch_compile else 8
     # W&B's own variables are honoured (cluster templates set WANDB_MODE=offline); flags win over them.

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
+from ftlab.errors import InvalidValue  # the parsers' error type; re-exported for the config's callers
+
+__all__ = ["InvalidValue", "parse_bool", "parse_count", "parse_float", "parse_int", "parse_positive_int",
+           "parse_resume", "parse_seeds", "parse_str"]
+
 
 def parse_int(text: Any) -> int:
     if isinstance(text, bool):
@@ -54,8 +59,6 @@ def parse_str(text: Any) -> str:
     return str(text)
 
 
-class InvalidValue(ValueError):
-    """A parse error whose message names the bad part of a value (e.g. one item of a list)."""
 
 
 def parse_seeds(text: Any) -> list[int]:

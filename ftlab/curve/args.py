@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ftlab import methods
 from ftlab.analysis.records import group_records, load_records
 from ftlab.config import OneLineParser, explicit_options
 from ftlab.config.values import InvalidValue, parse_seeds
@@ -14,7 +15,7 @@ from ftlab.runs.directory import dataset_label
 from ftlab.runs.plan import plan_run
 
 SVM = "svm"  # the TF-IDF + linear SVM baseline (ftlab.training.baseline)
-CURVE_METHODS = ("lora", "full", "head", "qlora", "selective", "scratch_lora", SVM)
+CURVE_METHODS = (*methods.names(), SVM)
 ALL = "all"
 # Train flags a curve sets itself, per point; typed by the user they would be overridden or collide.
 SET_PER_POINT = {
@@ -66,9 +67,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--sizes", default="250,500,1000,2000,4000",
                         help="comma-separated training-set sizes, at least two ('all' = the whole training split; "
                              "default 250,500,1000,2000,4000); at least three for a fitted curve")
-    parser.add_argument("--methods", default="lora,full,head,svm",
+    parser.add_argument("--methods", default=",".join((*methods.STUDY_METHODS, SVM)),
                         help=f"comma-separated, of {', '.join(CURVE_METHODS)} (svm = the TF-IDF baseline, "
-                             f"deterministic: one run per size; default lora,full,head,svm)")
+                             f"deterministic: one run per size; default {','.join((*methods.STUDY_METHODS, SVM))})")
     parser.add_argument("--seeds", default="1,2,3", help="training seeds of each point (default 1,2,3)")
     parser.add_argument("--curve_dir", help="where the points and curve.json/curve.md go "
                         "(default runs/curve-<dataset>)")

@@ -55,7 +55,9 @@ def main(argv: list[str]) -> int:
     from ftlab.hub import enter_offline_mode_if_unreachable
     from ftlab.runtime import quiet_library_noise
 
-    quiet_library_noise(args.methods[0] if args.methods[0] != SVM else None)
+    from ftlab import methods
+
+    quiet_library_noise(any(methods.get(m).four_bit_base for m in args.methods if m != SVM))
     enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches
     rows, dataset = training_rows(args)
     check_sizes(args, rows, dataset)

@@ -1,16 +1,17 @@
 """Where a classifier's parts are, derived from the loaded model: the transformer blocks, the linear layers in
 each block behind the LoRA switches, and the head (what lies outside the base model).
 
-Light on import (no torch, no transformers): the config's validation reads LORA_SWITCHES and max_positions before
-anything heavy loads; `discover` runs on a loaded model (or a meta-device skeleton of one)."""
+Light on import (no torch, no transformers): the run plan reads max_positions before anything heavy loads;
+`discover` runs on a loaded model (or a meta-device skeleton of one)."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from ftlab.config.schema import LORA_SWITCHES
 from ftlab.errors import ConfigError
+from ftlab.methods import SWITCHES as LORA_SWITCHES
+from ftlab.methods.targets import within
 
 if TYPE_CHECKING:  # this module stays importable without torch: the run plan's pre-flight reads max_positions
     import torch
@@ -78,16 +79,6 @@ class Architecture:
         if include_head:
             patterns.extend(rf"(?:.*\.)?{re.escape(name)}" for name in self.head_linears)
         return "|".join(f"(?:{p})" for p in patterns)
-
-
-def names_regex(names: list[str]) -> str:
-    """Full-match pattern for modules whose path ends with one of `names` (PEFT's suffix rule for a list)."""
-    return rf"(?:.*\.)?(?:{'|'.join(re.escape(n) for n in names)})"
-
-
-def paths_regex(paths: tuple[str, ...]) -> str:
-    """Full-match pattern for exactly these module paths (under any wrapper's prefix)."""
-    return rf"(?:.*\.)?(?:{'|'.join(re.escape(p) for p in paths)})"
 
 
 # Leaf names of attention layers, lower-cased: the names PEFT's per-model-type target map
@@ -207,11 +198,6 @@ def discover(model: "torch.nn.Module") -> Architecture:
                         conv1d=tuple(conv1d), decoder=is_decoder_type(model_type))
 
 
-def within(name: str, roots: Sequence[str]) -> bool:
-    """Whether module path `name` is one of `roots` or inside one."""
-    return any(name == root or name.startswith(root + ".") for root in roots)
-
-
 def skeleton(config: "PreTrainedConfig", trust_remote_code: bool = False) -> "torch.nn.Module":
     """The classifier `config` describes, on the meta device: no memory, no weights, enough to `discover` it
     before the real one loads (the 4-bit skip list must be known before quantised loading)."""
@@ -249,9 +235,3 @@ def max_positions(config: dict) -> Optional[int]:
     if config.get("model_type") in POSITION_OFFSET_TYPES:
         total -= int(config.get("pad_token_id") or 1) + 1
     return total
-
-
-def module_paths(model: Any, suffix: str) -> list[str]:
-    """The full paths of the modules of `model` named `suffix` or ending with it as a dotted suffix ('pooler' ->
-    'bert.pooler'): how a head module or a module to train is named independently of the base model's prefix."""
-    return [name for name, _ in model.named_modules() if name == suffix or name.endswith("." + suffix)]

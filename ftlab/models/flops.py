@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Work per sample relative to one forward pass: full fine-tuning needs the backward pass for activations and
-# for weights (2x forward); adapters skip the frozen weights' gradients but still backpropagate through every
-# block; head-only training never backpropagates into the encoder.
-PASSES = {"full": 3.0, "selective": 3.0, "lora": 2.0, "qlora": 2.0, "scratch_lora": 2.0, "head": 1.0}
+from ftlab import methods
+
 
 
 @dataclass(frozen=True)
@@ -58,4 +56,5 @@ def flops_model(location: str, trust_remote_code: bool = False) -> FlopsModel:
 
 def training_flops(method: str, model: FlopsModel, mean_tokens: float, samples: float) -> float:
     """FLOPs of training on `samples` texts (rows x epochs) of `mean_tokens` real tokens each with `method`."""
-    return PASSES[method] * samples * model.forward_flops_per_sample(mean_tokens)
+    # Work per sample relative to one forward pass: each method's own (ftlab.methods.base.Method.passes).
+    return methods.get(method).passes * samples * model.forward_flops_per_sample(mean_tokens)

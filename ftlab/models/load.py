@@ -8,6 +8,7 @@ from typing import Any, Iterator, Optional
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
+from ftlab import methods
 from ftlab.config import MethodArgs
 from ftlab.distributed import process_state
 from ftlab.errors import ConfigError, ModelSourceError
@@ -74,7 +75,7 @@ def load_classifier(source: ModelSource, label_names: list[str], args: MethodArg
         setattr(config, hidden_key, hidden_dropout)
     head = discover(skeleton(config, trust_remote_code)).head
     kwargs = {}
-    if args.method == "qlora":
+    if methods.get(args.method).four_bit_base:
         kwargs["quantization_config"] = quantization_config(config, args, head)
         # Each process holds a whole copy on its own GPU: the local rank is the device index on its machine.
         kwargs["device_map"] = {"": process_state().local_process_index if torch.cuda.is_available() else "cpu"}

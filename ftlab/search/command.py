@@ -178,7 +178,9 @@ def main(argv: list[str]) -> int:
     from ftlab.hub import enter_offline_mode_if_unreachable
     from ftlab.runtime import quiet_library_noise
 
-    quiet_library_noise(args.base.method.method)  # the trials train in this process
+    from ftlab import methods
+
+    quiet_library_noise(methods.get(args.base.method.method).four_bit_base)  # the trials train in this process
     from ftlab.search.storage import open_storage
 
     enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 import yaml
 from transformers import PreTrainedTokenizerBase, TrainerCallback, set_seed
 
+from ftlab import methods
 from ftlab.config import ADAPTER_PROVENANCE, Config, group_id
 from ftlab.data.load import load_data
 from ftlab.data.splits import PreparedData
@@ -21,9 +22,10 @@ from ftlab.models.architectures import discover, dropout_attributes
 from ftlab.models.attention import use_fp32_attention
 from ftlab.models.export import export_models
 from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
-from ftlab.models.methods import apply_method, count_parameters, skip_adapter_input_casts
+from ftlab.methods import ApplyContext, count_parameters, skip_adapter_input_casts
 from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
-from ftlab.models.sources import ModelSource, check_resolved_model, resolve_model
+from ftlab.models.sources import ModelSource, check_resolved_model, load_config, resolve_model
+from ftlab.models.tuning import apply_method, check_method_fits
 from ftlab.runs.directory import resolve_output_dir, write_atomic, write_json_atomic
 from ftlab.runs.predictions import save_run_predictions
 from ftlab.runs.preemption import StopOnRequest
@@ -31,7 +33,11 @@ from ftlab.runs.resume import count_attempt, latest_checkpoint
 from ftlab.training.record import build_record, environment, finish_record
 from ftlab.training.speed import PROFILE_NAME, resolve_dropout, resolve_precision
 from ftlab.training.tracking import finish_run, start_run
-from ftlab.training.trainer import build_trainer, train_and_evaluate
+from ftlab.training.trainer import build_trainer, optimizer_steps, train_and_evaluate
+
+# Texts that data-driven initialisations (LoRA's EVA and CorDA) read: 16 batches of the training split, enough for
+# their SVDs of the layers' inputs at these widths (peft's CorDA guide: hidden width / tokens per text x 128 texts).
+CALIBRATION_BATCHES = 16
 
 
 @dataclass
@@ -56,7 +62,7 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     group = group_id(cfg, cfg.method.method, precision)
     inputs = _read_inputs(cfg)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
-    model, model_details = _build_model(cfg, inputs, precision)
+    model, model_details = _build_model(cfg, inputs, precision, output_dir)
     params = count_parameters(model)
     print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
           f"({params.percent:.2f}%)", flush=True)
@@ -66,7 +72,9 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     tracker = start_run(cfg, output_dir, group)  # main process only: one W&B run per training run
     # A stop request (signal, or the SLURM templates' stop file) ends training with a checkpoint, not a record.
     trainer = build_trainer(model, inputs.tokenizer, inputs.tokenized, inputs.data, cfg, str(output_dir),
-                            tracking=tracker is not None, callbacks=[*callbacks, StopOnRequest()],
+                            tracking=tracker is not None,
+                            callbacks=[*callbacks, StopOnRequest(),
+                                       *methods.get(cfg.method.method).callbacks(model, cfg.method)],
                             precision=precision)
     # Every process trains and evaluates (the evaluation gathers all processes' predictions); one writes.
     outcome = train_and_evaluate(trainer, inputs.tokenized, inputs.data, resume_from=resume_from,
@@ -120,6 +128,8 @@ def _read_inputs(cfg: Config) -> Inputs:
     with process_state().main_process_first():
         source = resolve_model(cfg.model.model)
         check_resolved_model(source, cfg.data.max_length, cfg.model.trust_remote_code)
+        # Before the data: a model the method cannot train stops now, in one line.
+        check_method_fits(load_config(source, cfg.model.trust_remote_code), cfg.method, cfg.model.trust_remote_code)
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
         print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
@@ -130,7 +140,19 @@ def _read_inputs(cfg: Config) -> Inputs:
     return Inputs(source, pooling, data, tokenizer, tokenized)
 
 
-def _build_model(cfg: Config, inputs: Inputs, precision: str) -> tuple[Any, dict[str, Any]]:
+def _calibration_batches(cfg: Config, inputs: Inputs) -> list[dict]:
+    """The first CALIBRATION_BATCHES training batches, padded as training pads them, without the labels."""
+    from ftlab.data.tokenize import make_collator
+
+    collate = make_collator(inputs.tokenizer, cfg.data.pad_to_max_length, cfg.speed.pad_multiple)
+    columns = [name for name in inputs.tokenizer.model_input_names if name in inputs.tokenized["train"].column_names]
+    rows = inputs.tokenized["train"].select_columns(columns)
+    size = cfg.optim.batch_size
+    return [collate([rows[i] for i in range(start, min(start + size, len(rows)))])
+            for start in range(0, min(len(rows), size * CALIBRATION_BATCHES), size)]
+
+
+def _build_model(cfg: Config, inputs: Inputs, precision: str, output_dir: Path) -> tuple[Any, dict[str, Any]]:
     """The classifier with its pooling, truncation settings and method applied, and the record's fields about it:
     the dropouts it trains with and the attention it computes."""
     model = load_classifier(inputs.source, inputs.data.label_names, cfg.method,
@@ -151,7 +173,10 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str) -> tuple[Any, dict
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, inputs.pooling.used, arch)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
-    model = apply_method(model, cfg.method, arch)
+    context = ApplyContext(arch=arch, batches=lambda: _calibration_batches(cfg, inputs),
+                           model_location=inputs.source.location, run_dir=output_dir,
+                           total_steps=optimizer_steps(cfg, len(inputs.tokenized["train"])))
+    model = apply_method(model, cfg.method, arch, context)
     skip_adapter_input_casts(model, precision)
     return model, details
 

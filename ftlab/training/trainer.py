@@ -1,6 +1,8 @@
 """Build the Hugging Face Trainer for a run, train, and evaluate every split."""
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from transformers import (EarlyStoppingCallback, PreTrainedTokenizerBase, Traine
                           TrainingArguments)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from ftlab import methods
 from ftlab.config import Config
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
@@ -153,6 +156,14 @@ def training_arguments(cfg: Config, output_dir: str, optim: str, precision: str)
     )
 
 
+def optimizer_steps(cfg: Config, rows: int) -> int:
+    """The optimizer steps a run of `rows` training texts takes, as the Trainer counts them (batches per process,
+    gradient accumulation, epochs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    batches = math.ceil(rows / (cfg.optim.batch_size * world))
+    return max(1, math.ceil(cfg.optim.epochs * max(1, batches // cfg.optim.gradient_accumulation_steps)))
+
+
 def peak_memory_mb() -> float:
     """CUDA: peak allocated by tensors during the run. CPU: the process's peak resident set."""
     if torch.cuda.is_available():
@@ -178,14 +189,20 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
         from ftlab.training.tracking import FailSafeWandbCallback
 
         trainer_callbacks.append(FailSafeWandbCallback())
-    trainer = HarnessTrainer(model=model, args=training_arguments(cfg, output_dir, optim, precision),
+    arguments = training_arguments(cfg, output_dir, optim, precision)
+    optimizer_cls, optimizer_kwargs = custom_optimizer or Trainer.get_optimizer_cls_and_kwargs(arguments, model)
+    # A method's own optimizer (LoRA+'s per-matrix learning rates) over the Trainer's choice of class and settings.
+    optimizer = methods.get(cfg.method.method).optimizer(model, cfg.method, optimizer_cls,
+                                                         {**optimizer_kwargs, "weight_decay": cfg.optim.weight_decay})
+    trainer = HarnessTrainer(model=model, args=arguments,
                              callbacks=trainer_callbacks,
                              train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
                              processing_class=tokenizer,
                              data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length,
                                                          cfg.speed.pad_multiple),
                              compute_metrics=trainer_metrics(data.num_labels),
-                             optimizer_cls_and_kwargs=custom_optimizer,
+                             optimizer_cls_and_kwargs=None if optimizer else custom_optimizer,
+                             optimizers=(optimizer, None),
                              scheduler_factory=scheduler_factory(cfg.optim))
     trainer.step_timer = timer
     return trainer

@@ -1,4 +1,4 @@
-"""LoRA written out by hand (method `scratch_lora`): the same maths as PEFT's default LoRA, without PEFT.
+"""The layer of method `scratch_lora`: LoRA written out by hand, the same maths as PEFT's default LoRA, without PEFT.
 
 It exists to show what LoRA is (two small matrices added beside each frozen linear) and to check PEFT against an
 independent implementation. It matches PEFT's defaults: the same initialisation, scaling and dropout placement,
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ftlab.models.architectures import module_paths, within
+from ftlab.methods.targets import module_paths, within
 
 
 class LoRALinear(nn.Module):

@@ -1,0 +1,99 @@
+"""Which modules a method touches, as full-match patterns over module paths: the layers behind the --lora_<switch>
+flags (read from a model's architecture map, ftlab.models.architectures), layers named by hand
+(--lora_target_modules), the head, the normalisation layers. Every method with targets reads them from here, so
+that `--lora_mlp false` means the same for LoRA, IA3 or VeRA. Light: the standard library only."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Sequence
+
+from ftlab.errors import ConfigError
+
+# The parts of a transformer block that the --lora_<switch> flags name (ftlab.models.architectures maps them onto
+# each architecture's module names).
+SWITCHES = ("query", "key", "value", "projection", "mlp")
+ALL_LINEAR = "all-linear"  # PEFT's spelling
+
+
+def names_regex(names: Sequence[str]) -> str:
+    """Full-match pattern for modules whose path ends with one of `names` (PEFT's suffix rule for a list)."""
+    return rf"(?:.*\.)?(?:{'|'.join(re.escape(n) for n in names)})"
+
+
+def paths_regex(paths: Sequence[str]) -> str:
+    """Full-match pattern for exactly these module paths (under any wrapper's prefix)."""
+    return rf"(?:.*\.)?(?:{'|'.join(re.escape(p) for p in paths)})"
+
+
+def within(name: str, roots: Sequence[str]) -> bool:
+    """Whether module path `name` is one of `roots` or inside one."""
+    return any(name == root or name.startswith(root + ".") for root in roots)
+
+
+def module_paths(model: Any, suffix: str) -> list[str]:
+    """The full paths of the modules of `model` named `suffix` or ending with it as a dotted suffix ('pooler' ->
+    'bert.pooler'): how a head module or a module to train is named independently of the base model's prefix."""
+    return [name for name, _ in model.named_modules() if name == suffix or name.endswith("." + suffix)]
+
+
+def switches_on(args: Any) -> tuple[str, ...]:
+    return tuple(switch for switch in SWITCHES if getattr(args, f"lora_{switch}"))
+
+
+def target_pattern(arch: Any, args: Any) -> str:
+    """The pattern of the layers a method with targets adapts: --lora_target_modules, else the switches' layers
+    (and the head's linears with --lora_head). `arch`: the model's ftlab.models.architectures.Architecture."""
+    if args.lora_target_modules:
+        if args.lora_target_modules.strip().lower() == ALL_LINEAR:
+            # Resolved here rather than passed to PEFT as "all-linear": PEFT would also wrap the linears of the
+            # head that the method trains in full (BERT's pooler, RoBERTa's classifier.dense), and scratch_lora
+            # reads the same pattern.
+            return paths_regex(arch.body_linears + (arch.head_linears if args.lora_head else ()))
+        return names_regex([name.strip() for name in args.lora_target_modules.split(",") if name.strip()])
+    return arch.target_regex(switches_on(args), include_head=args.lora_head)
+
+
+def matching(model: Any, pattern: str) -> list[str]:
+    """Paths of the modules of `model` whose full path matches `pattern` (the root module excluded)."""
+    return [name for name, _ in model.named_modules() if name and re.fullmatch(pattern, name)]
+
+
+def check_matches(model: Any, pattern: str, args: Any, method: str) -> list[str]:
+    """The matching module paths; a method whose targets match nothing stops with one line naming them."""
+    found = matching(model, pattern)
+    if not found:
+        given = (f"--lora_target_modules {args.lora_target_modules}" if args.lora_target_modules
+                 else f"the --lora_<module> switches ({', '.join(switches_on(args)) or 'none on'})")
+        raise ConfigError(f"--method {method}: {given} match no layer of {type(model).__name__}; name layers as "
+                          f"print(model) shows them (e.g. q_proj,v_proj), or all-linear")
+    return found
+
+
+def head_leaves(model: Any, head: Sequence[str]) -> list[str]:
+    """The modules inside the head that hold parameters themselves (BERT's pooler.dense rather than the pooler):
+    what PEFT's tuners other than LoRA can wrap as modules_to_save and still merge (their generic module
+    replacement reads `.weight` of the wrapped module)."""
+    return [name for name, module in model.named_modules()
+            if within(name, head) and any(True for _ in module.parameters(recurse=False))]
+
+
+def norm_paths(model: Any, head: Sequence[str]) -> list[str]:
+    """The normalisation layers outside the head (LayerNorm, RMSNorm, ...): LN-tuning's targets on any family."""
+    return [name for name, module in model.named_modules()
+            if name and "norm" in type(module).__name__.lower() and not within(name, head)
+            and any(True for _ in module.parameters(recurse=False))]
+
+
+def common_width(model: Any, paths: Sequence[str], limit: int) -> int:
+    """The largest power of two up to `limit` that divides the input and output widths of every layer in `paths`
+    (the block size that VB-LoRA's vectors and C3A's circulant blocks must divide them by)."""
+    widths = []
+    for path in paths:
+        weight = model.get_submodule(path).weight
+        widths.extend(weight.shape[-2:])
+    divisor = math.gcd(*widths) if widths else 1
+    size = 1
+    while size * 2 <= limit and divisor % (size * 2) == 0:
+        size *= 2
+    return size
