@@ -1,4 +1,4 @@
-"""The flag reference of `train` (docs/reference/flags.md), generated from the schema so that it cannot drift from
+"""The flag reference of `train` (the docs' reference/flags.md page), generated from the schema so that it cannot drift from
 the flags: per option group, every field's flag, default, allowed values, help and whether it is part of a run's
 identity; then the flags the parser adds beyond the schema (--config and the seed projects' aliases).
 
@@ -9,16 +9,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import html
+
 from ftlab.config.parse import OPTIONAL_BOOL, POSITIVE_INT, build_parser
 from ftlab.config.schema import FIELDS, GROUP_CLASSES
 from ftlab.config.values import OPTIONAL_VALUE_PARSERS
 
-PAGE_TITLE = "Flags of `train`"
-
 INTRO = """\
 Generated from the configuration schema (`ftlab/config/schema.py`) by `ftlab/config/reference.py` when the docs are
-built, so it lists exactly what `python main.py --help` lists. `baseline` reads the same flags (it uses the data
-flags and `--ngram_max`); `search`, `curve` and `bench` pass them on to every run they start.
+built, so it lists exactly what `python main.py --help` lists. `baseline` uses the data flags and `--ngram_max`;
+`search`, `curve` and `bench` pass them on to the runs they start, except those they set themselves.
 
 Every flag is also a key of a `--config` file (YAML or JSON; flat, or under its group's section as a run's
 `config.yaml` writes it). Flags that take `true`/`false` also work bare (`--merge` = `--merge true`).
@@ -56,11 +55,11 @@ def _field_rows(group: str) -> list[str]:
     return rows
 
 
-def parser_only_actions() -> list[argparse.Action]:
+def _parser_only_actions() -> list[argparse.Action]:
     """The flags of `train` that are not schema fields (--config, the aliases), in the parser's order."""
     # argparse has no public accessor for a parser's arguments; _actions has been the same list since Python 2.7.
     return [action for action in build_parser()._actions
-            if action.option_strings and action.dest not in FIELDS and not isinstance(action, argparse._HelpAction)]
+            if action.option_strings and action.dest not in FIELDS and action.dest != "help"]
 
 
 def _action_allowed(action: argparse.Action) -> str:
@@ -75,14 +74,14 @@ def _action_allowed(action: argparse.Action) -> str:
 
 def flag_reference() -> str:
     """The reference page as markdown."""
-    lines = [f"# {PAGE_TITLE}", "", INTRO, ""]
+    lines = ["# Flags of `train`", "", INTRO, ""]
     for group in GROUP_CLASSES:
         lines += [f"## {group}", "", *_field_rows(group), ""]
     lines += ["## config file and aliases", "",
               "Flags outside the schema: the configuration file, and the seed projects' spellings, which map onto "
               "the flags above (contradicting them is an error).", "",
               "| flag | default | allowed values | meaning |", "|---|---|---|---|"]
-    for action in parser_only_actions():
+    for action in _parser_only_actions():
         lines.append(f"| `{action.option_strings[0]}` | – | {_action_allowed(action)} | {_cell(action.help or '')} |")
     return "\n".join(lines) + "\n"
 
