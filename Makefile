@@ -8,7 +8,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml scripts/setup_env.sh
 	PYTHON=$(PYTHON) bash scripts/setup_env.sh $(VENV)
 	touch $@
 
-.PHONY: setup run test
+.PHONY: setup run test docs
 setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -20,3 +20,8 @@ TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The manual (mkdocs-material, from the dev extra) into site/; --strict fails on a broken link, anchor or page.
+# NO_MKDOCS_2_WARNING quiets mkdocs-material's banner about its successor, which is not about these pages.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/python -m mkdocs build --strict

@@ -15,8 +15,8 @@ def tune_glibc_malloc() -> bool:
     """Keep freed activation buffers in the heap instead of returning them to the OS after every step.
 
     glibc serves large blocks with mmap and unmaps them on free, so each training step page-faults its
-    activations in again: measured here, 15 s of a 38 s CPU benchmark was kernel time, and these three settings
-    made LoRA training 19% faster (3.32 -> 3.94 samples/s, MiniLM, 256 tokens). No effect off glibc/Linux.
+    activations in again, and on a CPU that kernel time is a large share of a step (measured: docs/studies/speed.md,
+    "Older settings"). No effect off glibc/Linux.
     """
     if not sys.platform.startswith("linux"):
         return False

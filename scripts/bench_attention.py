@@ -1,6 +1,6 @@
 """Time one LoRA training step (forward, backward, AdamW) of the packaged MiniLM under CPU bf16 autocast, with
 PyTorch's SDPA attention as transformers calls it and with ftlab's fp32 attention (ftlab/models/attention.py),
-per sequence length; the figures behind the fp32-attention default in the README's Speed section.
+per sequence length; the figures behind the fp32-attention default (docs/studies/speed.md).
 
     python scripts/bench_attention.py                     # lengths 128 256 384 512, batch 16
     python scripts/bench_attention.py --lengths 256 --steps 10

@@ -229,19 +229,19 @@ def test_predict_on_the_merged_mean_pooled_model_reproduces_the_runs_test_accura
 
 
 @SAME_RUN
-def test_readme_lines_load_the_merged_model_without_ftlab(mean_run):
-    """The README's loading snippet, run as printed, gives predict's probabilities."""
+def test_docs_lines_load_the_merged_model_without_ftlab(mean_run):
+    """The docs' loading snippet (docs/guide/predict.md), run as printed, gives predict's probabilities."""
     from ftlab.predict import load_for_inference, predict
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("**Loading an exported model without ftlab.**"):]
+    page = (ROOT / "docs" / "guide" / "predict.md").read_text(encoding="utf-8")
+    section = page[page.index("## Loading an exported model without ftlab"):]
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     texts = ["good film and a very long plot the actor was quite boring and the scene was awful",
              "the movie was superb", "bad"]
     code = code.replace('"runs/imdb-lora/merged"', repr(str(mean_run["out"] / "merged")))
     code = re.sub(r"^texts = .*$", f"texts = {texts!r}", code, count=1, flags=re.MULTILINE)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 (the README's own lines are what is tested)
+    exec(compile(code, "docs/guide/predict.md", "exec"), namespace)  # noqa: S102 (the page's own lines are tested)
     model, tokenizer = load_for_inference(str(mean_run["out"] / "merged"))
     expected = torch.tensor([[r["probabilities"][model.config.id2label[i]] for i in range(2)]
                              for r in predict(model, tokenizer, texts)])

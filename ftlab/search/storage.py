@@ -147,7 +147,7 @@ def open_storage(url: Optional[str], study_dir: Path, study_name: str, heartbeat
             backend = optuna.storages.journal.JournalFileBackend(str(path))
         except OSError as exc:
             raise StorageError(f"--storage {display}: cannot open the journal file: {exc}") from None
-        # The journal has no heartbeats: a killed worker's trial stays RUNNING (see the README).
+        # The journal has no heartbeats: a killed worker's trial stays RUNNING (docs/guide/search.md).
         return Storage(optuna.storages.JournalStorage(backend), _journal_lock(Path(f"{path}.queue")), display,
                        heartbeats=False, heartbeat_interval=heartbeat_interval)
 

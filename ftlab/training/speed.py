@@ -1,10 +1,9 @@
 """The fast path's settings for the Trainer (precision, sampling, workers, compilation) and step timing.
 
-Measured on an H100 (DistilBERT-base, LoRA r=8 on every linear, IMDB at up to 512 tokens): the tutorial recipe
-(pad to 512, fp32, batch 16, random batches) trains 215 samples/s and keeps the GPU ~1% busy; bf16, TF32,
-length-grouped batches padded to a small multiple, batch 64 and 4 data workers, which the Trainer itself can do,
-give 489 samples/s. Compiling needs static shapes, hence buckets: torch.compile on dynamically padded batches
-recompiles per shape and was measured 5-20x slower.
+The tutorial recipe (pad to --max_length, fp32, random batches) leaves a GPU mostly idle; bf16, TF32,
+length-grouped batches padded to a small multiple and data workers, which the Trainer itself can do, keep it far
+busier. Compiling needs static shapes, hence buckets: torch.compile on dynamically padded batches recompiles per
+shape. The figures: docs/studies/speed.md ("Anchors on a GPU").
 """
 from __future__ import annotations
 
@@ -27,9 +26,8 @@ PROFILE_NAME = "profile.txt"
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 matrix units (AVX512-BF16 or AMX-BF16), where oneDNN runs bf16 GEMMs ~2.4x
-    faster than fp32 (measured on this project's EPYC with AVX512-BF16); without them bf16 is emulated, ~10x
-    slower."""
+    """Whether this CPU has bf16 matrix units (AVX512-BF16 or AMX-BF16), where oneDNN runs bf16 GEMMs several times
+    faster than fp32; without them bf16 is emulated and far slower (docs/studies/speed.md)."""
     capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
@@ -54,10 +52,9 @@ def resolve_dropout(requested: Optional[float]) -> Optional[float]:
 
     Attention: on CPUs, scaled_dot_product_attention has a fused (flash) kernel only without dropout; with the
     model's 0.1 it falls back to the unfused math path (a T x T softmax, its dropout mask and two batched matmuls,
-    all kept for backward): 28% of a LoRA step on MiniLM at 256 tokens, measured with torch.profiler.
-    Hidden states: on CPUs drawing the masks (bernoulli_) alone is 10-14% of a LoRA step at 256-512 tokens in the
-    profile, and applying them is more passes over the activations; without it `make run` took 17-19% less
-    training time at the same accuracy over seeds 1-3 (README, "How the CPU defaults were chosen").
+    all kept for backward). Hidden states: on CPUs drawing the masks (bernoulli_) is a sizeable share of a step on
+    its own, and applying them is more passes over the activations, for no accuracy that `make run` could measure.
+    Both measured in docs/studies/speed.md and docs/studies/cpu-defaults.md.
     GPU kernels fuse dropout and draw masks in parallel, so there the model's own values stay.
     """
     if requested is not None or torch.cuda.is_available():
@@ -172,7 +169,7 @@ class TrainingClock(TrainerCallback, ExportableState):
 
 class ProfileSteps(TrainerCallback):
     """torch.profiler over `steps` optimizer steps after the warm-up share of the run (--profile_steps), written as
-    a table of the operators that took the time: the evidence behind the fast path's choices (README, Speed)."""
+    a table of the operators that took the time: the evidence behind the fast path's choices (docs/studies/speed.md)."""
 
     def __init__(self, steps: int, path: Path) -> None:
         self.steps = steps
