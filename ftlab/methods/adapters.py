@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ftlab.errors import ConfigError
 from ftlab.methods.base import ApplyContext
 from ftlab.methods.peft_method import NORMS, PeftMethod
+from ftlab.methods.targets import check_matches, target_pattern
 
 UNPUBLISHED = "no published setting for text classification: LoRA's, to be tuned by `main.py compare`"
 
@@ -39,6 +41,20 @@ class AdaLora(PeftMethod):
         return {**super().reserved(), "total_step": "the run's optimizer steps"}
 
 
+@dataclass(frozen=True)
+class Beft(PeftMethod):
+    """BEFT's shifts merge into the layers' biases, so a layer without one cannot take them (Llama-like blocks)."""
+
+    def check(self, model: Any, args: Any, arch: Any) -> None:
+        super().check(model, args, arch)
+        if args.merge:
+            unbiased = [path for path in check_matches(model, target_pattern(arch, args), args, self.name)
+                        if getattr(model.get_submodule(path), "bias", None) is None]
+            if unbiased:
+                raise ConfigError(f"--merge: --method {self.name} merges into the layers' biases, and "
+                                  f"{arch.model_type}'s {unbiased[0].rsplit('.', 1)[-1]} has none; use --save_adapter")
+
+
 def _with_peft_args(args: Any, peft_args: dict) -> Any:
     import copy
 
@@ -63,7 +79,7 @@ METHODS = (
                config=("tuners/ln_tuning/config.py", "LNTuningConfig"), targets=NORMS, merges=True,
                trains="every normalisation layer's scale and shift, and the head", default_lr=1e-3,
                lr_range=(1e-4, 1e-2), lr_source="Qi et al. 2022 (LN-tuning: 1e-3 class)"),
-    PeftMethod(name="beft", label="BEFT", peft_type="BEFT", config=("tuners/beft/config.py", "BeftConfig"),
+    Beft(name="beft", label="BEFT", peft_type="BEFT", config=("tuners/beft/config.py", "BeftConfig"),
                trains="bias-like shift vectors on the target layers, and the head", merges=True, **_VECTOR_LR,
                lr_source="BitFit's class of methods (vectors: ~10x LoRA's)"),
     # Low-rank and reparametrised updates
@@ -141,7 +157,7 @@ METHODS = (
                trains="one shared shard matrix per target layer, expanded to its size, and the head", **_LOW_RANK_LR,
                lr_source=UNPUBLISHED),
     PeftMethod(name="shira", label="SHiRA", peft_type="SHIRA", config=("tuners/shira/config.py", "ShiraConfig"),
-               peft_flags=_rank(), merges=True, trains="a sparse set (1-2%) of each target layer's own weights, and "
+               peft_flags=_rank(), merges=True, linear_only=True, trains="a sparse set (1-2%) of each target layer's own weights, and "
                "the head", **_LOW_RANK_LR, lr_source=UNPUBLISHED),
     PeftMethod(name="tinylora", label="TinyLoRA", peft_type="TINYLORA",
                config=("tuners/tinylora/config.py", "TinyLoraConfig"),
@@ -160,7 +176,7 @@ METHODS = (
                peft_flags=_rank(), merges=True, trains="a small network of the frozen weight per target layer, and the "
                "head", **_LOW_RANK_LR, lr_source=UNPUBLISHED),
     PeftMethod(name="psoft", label="PSOFT", peft_type="PSOFT", config=("tuners/psoft/config.py", "PsoftConfig"),
-               peft_flags=_rank(lora_alpha="psoft_alpha", lora_dropout="psoft_dropout"), merges=True,
+               peft_flags=_rank(lora_alpha="psoft_alpha", lora_dropout="psoft_dropout"), merges=True, linear_only=True,
                trains="orthogonal transforms in each target layer's principal subspace, and the head",
                **_LOW_RANK_LR, lr_source=UNPUBLISHED),
     PeftMethod(name="supertuning", label="SuperTuning", peft_type="SUPERTUNING",
@@ -177,10 +193,11 @@ METHODS = (
     # Orthogonal (multiplicative) updates
     PeftMethod(name="oft", label="OFT", peft_type="OFT", config=("tuners/oft/config.py", "OFTConfig"),
                peft_flags={"lora_dropout": "module_dropout"}, sized=("oft_block_size", 32), merges=True,
+               linear_only=True,
                trains="block-diagonal orthogonal rotations of each target layer, and the head", **_LOW_RANK_LR,
                lr_source="Liu et al. 2024 (BOFT's GLUE rates: 3e-4..8e-4)"),
     PeftMethod(name="boft", label="BOFT", peft_type="BOFT", config=("tuners/boft/config.py", "BOFTConfig"),
-               peft_flags={"lora_dropout": "boft_dropout"}, merges=True,
+               peft_flags={"lora_dropout": "boft_dropout"}, merges=True, linear_only=True,
                trains="butterfly-factorised orthogonal rotations of each target layer, and the head",
                **_LOW_RANK_LR, lr_source="Liu et al. 2024 (BOFT, GLUE: 3e-4..8e-4)"),
     PeftMethod(name="hra", label="HRA", peft_type="HRA", config=("tuners/hra/config.py", "HRAConfig"),

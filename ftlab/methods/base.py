@@ -69,6 +69,11 @@ class Method:
         """Refuse, with one line, a model this method cannot train, before its weights load. `model`: the
         classifier's skeleton on the meta device (ftlab.models.architectures.skeleton)."""
 
+    def wrap_base(self, model: Any) -> Any:
+        """The base model as the method's PEFT wrapper needs it (before applying, continuing or loading an adapter
+        of this method)."""
+        return model
+
     def merge(self, model: Any) -> Any:
         """The trained model folded into a plain transformers model (in place where the method allows)."""
         if not self.merges:
@@ -79,7 +84,7 @@ class Method:
         """The model with a saved adapter of this method loaded for more training (--load_adapter)."""
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+        return PeftModel.from_pretrained(self.wrap_base(model), adapter_dir, is_trainable=True)
 
     def save_adapter(self, model: Any, args: Any, target: Path, run_dir: Path) -> None:
         """Write the trained adapter (PEFT's save_pretrained) to `target` (--save_adapter)."""

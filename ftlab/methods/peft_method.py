@@ -37,6 +37,7 @@ class PeftMethod(Method):
     feedforward: Optional[str] = None
     sized: Optional[tuple[str, int]] = None
     task_type: Optional[str] = None  # PEFT's TaskType name; None: the plain PeftModel (see peft_config())
+    linear_only: bool = False  # PEFT's layer takes torch.nn.Linear only, though its config has fan_in_fan_out
     adapter: bool = True
 
     def __post_init__(self) -> None:
@@ -67,8 +68,15 @@ class PeftMethod(Method):
         return general
 
     def check(self, model: Any, args: Any, arch: Any) -> None:
-        if self.targets == LINEAR:
-            check_matches(model, target_pattern(arch, args), args, self.name)
+        if self.targets != LINEAR:
+            return
+        targets = check_matches(model, target_pattern(arch, args), args, self.name)
+        conv1d = sorted({path.rsplit(".", 1)[-1] for path in targets
+                         if type(model.get_submodule(path)).__name__ == "Conv1D"})
+        if conv1d and (self.linear_only or "fan_in_fan_out" not in {f.name for f in self.fields()}):
+            raise ConfigError(f"--method {self.name}: PEFT's {self.label} adapts torch.nn.Linear layers; "
+                              f"{arch.model_type}'s {', '.join(conv1d)} are transformers Conv1D layers (use lora, "
+                              f"ia3 or vera there)")
 
     def config_kwargs(self, model: Any, args: Any, arch: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {name: getattr(args, flag) for flag, name in self.peft_flags.items()}
@@ -90,7 +98,10 @@ class PeftMethod(Method):
                 raise ConfigError(f"--method {self.name}: {arch.model_type} has no normalisation layer outside its "
                                   f"head to tune")
             kwargs["target_modules"] = paths_regex(norms)
-        kwargs["modules_to_save"] = head_leaves(model, arch.head)
+        # Head modules as the task type needs them: see peft_config() for why the tuners without one list the
+        # head's layers one by one; PEFT's sequence-classification wrapper adds its own "classifier" module whole,
+        # and a layer inside it listed too would train a copy that the forward pass never reads.
+        kwargs["modules_to_save"] = list(arch.head) if self.task_type else head_leaves(model, arch.head)
         kwargs.update(args.peft_args or {})
         return kwargs
 
@@ -115,7 +126,7 @@ class PeftMethod(Method):
         from peft import get_peft_model
 
         try:
-            return get_peft_model(model, self.peft_config(model, args, context.arch))
+            return get_peft_model(self.wrap_base(model), self.peft_config(model, args, context.arch))
         except (TypeError, ValueError) as exc:
             # Raised inside PEFT for a model it cannot adapt this way (sizes that do not divide, a family it
             # does not support): the user's to change, so one line.

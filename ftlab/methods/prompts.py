@@ -21,6 +21,39 @@ class PromptMethod(PeftMethod):
                               f"cache, which {arch.model_type} (an encoder) does not take; use prompt_tuning or "
                               f"p_tuning on encoders")
 
+    def config_kwargs(self, model: Any, args: Any, arch: Any) -> dict[str, Any]:
+        # PEFT reads these from the config's own keys (hidden_size, ...), which some families name otherwise
+        # (DistilBERT's dim): taken from the model instead.
+        config, written = model.config, model.config.to_dict()
+        shape = {"num_layers": ("num_hidden_layers", config.num_hidden_layers),
+                 "num_attention_heads": ("num_attention_heads", config.num_attention_heads),
+                 "token_dim": ("hidden_size", model.get_input_embeddings().embedding_dim)}
+        kwargs = {field: value for field, (key, value) in shape.items() if key not in written}
+        if not self.needs_cache:  # the virtual tokens join the word embeddings, narrower than the blocks in ELECTRA
+            kwargs["token_dim"] = shape["token_dim"][1]
+        return {**kwargs, **super().config_kwargs(model, args, arch)}
+
+    def wrap_base(self, model: Any) -> Any:
+        """transformers 5 calls the key-value cache `cache` in the classifiers' forward; peft 0.21 looks for
+        `past_key_values` there and refuses prefix tuning without it. The forward gets the old name beside the
+        new one, and hands it on."""
+        import inspect
+
+        parameters = inspect.signature(model.forward).parameters
+        if not self.needs_cache or "past_key_values" in parameters or "cache" not in parameters:
+            return model
+        original = model.forward
+
+        def forward(*args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+            return original(*args, cache=past_key_values, **kwargs)
+
+        forward.__signature__ = inspect.signature(original).replace(parameters=[
+            *[p for p in parameters.values() if p.kind != p.VAR_KEYWORD],
+            inspect.Parameter("past_key_values", inspect.Parameter.KEYWORD_ONLY, default=None),
+            *[p for p in parameters.values() if p.kind == p.VAR_KEYWORD]])
+        model.forward = forward
+        return model
+
     def describe(self, args: Mapping[str, Any]) -> str:
         return f"{self.name} {args.get('num_virtual_tokens')} tokens"
 

@@ -155,6 +155,8 @@ def _pooled_into_every_position(module: torch.nn.Module, args: tuple, kwargs: di
     setattr(module, _MASK, None)  # the batch's mask is not kept alive after its forward pass
     if mask is None:
         mask = torch.ones(states.shape[:2], device=states.device, dtype=torch.long)
+    # Prefix tuning hands the model a mask that also covers its virtual positions, which are not among the states.
+    mask = mask[:, -states.shape[1]:]
     if getattr(module, _POOLED) == "last":
         # The highest position holding a real token: right padding and left padding alike.
         positions = torch.arange(states.shape[1], device=states.device)

@@ -38,6 +38,7 @@ def apply_method(model: Any, args: MethodArgs, arch: Optional[Architecture] = No
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, args.load_adapter).merge_and_unload()
+    method.check(model, args, context.arch)  # as before loading; callers that built the model themselves get it here
     return method.apply(model, args, context)
 
 
