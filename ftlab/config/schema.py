@@ -118,7 +118,8 @@ class DataArgs:
 @dataclass
 class MethodArgs:
     method: str = option(methods.DEFAULT_METHOD, "How to fine-tune: " + ", ".join(METHODS) + " (docs: methods).",
-                         parse=lambda text: methods.get(str(text).strip()).name, allowed="one of " + ", ".join(METHODS))
+                         parse=lambda text: methods.get(str(text).strip()).name,
+                         allowed="a method of the registry (ftlab/methods): " + ", ".join(METHODS))
     lora_r: int = option(8, "Rank of the methods that have one (unless given: the method's own, e.g. 256 for VeRA; "
                          "docs: methods).", parse=parse_int, check=lambda v: v >= 1, allowed="an integer >= 1")
     lora_alpha: float = option(16.0, "Scaling numerator of LoRA-like methods (scale = alpha / r; unless given: the "
