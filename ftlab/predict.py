@@ -73,6 +73,10 @@ def _load_adapter(directory: Path) -> tuple[PreTrainedModel, str]:
     except OSError as exc:
         raise ModelSourceError(f"cannot load the base model {base_location!r} that {directory / ADAPTER_CONFIG} "
                                f"names: {str(exc).splitlines()[0]}") from None
+    from ftlab import methods
+
+    # The base as the adapter's method needs it (prefix tuning reads the cache under its old name).
+    base = methods.of_adapter(PeftConfig.from_pretrained(str(directory)).peft_type).wrap_base(base)
     model = PeftModel.from_pretrained(base, str(directory))
     # Weights missing from the base checkpoint were initialised at random both in training and here, so unless the
     # adapter saved them (modules_to_save), the predictions would be noise. This happens with --lora_head when the

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ftlab import methods
-from ftlab.config import OneLineParser
+from ftlab.config import OneLineParser, explicit_options
+from ftlab.config.rules import check_flags_for_methods
 from ftlab.errors import ConfigError
 from ftlab.models.flops import FlopsModel, flops_model, training_flops
 from ftlab.runs.directory import write_atomic, write_json_atomic
@@ -73,12 +74,13 @@ def build_parser() -> OneLineParser:
 
 def parse_bench_args(argv: list[str]) -> tuple[BenchArgs, list[str]]:
     known, rest = build_parser().parse_known_args(argv)
-    methods = _comma_list(known.methods, BENCH_METHODS, "--methods")
+    chosen = _comma_list(known.methods, BENCH_METHODS, "--methods")
+    check_flags_for_methods(chosen, explicit_options(rest), "bench")
     recipes = _comma_list(known.recipes, tuple(RECIPES), "--recipes")
     if "reference" not in recipes:
         recipes.insert(0, "reference")  # the ratios need it
     bench_dir = Path(known.bench_dir or Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}")
-    return BenchArgs(methods, recipes, bench_dir), rest
+    return BenchArgs(chosen, recipes, bench_dir), rest
 
 
 def plan(bench: BenchArgs, train_argv: list[str], sizes: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -88,7 +90,7 @@ def plan(bench: BenchArgs, train_argv: list[str], sizes: list[str]) -> list[tupl
         for recipe in bench.recipes:
             argv = [*sizes, *train_argv, *RECIPES[recipe], "--method", method,
                     "--output_dir", str(bench.bench_dir / f"{method}-{recipe}"), "--wandb_mode", "disabled"]
-            if plan_run(argv).run.seeds:
+            if plan_run(argv, foreign_flags="ignore").run.seeds:
                 raise ConfigError("bench: --seeds is not for benchmarks (one timed run per method and recipe)")
             runs.append((method, recipe, argv))
     return runs

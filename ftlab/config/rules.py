@@ -53,6 +53,16 @@ def _check_method(args: MethodArgs) -> None:
     method.check_args(args)
 
 
+def check_flags_for_methods(names: list[str], typed: set[str], command: str) -> None:
+    """For a command that runs several methods on one set of flags (curve, bench): each typed method flag must be
+    read by one of them at least (each run then gets the flags its method reads)."""
+    owners = methods.flag_owners()
+    for flag in sorted(typed & set(owners)):
+        if not any(methods.get(name).reads(flag) for name in names):
+            raise ConfigError(f"--{flag}: none of {command}'s methods ({', '.join(names)}) has it (it is for "
+                              f"{', '.join(owners[flag][:6])}{', ...' if len(owners[flag]) > 6 else ''})")
+
+
 def settle_method_flags(cfg: Config, typed: set[str], given: set[str], foreign: str = "error") -> None:
     """The method flags as the chosen method reads them. A flag it reads that nobody set (`given`: flags and file
     keys) takes the method's own default (VeRA's rank 256). A flag it does not read is an error when typed on the

@@ -9,6 +9,7 @@ from typing import Optional
 from ftlab import methods
 from ftlab.analysis.records import group_records, load_records
 from ftlab.config import OneLineParser, explicit_options
+from ftlab.config.rules import check_flags_for_methods
 from ftlab.config.values import InvalidValue, parse_seeds
 from ftlab.errors import ConfigError
 from ftlab.runs.directory import dataset_label
@@ -161,13 +162,14 @@ def parse_curve_args(argv: list[str]) -> CurveArgs:
     for name, why in SET_PER_POINT.items():
         if name in typed:
             raise ConfigError(f"--{name} cannot be used with curve: {why}")
-    base = plan_run(train_argv)
+    check_flags_for_methods([m for m in methods if m != SVM], typed, "curve")
+    base = plan_run(train_argv, foreign_flags="ignore")
     curve_dir = Path(known.curve_dir or Path("runs") / f"curve-{dataset_label(base)}")
     args = CurveArgs(sizes=sizes, methods=methods, seeds=seeds, curve_dir=curve_dir, img_dir=Path(known.img_dir),
                      target=known.target, fit_up_to=known.fit_up_to, bootstrap=known.bootstrap, point=known.point,
                      list_points=known.list_points, train_argv=train_argv, recipe=recipe)
     for point in plan_points(args, rows=None):  # every method's flags checked now, on a stand-in size
-        plan_run(point_argv(args, point))
+        plan_run(point_argv(args, point), foreign_flags="ignore")
     return args
 
 

@@ -27,7 +27,7 @@ def training_rows(args: CurveArgs) -> tuple[int, str]:
     seconds for IMDB's 50,000 reviews: one CSV, no model), and the dataset's name."""
     from ftlab.data.load import load_data
 
-    cfg = plan_run(args.train_argv)
+    cfg = plan_run(args.train_argv, foreign_flags="ignore")
     cfg.data.max_train_samples = None
     data = load_data(cfg)
     return len(data.splits["train"]), cfg.data.dataset
@@ -38,7 +38,7 @@ def run_point(args: CurveArgs, point: Point) -> None:
     if (point.output_dir / "result.json").is_file():
         print(f"[curve] {point.name}: finished before (result.json), skipped", flush=True)
         return
-    cfg = plan_run(point_argv(args, point))
+    cfg = plan_run(point_argv(args, point), foreign_flags="ignore")
     print(f"[curve] {point.name}: training on {point.size or 'all'} rows", flush=True)
     if point.method == SVM:
         from ftlab.training.baseline import run_baseline

@@ -286,7 +286,7 @@ def log_to_wandb(args: CurveArgs, result: dict[str, Any]) -> Optional[dict[str, 
     from ftlab.runs.plan import plan_run
     from ftlab.training.tracking import effective_mode
 
-    tracking = plan_run(args.train_argv).tracking
+    tracking = plan_run(args.train_argv, foreign_flags="ignore").tracking
     if tracking.wandb_mode == "disabled" or not tracking.wandb_project:
         return None
     mode = effective_mode(tracking.wandb_mode)

@@ -6,8 +6,8 @@ Layer: below the config (which reads the methods' names, flags and defaults); im
 from ftlab.methods.base import ApplyContext, Method, ParameterCount, count_parameters
 from ftlab.methods.lora import skip_adapter_input_casts
 from ftlab.methods.registry import (DEFAULT_METHOD, LEFT_OUT, METHODS, STUDY_METHODS, canonical, flag_owners, get,
-                                    names)
+                                    names, of_adapter)
 from ftlab.methods.targets import SWITCHES
 
 __all__ = ["ApplyContext", "DEFAULT_METHOD", "LEFT_OUT", "STUDY_METHODS", "METHODS", "Method", "ParameterCount", "SWITCHES", "canonical",
-           "count_parameters", "flag_owners", "get", "names", "skip_adapter_input_casts"]
+           "count_parameters", "flag_owners", "get", "names", "of_adapter", "skip_adapter_input_casts"]

@@ -107,8 +107,11 @@ class Lora(Method):
         if args.lora_init == "corda":
             from peft.tuners.lora.corda import preprocess_corda
 
-            batches = _batches_without_labels(context)
-            preprocess_corda(model, config, run_model=lambda: [model(**batch) for batch in batches])
+            # peft's CorDA hook reads one text per forward pass (it squeezes the batch dimension): each text alone,
+            # its padding cut off.
+            texts = [{key: value[row:row + 1, batch["attention_mask"][row].bool()] for key, value in batch.items()}
+                     for batch in _batches_without_labels(context) for row in range(len(batch["input_ids"]))]
+            preprocess_corda(model, config, run_model=lambda: [model(**text) for text in texts])
         peft_model = get_peft_model(model, config)
         if args.lora_init == "eva":
             from peft import initialize_lora_eva_weights
@@ -135,7 +138,15 @@ class Lora(Method):
     def save_adapter(self, model: Any, args: Any, target: Path, run_dir: Path) -> None:
         initial = run_dir / INITIAL_ADAPTER
         if _residual(args) and initial.is_dir():
+            from peft import get_peft_model_state_dict
+            from safetensors.torch import load_file, save_file
+
             model.save_pretrained(target, path_initial_model_for_weight_conversion=str(initial))
+            # peft 0.21's conversion writes the converted LoRA matrices only, without the head trained in full
+            # (modules_to_save), which the adapter then lacks: added from the trained model's own state.
+            head = {key: value for key, value in get_peft_model_state_dict(model).items() if "lora_" not in key}
+            weights = target / "adapter_model.safetensors"
+            save_file({**load_file(weights), **head}, weights, metadata={"format": "pt"})
         else:
             model.save_pretrained(target)
 

@@ -54,6 +54,17 @@ class PromptMethod(PeftMethod):
         model.forward = forward
         return model
 
+    def continue_from(self, model: Any, adapter_dir: str, args: Any) -> Any:
+        """peft refuses to load a prompt adapter as trainable ("Cannot set a prompt learning adapter to trainable"):
+        the same prompt model is built afresh from the saved config, and the saved weights are put into it."""
+        from peft import PeftConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
+
+        config = PeftConfig.from_pretrained(adapter_dir)
+        config.inference_mode = False
+        model = get_peft_model(self.wrap_base(model), config)
+        set_peft_model_state_dict(model, load_peft_weights(adapter_dir))
+        return model
+
     def describe(self, args: Mapping[str, Any]) -> str:
         return f"{self.name} {args.get('num_virtual_tokens')} tokens"
 

@@ -45,6 +45,14 @@ def get(name: str) -> Method:
         raise ConfigError(f"--method {name}: unknown method{hint}; one of {', '.join(METHODS)}") from None
 
 
+def of_adapter(peft_type: str) -> Method:
+    """The method that trains adapters of PEFT's type `peft_type` (an adapter_config.json's), e.g. LORA -> lora."""
+    found = next((method for method in METHODS.values() if method.peft_type == peft_type), None)
+    if found is None:
+        raise ConfigError(f"a {peft_type} adapter: no method of this lab trains that kind (see the methods table)")
+    return found
+
+
 def flag_owners() -> dict[str, tuple[str, ...]]:
     """Every flag a method reads -> the methods that read it: the flags that belong to some methods only."""
     owners: dict[str, list[str]] = {}

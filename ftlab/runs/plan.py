@@ -17,9 +17,10 @@ from ftlab.models.sources import check_model_before_loading
 from ftlab.runs.resume import check_resume
 
 
-def plan_run(argv: list[str]) -> Config:
-    """The validated configuration of `argv`, its pre-flight passed for every run it stands for."""
-    cfg = parse_config(argv)
+def plan_run(argv: list[str], foreign_flags: str = "error") -> Config:
+    """The validated configuration of `argv`, its pre-flight passed for every run it stands for. foreign_flags:
+    "ignore" where one set of flags serves several methods (ftlab.config.parse.parse_config)."""
+    cfg = parse_config(argv, foreign_flags)
     check_dataset_name(cfg.data.dataset)
     check_model_before_loading(cfg.model.model, cfg.data.max_length)
     runs = expand_seeds(cfg)  # each seed of --seeds is a run of its own, in its own directory
