@@ -29,7 +29,7 @@ def test_two_processes_match_one_and_write_one_record(tiny_model_dir, tmp_path):
     # evens them out must be dropped for num_samples to equal 41.
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(410))
     flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
-             "--label_column", "polarity", "--method", "lora", "--epochs", "8", "--lr", "1e-2",
+             "--label_column", "polarity", "--method", "lora", "--epochs", "8", "--lr", "3e-3",
              "--batch_size", "16", "--max_length", "32", "--logging_steps", "1"]
     start = time.perf_counter()
     one = run_main(*flags, "--output_dir", str(tmp_path / "one" / "run"), cwd=tmp_path,

@@ -51,7 +51,11 @@ def plain_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = _classifier(tiny_model_dir, ["neg", "pos"])
-    _train(model, tokenizer, ("pos", "neg"), steps=15, lr=1e-2)
+    # Full fine-tuning at 3e-3, not 1e-2: at 1e-2 the loss reaches ~0.003, then spikes back to 0.5-0.8, and where
+    # it ends up after the spikes turns on rounding (a 1e-6 change of the start weights, or another CPU's fp32
+    # kernels, flips "quite a lovely story" to neg). At 3e-3 it falls smoothly and lands on the same cue-word
+    # model however the start is perturbed.
+    _train(model, tokenizer, ("pos", "neg"), steps=15, lr=3e-3)
     out = tmp_path_factory.mktemp("plain")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
