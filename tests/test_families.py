@@ -77,7 +77,7 @@ FAMILIES: dict[str, tuple[dict, str, list[str], dict[str, list[str]], list[str],
 }
 TYPES = list(FAMILIES)
 # Where a method cannot apply, the one line that says so.
-NOT_APPLICABLE = {("gpt2", "scratch_lora"): "transformers Conv1D layers: use --method lora"}
+NOT_APPLICABLE = {("gpt2", "scratch_lora"): "gpt2.s targets are Conv1D: use --method lora"}
 
 
 def _config(model_type: str):

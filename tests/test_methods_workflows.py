@@ -140,3 +140,48 @@ def test_a_method_the_family_cannot_take_stops_before_the_data_loads(flags, tmp_
     assert lines[-1] == ("error: --method prefix_tuning: PEFT hands the trained prefix to the model as a key-value "
                          "cache, which distilbert (an encoder) does not take; use prompt_tuning or p_tuning on encoders")
     assert not (cache / "tokenized").exists()  # refused before the data were tokenised
+
+
+def test_curve_search_bench_and_tracking_take_any_method(flags, tmp_path, capsys):
+    from ftlab.cli import main
+
+    # curve: one set of flags for two methods; each point gets the flags its method reads.
+    curve_dir = tmp_path / "curve"
+    assert main(["curve", *flags, "--epochs", "1", "--sizes", "60,120,180", "--methods", "ia3,prompt_tuning",
+                 "--seeds", "1", "--num_virtual_tokens", "4", "--curve_dir", str(curve_dir), "--img_dir",
+                 str(tmp_path / "img"), "--bootstrap", "0"]) == 0
+    points = {(r["method"], r["config"]["data"]["max_train_samples"]): r for r in
+              (json.loads(p.read_text()) for p in curve_dir.rglob("result.json"))}
+    assert sorted(points) == [(m, n) for m in ("ia3", "prompt_tuning") for n in (60, 120, 180)]
+    assert {points["ia3", 60]["config"]["method"]["num_virtual_tokens"],
+            points["prompt_tuning", 60]["config"]["method"]["num_virtual_tokens"]} == {20, 4}
+    # search over a tuner's learning rate, its trials tracked offline in W&B.
+    study_dir = tmp_path / "study"
+    assert main(["search", *flags, "--epochs", "1", "--method", "ia3", "--n_trials", "2", "--space",
+                 "lr=1e-3..1e-1:log", "--study_dir", str(study_dir), "--img_dir", str(tmp_path / "img"),
+                 "--wandb_project", "ftlab-test", "--wandb_mode", "offline"]) == 0
+    trials = [json.loads(line) for line in (study_dir / "index.jsonl").read_text().splitlines()]
+    assert {t["method"] for t in trials} == {"ia3"} and len(trials) == 2
+    assert all(t["tracking"]["mode"] == "offline" and list(Path(t["output_dir"]).rglob("run-*.wandb"))
+               for t in trials)
+    # bench times any method's two recipes.
+    bench_dir = tmp_path / "bench"
+    proc = run_main("bench", "--methods", "ia3", *flags, "--epochs", "1", "--bench_dir", str(bench_dir),
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = json.loads((bench_dir / "bench.json").read_text())["rows"]
+    assert {(row["method"], row["recipe"]) for row in rows} == {("ia3", "reference"), ("ia3", "default")}
+    assert all(row["samples_per_second"] > 0 for row in rows)
+
+
+@pytest.mark.distributed
+def test_two_processes_train_a_prompt_method(flags, tmp_path):
+    from tests.test_distributed import accelerate_launch
+
+    proc = accelerate_launch(2, *flags, "--method", "prompt_tuning", "--num_virtual_tokens", "4", "--epochs", "1",
+                             "--output_dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = _record(tmp_path / "run")
+    assert record["distributed"]["world_size"] == 2 and record["method"] == "prompt_tuning"
+    assert record["metrics"]["test"]["num_samples"] == len(pd.read_parquet(tmp_path / "run" / "predictions" /
+                                                                           "test.parquet"))

@@ -259,7 +259,8 @@ def test_bench_runs_the_reference_and_the_default_recipe_side_by_side(tiny_model
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--methods", "lora,fancy"], "--methods 'lora,fancy': each item must be one of full, head, lora, qlora"),
+    (["--methods", "lora,fancy"], "--methods 'lora,fancy': each item must be one of full, head, selective, bitfit, "
+                                  "lora"),
     (["--recipes", "fast"], "--recipes 'fast': each item must be one of"),
     (["--lora_r", "0"], "--lora_r 0: must be"),
 ])
