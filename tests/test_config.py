@@ -264,3 +264,15 @@ def test_seed_and_seeds_from_file_and_flags(tmp_path):
     path.write_text("seed: 1\nseeds: 3,x\n")
     with pytest.raises(ConfigError, match=r"seeds: 'x' is not an integer"):
         plan_run(["--config", str(path)])
+
+
+def test_flags_for_method_drops_only_the_flags_the_method_does_not_read():
+    from ftlab.config import flags_for_method
+
+    argv = ["--lora_r", "4", "--lora_mlp", "--epochs", "2", "--lora_key=false", "--lora_dropout", "0.1",
+            "--num_virtual_tokens", "8", "--pad_to_max_length"]
+    assert flags_for_method(argv, "full") == ["--epochs", "2", "--pad_to_max_length"]
+    assert flags_for_method(argv, "prompt_tuning") == ["--epochs", "2", "--num_virtual_tokens", "8",
+                                                       "--pad_to_max_length"]
+    assert flags_for_method(argv, "lora") == [a for a in argv if a not in ("--num_virtual_tokens", "8")]
+    assert flags_for_method(["--lora_mlp", "false", "--lr", "1"], "head") == ["--lr", "1"]

@@ -64,6 +64,10 @@ def test_two_processes_match_one_and_write_one_record(tiny_model_dir, tmp_path):
     # The processes trained together: half the optimizer steps of one process (each took a shard of a batch).
     single_steps, double_steps = single["loss_history"][-1]["step"], double["loss_history"][-1]["step"]
     assert (single_steps, double_steps) == (8 * 21, 8 * 11)
+    # The loss is each process's mean, averaged over the processes, not their sum: at the first step (the same
+    # start, a batch of the same texts' kind) the two runs log about the same loss.
+    first_single, first_double = single["loss_history"][0]["loss"], double["loss_history"][0]["loss"]
+    assert abs(first_double - first_single) < 0.25 * first_single, (first_single, first_double)
     for split in ("validation", "test"):
         # Every example scored exactly once, gathered from both processes.
         assert double["metrics"][split]["num_samples"] == double["data"]["sizes"][split] == 41

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ftlab import methods
-from ftlab.config import OneLineParser, explicit_options
+from ftlab.config import OneLineParser, explicit_options, flags_for_method
 from ftlab.config.rules import check_flags_for_methods
 from ftlab.errors import ConfigError
 from ftlab.models.flops import FlopsModel, flops_model, training_flops
@@ -88,9 +88,9 @@ def plan(bench: BenchArgs, train_argv: list[str], sizes: list[str]) -> list[tupl
     runs = []
     for method in bench.methods:
         for recipe in bench.recipes:
-            argv = [*sizes, *train_argv, *RECIPES[recipe], "--method", method,
+            argv = [*flags_for_method([*sizes, *train_argv, *RECIPES[recipe]], method), "--method", method,
                     "--output_dir", str(bench.bench_dir / f"{method}-{recipe}"), "--wandb_mode", "disabled"]
-            if plan_run(argv, foreign_flags="ignore").run.seeds:
+            if plan_run(argv).run.seeds:
                 raise ConfigError("bench: --seeds is not for benchmarks (one timed run per method and recipe)")
             runs.append((method, recipe, argv))
     return runs

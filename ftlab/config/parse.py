@@ -17,7 +17,7 @@ from ftlab import methods
 from ftlab.config.rules import settle_method_flags, validate
 from ftlab.config.schema import (FIELDS, GROUP_CLASSES, NO_LEGACY, Config, config_from_values,
                                  resolve_defaults)
-from ftlab.config.values import InvalidValue, OPTIONAL_VALUE_PARSERS, parse_bool, parse_positive_int
+from ftlab.config.values import OPTIONAL_VALUE_PARSERS, InvalidValue, parse_bool, parse_positive_int
 from ftlab.errors import ConfigError
 
 # The seed projects chose the method with `--task fft|cls|lora`, `--lora` and `--q_lora`: the methods' own aliases
@@ -176,6 +176,25 @@ def parse_config(argv: list[str], foreign_flags: str = "error") -> Config:
     typed = set(given) | set(alias_values)
     settle_method_flags(cfg, typed, typed | set(file_values), foreign_flags)
     return resolve_defaults(validate(cfg))
+
+
+def flags_for_method(argv: list[str], method: str) -> list[str]:
+    """`argv` without the method flags (and their values) that `method` does not read: for a command that hands one
+    set of flags to several methods and starts each run as its own process (bench)."""
+    owners, reader = methods.flag_owners(), methods.get(method)
+    kept: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        name, has_value, _ = arg[2:].partition("=")
+        if not arg.startswith("--") or name not in owners or reader.reads(name):
+            kept.append(arg)
+            continue
+        optional = FIELDS[name][1].metadata["parse"] in OPTIONAL_VALUE_PARSERS  # `--lora_mlp` alone means true
+        if not has_value and index < len(argv) and not (optional and argv[index].startswith("-")):
+            index += 1  # its value goes with it
+    return kept
 
 
 def explicit_options(argv: list[str]) -> set[str]:

@@ -150,6 +150,10 @@ def training_arguments(cfg: Config, output_dir: str, optim: str, precision: str)
         # for a PeftModel). Frozen weights are outside DDP's view anyway, and every method trains only parameters
         # that the forward pass uses; a model where that is false stops with DDP's error naming the parameter.
         ddp_find_unused_parameters=False,
+        # The classifiers take **kwargs in forward, so the Trainer would treat their loss as a sum over tokens and
+        # multiply it by the number of processes; it is each process's mean, so it is averaged like one. (With the
+        # default, two processes logged twice the loss, and clipping bit at half the --max_grad_norm.)
+        average_tokens_across_devices=False,
         # A resumed run continues its callbacks' state too: the training clock's seconds and early stopping's
         # patience count (which would otherwise start again at 0 and train longer than the uninterrupted run).
         restore_callback_states_from_checkpoint=True,
