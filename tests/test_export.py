@@ -128,7 +128,8 @@ def test_predict_reproduces_the_runs_test_accuracy(tiny_model_dir, tmp_path):
     """The saved model, merged or as base + adapter, labels the run's own test texts as well as the run scored."""
     from ftlab.data.sources import load_raw
     from ftlab.data.splits import prepare_splits
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(300, seed=3))
     out, adapter = tmp_path / "run", tmp_path / "adapter"

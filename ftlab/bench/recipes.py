@@ -1,25 +1,25 @@
-"""`main.py bench`: the standard tutorial recipe and this project's default recipe, side by side, per method.
+"""The recipes `main.py bench` (ftlab.commands.bench) sets side by side, per method: the standard tutorial recipe
+and this project's default one.
 
 Every measurement is a real training run through `main.py train` in its own process (so peak memory, compile
-caches and CUDA state never leak from one recipe into the next); this module picks the flags, reads the run
-records back, and puts them in one table and one JSON file.
+caches and CUDA state never leak from one recipe into the next); this module picks the flags, runs them, reads the
+run records back, and puts them in tables (full: markdown and CSV files; compact: the terminal).
 """
 from __future__ import annotations
 
-import json
+import csv
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ftlab.config import OneLineParser
 from ftlab.errors import ConfigError
-from ftlab.models.flops import FlopsModel, flops_model, training_flops
-from ftlab.runs.directory import write_atomic, write_json_atomic
+from ftlab.models.flops import flops_model, training_flops
+from ftlab.runs.directory import write_atomic
 from ftlab.runs.plan import plan_run
+from ftlab.runs.record import RESULT_NAME, RunRecord
 
 BENCH_METHODS = ("full", "head", "lora", "qlora")
 # Flags appended after the user's, so they win. "reference" is the recipe of the HF/PEFT tutorials (measured:
@@ -50,34 +50,6 @@ class BenchArgs:
     methods: list[str]
     recipes: list[str]
     bench_dir: Path
-
-
-def _comma_list(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    bad = [item for item in items if item not in allowed]
-    if bad or not items:
-        raise ConfigError(f"{flag} {text!r}: each item must be one of {', '.join(allowed)}")
-    return items
-
-
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="main.py bench", description="Reference recipe vs this harness's default, per "
-                           "method; any training flag (--model, --dataset, --max_length, ...) applies to both.")
-    parser.add_argument("--methods", default="lora", help=f"comma-separated, of {', '.join(BENCH_METHODS)}")
-    parser.add_argument("--recipes", default="reference,default", help=f"comma-separated, of {', '.join(RECIPES)}")
-    parser.add_argument("--bench_dir", default=None, help="where runs, logs and bench.json go "
-                        "(default runs/bench-<time>)")
-    return parser
-
-
-def parse_bench_args(argv: list[str]) -> tuple[BenchArgs, list[str]]:
-    known, rest = build_parser().parse_known_args(argv)
-    methods = _comma_list(known.methods, BENCH_METHODS, "--methods")
-    recipes = _comma_list(known.recipes, tuple(RECIPES), "--recipes")
-    if "reference" not in recipes:
-        recipes.insert(0, "reference")  # the ratios need it
-    bench_dir = Path(known.bench_dir or Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}")
-    return BenchArgs(methods, recipes, bench_dir), rest
 
 
 def plan(bench: BenchArgs, train_argv: list[str], sizes: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -119,47 +91,49 @@ def peak_flops(device: str) -> Optional[float]:
     return next((flops for fragment, flops in PEAK_BF16_FLOPS if fragment in device), None)
 
 
-def useful_flops_per_second(record: dict[str, Any], samples_per_second: float) -> float:
+def useful_flops_per_second(record: RunRecord, samples_per_second: float) -> float:
     """FLOP/s of useful work: the FLOPs model over the real tokens only (padding a recipe computes is waste),
     times the passes its method needs."""
-    return training_flops(record["config"]["method"]["method"], flops_model(record["model_source"]["location"]),
-                          record["mean_train_tokens"], samples_per_second)
+    return training_flops(record.method, flops_model(record.model_location), record.mean_train_tokens,
+                          samples_per_second)
 
 
-def bench_row(record: dict[str, Any], reference: Optional[dict[str, Any]],
+def _speed(record: RunRecord) -> float:
+    return record.steady_samples_per_second or record.train_samples_per_second
+
+
+def bench_row(record: RunRecord, reference: Optional[RunRecord],
               gemm_rates: Optional[dict[str, float]] = None) -> dict[str, Any]:
     """One table row. `gemm_rates` (precision -> FLOP/s measured on this CPU) gives the CPU utilisation: useful
     FLOP/s over the GEMM rate of the precision the recipe trained in."""
-    samples_per_second = record["steady_samples_per_second"] or record["train_samples_per_second"]
-    device = record["environment"]["device"]
+    samples_per_second = _speed(record)
     useful = useful_flops_per_second(record, samples_per_second)
-    peak = peak_flops(device)
-    rate = (gemm_rates or {}).get(record.get("precision") or "fp32")
+    peak = peak_flops(record.device)
+    rate = (gemm_rates or {}).get(record.precision or "fp32")
     row = {
-        "method": record["config"]["method"]["method"],
+        "method": record.method,
         "samples_per_second": samples_per_second,
-        "tokens_per_second": samples_per_second * record["mean_train_tokens"],
-        "step_ms": 1000 * record["steady_step_seconds"] if record["steady_step_seconds"] else None,
+        "tokens_per_second": samples_per_second * record.mean_train_tokens,
+        "step_ms": 1000 * record.steady_step_seconds if record.steady_step_seconds else None,
         "useful_flops_per_second": useful,
         "mfu": useful / peak if peak else None,
         "cpu_utilisation": useful / rate if rate and not peak else None,
-        "peak_memory_mb": record["peak_memory_mb"],
-        "eval_samples_per_second": record["metrics"]["validation"]["samples_per_second"],
-        "test_accuracy": record["metrics"]["test"]["accuracy"],
-        "precision": record.get("precision"),
-        "attention_dropout": record.get("attention_dropout"),
-        "device": device,
-        "output_dir": record["output_dir"],
+        "peak_memory_mb": record.peak_memory_mb,
+        "eval_samples_per_second": record.metrics("validation")["samples_per_second"],
+        "test_accuracy": record.accuracy("test"),
+        "precision": record.precision,
+        "attention_dropout": record.data.get("attention_dropout"),
+        "device": record.device,
+        "output_dir": record.output_dir,
     }
     if reference:
-        ref_speed = reference["steady_samples_per_second"] or reference["train_samples_per_second"]
-        row["speedup"] = samples_per_second / ref_speed
-        row["accuracy_delta_points"] = 100 * (row["test_accuracy"] - reference["metrics"]["test"]["accuracy"])
-        row["memory_ratio"] = record["peak_memory_mb"] / reference["peak_memory_mb"]
+        row["speedup"] = samples_per_second / _speed(reference)
+        row["accuracy_delta_points"] = 100 * (row["test_accuracy"] - reference.accuracy("test"))
+        row["memory_ratio"] = record.peak_memory_mb / reference.peak_memory_mb
     return row
 
 
-def cpu_gemm_rates(record: dict[str, Any], rows: int) -> dict[str, float]:
+def cpu_gemm_rates(record: RunRecord, rows: int) -> dict[str, float]:
     """This CPU's GEMM rate on the model's block shapes (ftlab.bench.gemm_rate), in fp32 and, where the CPU has bf16
     units, in bf16."""
     import torch
@@ -167,7 +141,7 @@ def cpu_gemm_rates(record: dict[str, Any], rows: int) -> dict[str, float]:
     from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
     from ftlab.training.speed import cpu_has_bf16
 
-    hidden, ffn = model_dims(record["model_source"]["location"])
+    hidden, ffn = model_dims(record.model_location)
     shapes = block_gemm_shapes(hidden, ffn, rows)
     rates = {"fp32": measure_gemm_rate(shapes, torch.float32)}
     if cpu_has_bf16():
@@ -175,32 +149,61 @@ def cpu_gemm_rates(record: dict[str, Any], rows: int) -> dict[str, float]:
     return rates
 
 
+# The full table (bench.md, bench.csv): every figure of a row.
+COLUMNS = ("method", "recipe", "precision", "samples/s", "real tokens/s", "step ms", "useful GFLOP/s", "MFU (GPU)",
+           "GEMM util (CPU)", "peak MB", "eval samples/s", "test acc", "speed vs ref", "acc Δ (points)")
+# The terminal's: what a comparison of recipes is read for.
+COMPACT_COLUMNS = ("method", "recipe", "samples/s", "speed vs ref", "peak MB", "test acc", "acc Δ (points)")
+
+
+def _cell(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _percent(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def table_cells(row: dict[str, Any]) -> dict[str, str]:
+    """A row's cells by column name; a failed run says so in its third cell."""
+    if "error" in row:
+        return {"method": row["method"], "recipe": row["recipe"], "precision": f"failed: {row['error']}",
+                "samples/s": "failed"}
+    return {
+        "method": row["method"], "recipe": row["recipe"], "precision": str(row["precision"]),
+        "samples/s": _cell(row["samples_per_second"], ".1f"), "real tokens/s": _cell(row["tokens_per_second"], ",.0f"),
+        "step ms": _cell(row["step_ms"], ".1f"),
+        "useful GFLOP/s": _cell(row["useful_flops_per_second"] / 1e9, ",.1f"), "MFU (GPU)": _percent(row["mfu"]),
+        "GEMM util (CPU)": _percent(row["cpu_utilisation"]), "peak MB": _cell(row["peak_memory_mb"], ",.0f"),
+        "eval samples/s": _cell(row["eval_samples_per_second"], ".1f"),
+        "test acc": _cell(row["test_accuracy"], ".4f"), "speed vs ref": f"{_cell(row.get('speedup'), '.2f')}x",
+        "acc Δ (points)": _cell(row.get("accuracy_delta_points"), "+.1f"),
+    }
+
+
+def rows_of(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[list[str]]:
+    cells = [table_cells(row) for row in rows]
+    return [[cell.get(column, "") for column in columns] for cell in cells]
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    def cell(value: Any, spec: str) -> str:
-        return "n/a" if value is None else format(value, spec)
-
-    def percent(value: Optional[float]) -> str:
-        return "n/a" if value is None else f"{100 * value:.1f}%"
-
-    lines = ["| method | recipe | precision | samples/s | real tokens/s | step ms | useful GFLOP/s | MFU (GPU) "
-             "| GEMM util (CPU) | peak MB | eval samples/s | test acc | speed vs ref | acc Δ (points) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        if "error" in row:
-            lines.append(f"| {row['method']} | {row['recipe']} | failed: {row['error']} |" + " |" * 11)
-            continue
-        lines.append(
-            f"| {row['method']} | {row['recipe']} | {row['precision']} | {cell(row['samples_per_second'], '.1f')} "
-            f"| {cell(row['tokens_per_second'], ',.0f')} | {cell(row['step_ms'], '.1f')} "
-            f"| {cell(row['useful_flops_per_second'] / 1e9, ',.1f')} | {percent(row['mfu'])} "
-            f"| {percent(row['cpu_utilisation'])} "
-            f"| {cell(row['peak_memory_mb'], ',.0f')} | {cell(row['eval_samples_per_second'], '.1f')} "
-            f"| {cell(row['test_accuracy'], '.4f')} | {cell(row.get('speedup'), '.2f')}x "
-            f"| {cell(row.get('accuracy_delta_points'), '+.1f')} |")
+    """The full table as markdown."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|---|---|---|" + "---:|" * (len(COLUMNS) - 3)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows_of(rows, COLUMNS)]
     return "\n".join(lines)
 
 
-def _run(argv: list[str], log: Path) -> Optional[str]:
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            writer.writerows(rows_of(rows, COLUMNS))
+
+    return write_atomic(path, write)
+
+
+def run_recipe(argv: list[str], log: Path) -> Optional[str]:
     """One training run in a fresh interpreter; the error's last line if it failed."""
     # The child must import this same ftlab, also from a checkout that is not pip-installed and another cwd.
     package_root = str(Path(__file__).resolve().parent.parent)
@@ -214,48 +217,36 @@ def _run(argv: list[str], log: Path) -> Optional[str]:
     return (tail[-1] if tail else f"exit {proc.returncode}")[:200]
 
 
-def main(argv: list[str]) -> int:
-    bench, train_argv = parse_bench_args(argv)
-    plan(bench, train_argv, [])  # flags checked before torch is imported
-    from ftlab.runtime import quiet_library_noise
+def run_bench(bench: BenchArgs, runs: list[tuple[str, str, list[str]]],
+              cuda: bool) -> tuple[list[dict[str, Any]], Optional[dict[str, Any]]]:
+    """Every (method, recipe) run in its own process, then, on a CPU, this CPU's GEMM rate: the table's rows (one
+    per run, failed ones with their error) and the GEMM measurement."""
+    from ftlab.console import say
 
-    quiet_library_noise(None)  # this process only measures GEMMs; each run quiets its own libraries
-    import torch
-
-    runs = plan(bench, train_argv, device_sizes(train_argv, torch.cuda.is_available()))
-    bench.bench_dir.mkdir(parents=True, exist_ok=True)
-    records: dict[tuple[str, str], dict[str, Any]] = {}
+    records: dict[tuple[str, str], RunRecord] = {}
     errors: dict[tuple[str, str], str] = {}
     for method, recipe, run_argv in runs:
         out = bench.bench_dir / f"{method}-{recipe}"
-        print(f"[bench] {method} / {recipe}: running (log {out}.log)", flush=True)
-        error = _run(run_argv, Path(f"{out}.log"))
+        say(f"{method} / {recipe}: running (log {out}.log)", prefix="[bench]")
+        error = run_recipe(run_argv, Path(f"{out}.log"))
         if error:
-            print(f"[bench] {method} / {recipe}: failed: {error}", flush=True)
+            say(f"{method} / {recipe}: failed: {error}", prefix="[bench]")
             errors[method, recipe] = error
             continue
-        records[method, recipe] = json.loads((out / "result.json").read_text(encoding="utf-8"))
+        records[method, recipe] = RunRecord.load(out / RESULT_NAME)
     gemm = None
-    if records and not torch.cuda.is_available():
+    if records and not cuda:
         # Measured after the runs, on the otherwise idle machine; rows = the largest batch a recipe multiplies.
         first = next(iter(records.values()))
-        rows = first["config"]["optim"]["batch_size"] * first["config"]["data"]["max_length"]
+        rows = first.option("optim", "batch_size") * first.option("data", "max_length")
         gemm = {"rows": rows, "rates": cpu_gemm_rates(first, rows)}
-        print("[bench] GEMM rate on the model's block shapes (" + f"{rows} rows): " +
-              ", ".join(f"{p} {r / 1e9:,.0f} GFLOP/s" for p, r in gemm["rates"].items()), flush=True)
-    rows_out = []
+        say(f"GEMM rate on the model's block shapes ({rows} rows): " +
+            ", ".join(f"{p} {r / 1e9:,.0f} GFLOP/s" for p, r in gemm["rates"].items()), prefix="[bench]")
+    table = []
     for method, recipe, _ in runs:
         if (method, recipe) in errors:
-            rows_out.append({"method": method, "recipe": recipe, "error": errors[method, recipe]})
+            table.append({"method": method, "recipe": recipe, "error": errors[method, recipe]})
             continue
-        rows_out.append({"recipe": recipe, **bench_row(records[method, recipe], records.get((method, "reference")),
-                                                         gemm and gemm["rates"])})
-    table = format_table(rows_out)
-    summary = {"bench_dir": str(bench.bench_dir), "argv": train_argv, "recipes": {r: RECIPES[r] for r in
-               bench.recipes}, "flops_model": FlopsModel.__doc__.split("\n")[0] + " (see ftlab/models/flops.py)",
-               "gemm": gemm, "rows": rows_out}
-    write_json_atomic(bench.bench_dir / "bench.json", summary)
-    write_atomic(bench.bench_dir / "bench.md", lambda tmp: tmp.write_text(table + "\n", encoding="utf-8"))
-    print(table)
-    print(f"[bench] written: {bench.bench_dir / 'bench.json'}, {bench.bench_dir / 'bench.md'}")
-    return 1 if errors else 0
+        table.append({"recipe": recipe, **bench_row(records[method, recipe], records.get((method, "reference")),
+                                                    gemm and gemm["rates"])})
+    return table, gemm

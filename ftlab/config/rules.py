@@ -3,8 +3,20 @@ the file system, a dataset or a model (does the directory hold a finished run, i
 is the run plan's pre-flight (ftlab.runs.plan). Light: the standard library only."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from ftlab.config.schema import FIELDS, LORA_METHODS, LORA_SWITCHES, Config, MethodArgs, RunArgs
 from ftlab.errors import ConfigError
+
+
+# Which method reads which flag, for now in this one place: the LoRA flags change nothing for the other methods.
+# (To be replaced by what each method declares, once methods have a registry.)
+LORA_FLAGS = (*(name for name in FIELDS if name.startswith("lora_")), "use_rslora", "use_dora")
+
+
+def unused_flags(method: str, names: Iterable[str]) -> list[str]:
+    """The flags among `names` that `method` does not read."""
+    return [name for name in names if name in LORA_FLAGS and method not in LORA_METHODS]
 
 
 def validate(cfg: Config) -> Config:

@@ -8,7 +8,7 @@ from typing import Any, Iterator, Optional
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
-from ftlab.config import MethodArgs
+from ftlab.config import LORA_METHODS, PEFT_METHODS, MethodArgs
 from ftlab.distributed import process_state
 from ftlab.errors import ConfigError, ModelSourceError
 from ftlab.models.architectures import discover, dropout_attributes, skeleton
@@ -105,6 +105,28 @@ def _expected_head_report_silenced(head: tuple[str, ...]) -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(only_head_rows)
+
+
+def check_lora_targets(source: ModelSource, args: MethodArgs, trust_remote_code: bool = False) -> None:
+    """--lora_target_modules (or the --lora_<module> switches) must name layers of this model: checked on its
+    skeleton (the meta device: no weights, no memory), before the data and the weights load; PEFT would say so
+    only once the model is loaded (NoMatchingPeftModuleError)."""
+    if args.method not in LORA_METHODS or (args.load_adapter and args.method in PEFT_METHODS):
+        return  # no LoRA, or a loaded adapter that brings its own targets
+    import re
+
+    from ftlab.models.methods import lora_target_regex
+
+    model = skeleton(load_config(source, trust_remote_code), trust_remote_code)
+    arch = discover(model)
+    pattern = lora_target_regex(arch, args)
+    if any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
+        return
+    names = sorted({path.rsplit(".", 1)[-1] for path in arch.body_linears})
+    asked = (f"--lora_target_modules {args.lora_target_modules}" if args.lora_target_modules
+             else "the --lora_<module> switches")
+    raise ConfigError(f"{asked}: no layer of {source.name} ({arch.model_type}) matches; its linear layers are "
+                      f"named {', '.join(names)}")
 
 
 def match_pad_token(model: PreTrainedModel, tokenizer: Any) -> None:

@@ -12,6 +12,7 @@ import yaml
 from transformers import PreTrainedTokenizerBase, TrainerCallback, set_seed
 
 from ftlab.config import ADAPTER_PROVENANCE, Config, group_id
+from ftlab.console import say, short_path
 from ftlab.data.load import load_data
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import tokenize_splits
@@ -20,14 +21,15 @@ from ftlab.distributed import distributed_summary, largest, process_state
 from ftlab.models.architectures import discover, dropout_attributes
 from ftlab.models.attention import use_fp32_attention
 from ftlab.models.export import export_models
-from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
+from ftlab.models.load import (check_gradient_checkpointing, check_lora_targets, load_classifier, load_tokenizer,
+                               match_pad_token)
 from ftlab.models.methods import apply_method, count_parameters, skip_adapter_input_casts
 from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
 from ftlab.models.sources import ModelSource, check_resolved_model, resolve_model
-from ftlab.runs.directory import resolve_output_dir, write_atomic, write_json_atomic
+from ftlab.runs.directory import CONFIG_NAME, resolve_output_dir, write_atomic, write_json_atomic
 from ftlab.runs.predictions import save_run_predictions
 from ftlab.runs.preemption import StopOnRequest
-from ftlab.runs.resume import count_attempt, latest_checkpoint
+from ftlab.runs.resume import count_attempt, latest_checkpoint, prune_checkpoints
 from ftlab.training.record import build_record, environment, finish_record
 from ftlab.training.speed import PROFILE_NAME, resolve_dropout, resolve_precision
 from ftlab.training.tracking import finish_run, start_run
@@ -58,8 +60,8 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
     model, model_details = _build_model(cfg, inputs, precision)
     params = count_parameters(model)
-    print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
-          f"({params.percent:.2f}%)", flush=True)
+    say(f"method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
+        f"({params.percent:.2f}%)")
 
     resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
     attempts = _start_directory(cfg, output_dir, resume_from) if state.is_main_process else None
@@ -107,7 +109,10 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
         **(extra or {}),
     )
     record["tracking"] = finish_run(tracker, record)
-    return finish_record(output_dir, record)
+    finish_record(output_dir, record)
+    # Only now: a run stopped before its record keeps every checkpoint for --resume.
+    prune_checkpoints(output_dir, cfg.run.keep_checkpoints, outcome.best_checkpoint)
+    return record
 
 
 def _read_inputs(cfg: Config) -> Inputs:
@@ -120,10 +125,13 @@ def _read_inputs(cfg: Config) -> Inputs:
     with process_state().main_process_first():
         source = resolve_model(cfg.model.model)
         check_resolved_model(source, cfg.data.max_length, cfg.model.trust_remote_code)
+        check_lora_targets(source, cfg.method, cfg.model.trust_remote_code)  # before minutes of data work
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
-        print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
-              f"({pooling.reason})", flush=True)
+        location = short_path(source.location)
+        say(f"model: {cfg.model.model} from {source.origin}" + (f" ({location})" if location != cfg.model.model
+                                                                 else ""))
+        say(f"pooling: {pooling.used} ({pooling.reason})")
         tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
@@ -159,8 +167,8 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str) -> tuple[Any, dict
 def _start_directory(cfg: Config, output_dir: Path, resume_from: Optional[str]) -> int:
     """The run's directory with its config.yaml; this attempt's number (main process only)."""
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-    write_atomic(output_dir / "config.yaml", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_atomic(output_dir / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     attempts = count_attempt(output_dir, cfg.run.resume)
     if resume_from:
-        print(f"[ftlab] attempt {attempts}: resuming from {resume_from}", flush=True)
+        say(f"attempt {attempts}: resuming from {resume_from}")
     return attempts
