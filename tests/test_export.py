@@ -75,7 +75,9 @@ def test_adapter_saved_then_chained_into_head_training(tiny_model_dir, tmp_path)
     assert {"adapter_config.json", "adapter_model.safetensors", "config.json", "tokenizer.json"} <= {
         p.name for p in adapter.iterdir()}
     record = json.loads((tmp_path / "lora" / "result.json").read_text())
-    assert record["saved"] == {"adapter": str(adapter), "merged": str(tmp_path / "lora" / "merged")}
+    # The merged model is the run's model (what predict loads for the run directory): no third copy.
+    merged = str(tmp_path / "lora" / "merged")
+    assert record["saved"] == {"adapter": str(adapter), "merged": merged, "model": merged}
     # The merged model is a plain transformers model: no peft needed, labels preserved.
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "lora" / "merged")
     assert merged.config.id2label == {0: "neg", 1: "pos"}

@@ -221,13 +221,13 @@ def run_bench(bench: BenchArgs, runs: list[tuple[str, str, list[str]]],
               cuda: bool) -> tuple[list[dict[str, Any]], Optional[dict[str, Any]]]:
     """Every (method, recipe) run in its own process, then, on a CPU, this CPU's GEMM rate: the table's rows (one
     per run, failed ones with their error) and the GEMM measurement."""
-    from ftlab.console import say
+    from ftlab.console import say, short_path
 
     records: dict[tuple[str, str], RunRecord] = {}
     errors: dict[tuple[str, str], str] = {}
     for method, recipe, run_argv in runs:
         out = bench.bench_dir / f"{method}-{recipe}"
-        say(f"{method} / {recipe}: running (log {out}.log)", prefix="[bench]")
+        say(f"{method} / {recipe}: running (log {short_path(f'{out}.log')})", prefix="[bench]")
         error = run_recipe(run_argv, Path(f"{out}.log"))
         if error:
             say(f"{method} / {recipe}: failed: {error}", prefix="[bench]")

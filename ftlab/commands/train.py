@@ -32,7 +32,7 @@ def train(cfg: Config) -> int:
         resolve_output_dir(cfg)  # one default name for all seeds: <output_dir>/seed<N>
     for run in expand_seeds(cfg):
         # The plan (ftlab.runs.resume.check_resume) refused a finished run of another configuration.
-        if run.run.resume and has_record(run.run.output_dir or ""):
+        if run.run.resume and run.run.output_dir and has_record(run.run.output_dir):
             say(f"{run.run.output_dir}: finished before (result.json), skipped")
             continue
         run_training(run)
