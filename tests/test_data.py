@@ -56,21 +56,21 @@ def test_a_file_read_as_one_column_names_its_separator(tmp_path):
 
 
 def test_three_classes_share_one_mapping_across_splits():
-    rows = synthetic_rows(90, classes=("pos", "neg", "neutral"))
-    data = _prepare(_raw({"train": rows, "test": rows[:9]}))
+    rows = synthetic_rows(120, classes=("pos", "neg", "neutral"))
+    data = _prepare(_raw({"train": rows, "test": rows[:12]}))
     assert data.label_names == ["neg", "neutral", "pos"]
     assert data.num_labels == 3
     # The test split came with its own rows: decoded through the shared mapping, its labels are the source strings.
     test = data.splits["test"]
     assert test.features["label"].names == data.label_names
-    assert [data.label_names[i] for i in test["label"]] == [label for _, label in rows[:9]]
+    assert [data.label_names[i] for i in test["label"]] == [label for _, label in rows[:12]]
     assert sorted(set(test["label"])) == [0, 1, 2]
 
 
 def test_empty_texts_are_dropped_and_counted(capsys):
-    rows = synthetic_rows(40) + [("", "pos"), ("   ", "neg"), (None, "pos")]
+    rows = synthetic_rows(100) + [("", "pos"), ("   ", "neg"), (None, "pos")]
     data = _prepare(_raw({"train": rows}))
-    assert sum(data.sizes().values()) == 40
+    assert sum(data.sizes().values()) == 100
     assert "dropped 3 empty or missing texts from the train split" in capsys.readouterr().out
 
 
@@ -85,22 +85,24 @@ def test_empty_split_fails():
 
 
 def test_single_class_training_split_fails():
-    rows = [(text, "pos") for text, _ in synthetic_rows(40)]
+    rows = [(text, "pos") for text, _ in synthetic_rows(100)]
     with pytest.raises(DataError, match=r"the training split has a single class \('pos'\)"):
         _prepare(_raw({"train": rows}))
 
 
 def test_unlabelled_test_split_falls_back_to_validation():
-    rows = [(t, 1 if label == "pos" else 0) for t, label in synthetic_rows(60)]
-    data = _prepare(_raw({"train": rows[:40], "validation": rows[40:], "test": [(t, -1) for t, _ in rows[40:]]}))
+    rows = [(t, 1 if label == "pos" else 0) for t, label in synthetic_rows(150)]
+    data = _prepare(_raw({"train": rows[:100], "validation": rows[100:],
+                          "test": [(t, -1) for t, _ in rows[100:]]}))
     assert data.test_is_validation
-    assert data.splits["test"]["text"] == data.splits["validation"]["text"] == [t for t, _ in rows[40:]]
+    assert data.splits["test"]["text"] == data.splits["validation"]["text"] == [t for t, _ in rows[100:]]
     assert data.label_names == ["0", "1"]  # -1 marks a hidden label, not a class
     assert data.notes == ["the test split has no labels: test figures are computed on the validation split"]
     # Hidden labels left as empty cells: the same.
-    data = _prepare(_raw({"train": rows[:40], "validation": rows[40:], "test": [(t, None) for t, _ in rows[40:]]}))
-    assert data.test_is_validation and data.sizes() == {"train": 40, "validation": 20, "test": 20}
-    assert _prepare(_raw({"train": rows[:40], "test": rows[40:]})).test_is_validation is False
+    data = _prepare(_raw({"train": rows[:100], "validation": rows[100:],
+                          "test": [(t, None) for t, _ in rows[100:]]}))
+    assert data.test_is_validation and data.sizes() == {"train": 100, "validation": 50, "test": 50}
+    assert _prepare(_raw({"train": rows[:100], "test": rows[100:]})).test_is_validation is False
 
 
 def test_subsamples_are_stratified_and_repeatable():
@@ -124,7 +126,7 @@ def test_sst2_offline_says_how_to_get_it(monkeypatch):
 
 @pytest.mark.parametrize("suffix", [".tsv", ".jsonl", ".parquet", "dir"])
 def test_local_formats_load_the_same_rows(suffix, tmp_path):
-    rows = synthetic_rows(50)
+    rows = synthetic_rows(100)
     frame = datasets.Dataset.from_dict({"text": [r[0] for r in rows], "label": [r[1] for r in rows]})
     path = tmp_path / f"data{suffix if suffix != 'dir' else ''}"
     if suffix == ".tsv":
@@ -136,7 +138,7 @@ def test_local_formats_load_the_same_rows(suffix, tmp_path):
     else:
         datasets.DatasetDict({"train": frame}).save_to_disk(str(path))
     data = _prepare(load_raw(str(path), None, None))
-    assert sum(data.sizes().values()) == 50
+    assert sum(data.sizes().values()) == 100
     texts = [text for split in ("train", "validation", "test") for text in data.splits[split]["text"]]
     assert sorted(texts) == sorted(r[0] for r in rows)
 
@@ -203,12 +205,12 @@ def test_imdb_mirror_is_identical_across_processes(tmp_path):
 
 
 def test_rows_without_labels_are_dropped_and_float_labels_are_classes():
-    rows = [(t, 1.0 if label == "pos" else 0.0) for t, label in synthetic_rows(40)]
-    validation = [(t, 1) for t, _ in synthetic_rows(6, seed=1)] + [("a film", None)]
+    rows = [(t, 1.0 if label == "pos" else 0.0) for t, label in synthetic_rows(100)]
+    validation = [(t, 1) for t, _ in synthetic_rows(12, seed=1)] + [("a film", None)]
     data = _prepare(_raw({"train": rows + [("a film", float("nan")), ("the plot", None)], "validation": validation}))
     assert data.label_names == ["0", "1"]  # 1.0 and 1 are one class
-    assert data.sizes() == {"train": 36, "validation": 6, "test": 4}
-    assert data.splits["validation"]["label"] == [1] * 6
+    assert data.sizes() == {"train": 90, "validation": 12, "test": 10}
+    assert data.splits["validation"]["label"] == [1] * 12
     assert data.notes == ["dropped 2 rows without a label from the train split",
                           "dropped 1 rows without a label from the validation split",
                           "test carved from train (0.1, stratified, seed 42)"]
@@ -217,7 +219,7 @@ def test_rows_without_labels_are_dropped_and_float_labels_are_classes():
 
 
 def test_numeric_labels_are_numbered_from_0_in_order():
-    rows = [(t, 3 if label == "pos" else 1) for t, label in synthetic_rows(40)]
+    rows = [(t, 3 if label == "pos" else 1) for t, label in synthetic_rows(100)]
     data = _prepare(_raw({"train": rows}))
     assert data.label_names == ["1", "3"]
     train = data.splits["train"]
@@ -243,15 +245,29 @@ def test_class_label_sources_keep_their_names_and_splits():
 
 
 def test_too_few_rows_to_carve_from_says_how_many_are_needed():
-    rows = synthetic_rows(4)
-    assert _prepare(_raw({"train": rows})).sizes() == {"train": 2, "validation": 1, "test": 1}
-    with pytest.raises(DataError, match=r"^--dataset test-data: 3 training rows are too few to carve validation and "
-                                        r"test from and keep 2 to train on: it needs at least 4 rows$"):
-        _prepare(_raw({"train": rows[:3]}))
-    with pytest.raises(DataError, match=r"2 training rows are too few to carve test from and keep 2 to train on: "
-                                        r"it needs at least 3 rows$"):
-        _prepare(_raw({"train": rows[:2], "validation": rows[2:]}))
-    with pytest.raises(DataError, match=r"to carve validation and test from .*: it needs smaller "
+    """A split too small to score is an error: each carved split needs MIN_EVAL_ROWS (10) rows, so 10% of 95 rows
+    is the least (a 6-row file would leave 1 validation and 1 test row, and an accuracy of 0 or 1)."""
+    rows = synthetic_rows(95)
+    assert _prepare(_raw({"train": rows})).sizes() == {"train": 75, "validation": 10, "test": 10}
+    with pytest.raises(DataError, match=r"^--dataset test-data: 94 training rows are too few to carve validation "
+                                        r"and test of at least 10 rows each from and keep 2 to train on: it needs "
+                                        r"at least 95 rows$"):
+        _prepare(_raw({"train": rows[:94]}))
+    with pytest.raises(DataError, match=r"^--dataset test-data: 6 training rows are too few to carve validation "
+                                        r"and test"):
+        _prepare(_raw({"train": rows[:6]}))
+    with pytest.raises(DataError, match=r"94 training rows are too few to carve test of at least 10 rows each from "
+                                        r"and keep 2 to train on: it needs at least 95 rows$"):
+        _prepare(_raw({"train": rows[:94], "validation": rows[:10]}))
+    # A subsample below the minimum, or a split that came that small, says which.
+    with pytest.raises(DataError, match=r"^--dataset test-data: the validation split has 5 rows "
+                                        r"\(--max_eval_samples 5\); a split is scored on at least 10$"):
+        _prepare(_raw({"train": rows}), max_eval=5)
+    with pytest.raises(DataError, match=r"^--dataset test-data: the test split has 3 rows; a split is scored on at "
+                                        r"least 10$"):
+        _prepare(_raw({"train": rows, "test": rows[:3]}))
+    with pytest.raises(DataError, match=r"to carve validation and test of at least 10 rows each from .*: it needs "
+                                        r"smaller "
                                         r"--validation_fraction/--test_fraction$"):
         _prepare(_raw({"train": synthetic_rows(20)}), validation_fraction=0.5, test_fraction=0.5)
 
@@ -264,23 +280,23 @@ def test_no_train_split_and_too_many_classes_fail():
                                         r"choose the class column with --label_column$"):
         _prepare(_raw({"train": [(t, i) for i, (t, _) in enumerate(synthetic_rows(22))]}))
     # More than 20 classes is fine where each has two rows or more (at most half as many classes as rows).
-    rows = [(t, i // 2) for i, (t, _) in enumerate(synthetic_rows(52))]
-    assert _prepare(_raw({"train": rows})).num_labels == 26
+    rows = [(t, i // 2) for i, (t, _) in enumerate(synthetic_rows(104))]
+    assert _prepare(_raw({"train": rows})).num_labels == 52
 
 
 def test_rare_classes_fall_back_to_a_seeded_shuffle_and_a_full_take_keeps_the_order():
-    rows = synthetic_rows(29) + [("okay meh", "neutral")]  # one neutral row: too rare to stratify a subsample
-    given = {"validation": synthetic_rows(6, seed=1), "test": synthetic_rows(6, seed=2)}
+    rows = synthetic_rows(119) + [("okay meh", "neutral")]  # one neutral row: too rare to stratify a subsample
+    given = {"validation": synthetic_rows(12, seed=1), "test": synthetic_rows(12, seed=2)}
     first = _prepare(_raw({"train": rows, **given}), max_train=10)
     assert first.sizes()["train"] == 10
     again = _prepare(_raw({"train": rows, **given}), max_train=10)
     assert first.splits["train"]["text"] == again.splits["train"]["text"]
     whole = _prepare(_raw({"train": rows, **given})).splits["train"]["text"]
     assert whole == [t for t, _ in rows]
-    assert _prepare(_raw({"train": rows, **given}), max_train=30).splits["train"]["text"] == whole
+    assert _prepare(_raw({"train": rows, **given}), max_train=120).splits["train"]["text"] == whole
     # Carving falls back the same way: seeded, the sizes the fractions ask for.
     carved = [_prepare(_raw({"train": rows})) for _ in range(2)]
-    assert carved[0].sizes() == {"train": 24, "validation": 3, "test": 3}
+    assert carved[0].sizes() == {"train": 96, "validation": 12, "test": 12}
     assert carved[0].splits["test"]["text"] == carved[1].splits["test"]["text"]
 
 

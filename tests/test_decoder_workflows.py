@@ -79,7 +79,8 @@ def test_seeds_adapters_a_resumed_seed_and_the_chain_into_a_head_on_a_decoder(ll
     # probabilities (one text per batch: no padding, so transformers' own last-token pooling applies too).
     from transformers import AutoTokenizer
 
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     model, tokenizer = load_for_inference(str(adapters / "seed2"))
     own_tokenizer = AutoTokenizer.from_pretrained(adapters / "seed2")

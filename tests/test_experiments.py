@@ -122,5 +122,5 @@ def test_smoke_suite_runs_offline_then_reports(tmp_path):
     params = {row[0]: int(row[5].replace(",", "")) for row in rows}
     assert params["lora-r8-a16"] < params["lora-r16-a16"] == params["lora-r16-a32"] < params["full"]
     for name in ("loss_curves", "accuracy_vs_params", "train_time"):
-        png = (tmp_path / "img" / f"experiments_1-smoke_{name}.png").read_bytes()
+        png = (results / f"experiments_1-smoke_{name}.png").read_bytes()  # beside the report, not in img/
         assert png[:8] == PNG_MAGIC and len(png) > 10_000

@@ -75,7 +75,9 @@ def test_adapter_saved_then_chained_into_head_training(tiny_model_dir, tmp_path)
     assert {"adapter_config.json", "adapter_model.safetensors", "config.json", "tokenizer.json"} <= {
         p.name for p in adapter.iterdir()}
     record = json.loads((tmp_path / "lora" / "result.json").read_text())
-    assert record["saved"] == {"adapter": str(adapter), "merged": str(tmp_path / "lora" / "merged")}
+    # The merged model is the run's model (what predict loads for the run directory): no third copy.
+    merged = str(tmp_path / "lora" / "merged")
+    assert record["saved"] == {"adapter": str(adapter), "merged": merged, "model": merged}
     # The merged model is a plain transformers model: no peft needed, labels preserved.
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "lora" / "merged")
     assert merged.config.id2label == {0: "neg", 1: "pos"}
@@ -131,7 +133,8 @@ def test_predict_reproduces_the_runs_test_accuracy(tiny_model_dir, tmp_path):
     """The saved model, merged or as base + adapter, labels the run's own test texts as well as the run scored."""
     from ftlab.data.sources import load_raw
     from ftlab.data.splits import prepare_splits
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(300, seed=3))
     out, adapter = tmp_path / "run", tmp_path / "adapter"

@@ -414,7 +414,8 @@ def test_main_trains_a_tiny_family_model_end_to_end(model_type, style, extra, tm
     if decoder:  # the borrowed pad token travels with the model, so that it batches without ftlab
         assert merged.config.pad_token_id == merged.config.eos_token_id
     # predict reads the merged model as the run did (its pooling saved with it), in batches with padding.
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     model, tokenizer = load_for_inference(str(out / "merged"))
     assert model.config.ftlab_pooling == record["pooling"]["used"]

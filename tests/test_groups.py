@@ -7,7 +7,7 @@ from ftlab.config import FIELDS, IDENTITY_FIELDS
 from ftlab.errors import ConfigError
 from ftlab.config import ADAPTER_PROVENANCE, config_from_record, group_id
 from ftlab.runs.plan import expand_seeds, plan_run
-from ftlab.analysis.records import group_of
+from ftlab.runs.record import RunRecord
 
 
 def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
@@ -17,7 +17,7 @@ def test_identity_leaves_out_exactly_the_fields_that_cannot_change_the_model():
                         "dataloader_num_workers", "profile_steps", "gradient_checkpointing", "trust_remote_code",
                         "wandb_mode",
                         "wandb_project", "wandb_group",
-                        "run_name"}
+                        "run_name", "keep_checkpoints", "verbose"}
 
 
 def test_group_id_ignores_seed_and_output_but_not_what_trains(tmp_path):
@@ -56,8 +56,8 @@ def test_precision_groups_by_what_ran_not_by_auto():
     assert group_id(auto, "lora", "fp32") == group_id(fp32, "lora", "fp32") == group_id(fp32, "lora")
     assert group_id(auto, "lora", "bf16") == group_id(bf16, "lora", "bf16") != group_id(auto, "lora", "fp32")
     # A record without a stored group is grouped the same way, by the precision it says it ran.
-    record = {"method": "lora", "config": auto.to_dict(), "precision": "bf16"}
-    assert group_of(record) == group_id(bf16, "lora", "bf16")
+    record = RunRecord({"method": "lora", "config": auto.to_dict(), "precision": "bf16"})
+    assert record.group == group_id(bf16, "lora", "bf16")
 
 
 def _adapter(directory, group=None):

@@ -42,16 +42,16 @@ CORPUS = {
                         "the header looks separated by semicolons"),
     "no labels at all": ("unlabelled.csv", _rows_csv([(text, "") for text, _ in synthetic_rows(40)]),
                          "no row of the train split has a label"),
-    "one class": ("one_class.csv", _rows_csv(synthetic_rows(40, classes=("pos",))),
+    "one class": ("one_class.csv", _rows_csv(synthetic_rows(100, classes=("pos",))),
                   "the training split has a single class ('pos')"),
     "continuous float labels": ("scores.csv", _rows_csv((text, f"{0.013 * i:.3f}")
                                                          for i, (text, _) in enumerate(synthetic_rows(60))),
                                 "60 distinct labels in 60 rows (e.g. 0, 0.013, 0.026): column 'polarity' looks "
                                 "like a number to predict or an id"),
     "two rows": ("two.csv", _rows_csv([("good film", "pos"), ("bad film", "neg")]),
-                 "2 training rows are too few to carve validation and test from and keep 2 to train on: it needs "
-                 "at least 4 rows"),
-    "duplicate rows only": ("duplicates.csv", _rows_csv([("the film was good", "pos")] * 50),
+                 "2 training rows are too few to carve validation and test of at least 10 rows each from and keep 2 "
+                 "to train on: it needs at least 95 rows"),
+    "duplicate rows only": ("duplicates.csv", _rows_csv([("the film was good", "pos")] * 100),
                             "the training split has a single class ('pos')"),
     "broken JSON lines": ("broken.jsonl", '{"sentence": "a good film", "polarity": "pos"}\n'
                                           '{"sentence": "a bad film", "polarity": neg}\n',
@@ -146,3 +146,86 @@ def test_long_texts_float_labels_and_unlabelled_rows_are_valid(tiny_model_dir, t
         sum(32 if length > 32 else length for length in lengths) / 160, rel=1e-12)
     assert record["metrics"]["test"]["accuracy"] >= 0.9
     assert "error" not in capsys.readouterr().err
+
+
+# The cases a new user met (issue 33), each with the one line it now ends with. Every one is refused with the
+# flags, before torch, transformers, datasets or peft load: a subprocess shows what was imported.
+LIGHT_CASES = {
+    "an existing file as --output_dir": (["--output_dir", "{tmp}/my.csv"],
+                                         "error: --output_dir {tmp}/my.csv: a file, not a directory; name a "
+                                         "directory to write into"),
+    "fp16 on a CPU": (["--precision", "fp16"],
+                      "error: --precision fp16: mixed precision with fp16 needs a CUDA GPU, and this machine shows "
+                      "none; use fp32, bf16 or auto on CPU"),
+    "a negative curve size": (["curve", "--sizes", "-10,100"],
+                              "error: --sizes '-10,100': '-10' is neither a positive integer nor 'all'"),
+    "a LoRA flag searched for head": (["search", "--method", "head", "--space", "lora_r=4,8"],
+                                      "error: --space lora_r=4,8: --lora_r does not affect --method head; search it "
+                                      "with a method that reads it, or leave it out"),
+    "a mistyped command": (["reprot", "runs"], "error: unknown command 'reprot' (did you mean 'report'?)"),
+    "--resume auto on a finished run of another configuration": (
+        ["--output_dir", "{tmp}/finished", "--resume", "auto", "--lr", "2e-3"],
+        "error: --resume auto: {tmp}/finished holds a finished run with another configuration (--lr 0.001 there, "
+        "0.002 now), so it is not the run asked for and would be skipped; choose another --output_dir, or drop "
+        "--resume and pass --overwrite_output_dir to replace it"),
+}
+
+
+def _finished_run(directory, *flags):
+    """A run directory as a finished run leaves it, as far as the flags' checks read it: its record."""
+    from ftlab.runs.plan import plan_run
+
+    directory.mkdir()
+    record = {"output_dir": str(directory), "metrics": {}, "config": plan_run(list(flags)).to_dict()}
+    (directory / "result.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("case", LIGHT_CASES)
+def test_what_a_new_user_met_is_one_line_before_anything_loads(case, tmp_path):
+    argv, expected = LIGHT_CASES[case]
+    (tmp_path / "my.csv").write_text("text,label\n")
+    _finished_run(tmp_path / "finished", "--lr", "1e-3")
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    code = (f"import sys; from ftlab.cli import main; code = main({argv!r}); "
+            f"assert not {{'torch', 'transformers', 'datasets', 'peft'}} & set(sys.modules); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [expected.format(tmp=tmp_path)]
+
+
+def test_a_finished_run_of_the_same_configuration_is_skipped_and_said_so(tmp_path, capsys):
+    _finished_run(tmp_path / "finished", "--lr", "1e-3")
+    assert main(["--output_dir", str(tmp_path / "finished"), "--resume", "auto", "--lr", "1e-3"]) == 0
+    said = " ".join(capsys.readouterr().out.split())  # wrapped at 100 columns where the path is long
+    assert said == f"[ftlab] {tmp_path / 'finished'}: finished before (result.json), skipped"
+
+
+def test_lora_targets_that_name_no_layer_stop_before_the_data_and_weights_load(tiny_model_dir, tmp_path, capsys):
+    code = main(["--model", str(tiny_model_dir), "--lora_target_modules", "foo_proj", "--output_dir",
+                 str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err == (
+        f"error: --lora_target_modules foo_proj: no layer of {tiny_model_dir} (distilbert) matches; its linear "
+        f"layers are named k_lin, lin1, lin2, out_lin, q_lin, v_lin\n")
+    assert "[ftlab] data" not in captured.out and not (tmp_path / "run").exists()
+
+
+def test_a_semicolon_file_whose_texts_hold_commas_gets_the_separator_hint(tiny_model_dir, tmp_path, capsys):
+    """A comma in some texts makes their rows two fields where the header has one: the reader's error, not
+    datasets' "An error occurred while generating the dataset", and the separator the header shows."""
+    rows = [(text.replace(" ", ", ", i % 2), label) for i, (text, label) in enumerate(synthetic_rows(100))]
+    data = _write(tmp_path / "semicolons.csv", _rows_csv(rows, ";"))
+    assert main(["--model", str(tiny_model_dir), "--dataset", str(data), *COLUMNS, "--max_length", "32"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --dataset {data}: cannot read it as .csv: Error tokenizing data. C error: Expected 1 fields in "
+        f"line 3, saw 2; the header looks separated by semicolons: a .csv must be comma-separated, a .tsv "
+        f"tab-separated\n")
+
+
+def test_a_file_of_six_rows_leaves_splits_too_small_to_score(tiny_model_dir, tmp_path, capsys):
+    data = _write(tmp_path / "six.csv", _rows_csv(synthetic_rows(6)))
+    assert main(["--model", str(tiny_model_dir), "--dataset", str(data), *COLUMNS, "--max_length", "32"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --dataset {data}: 6 training rows are too few to carve validation and test of at least 10 rows "
+        f"each from and keep 2 to train on: it needs at least 95 rows\n")

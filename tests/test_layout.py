@@ -14,7 +14,7 @@ PACKAGE = ROOT / "ftlab"
 # Layer of each top-level part of ftlab (the README's Layout); a part may import its own layer's modules only
 # within its own subpackage, and any lower layer.
 LAYERS = {
-    "errors": 0, "exit_codes": 0,  # the foundation: what every layer may use
+    "errors": 0, "exit_codes": 0, "console": 0,  # the foundation: what every layer may use
     "hub": 1, "assets": 1, "distributed": 1, "runtime": 1,
     "methods": 2,  # the method registry: the config reads its names, flags and defaults
     "config": 3,
@@ -23,7 +23,7 @@ LAYERS = {
     "training": 6,
     "analysis": 7,
     "search": 8, "bench": 8, "curve": 8,
-    "predict": 9,  # commands on top
+    "commands": 9,  # one module per subcommand, on top
     "cli": 10,
     "__main__": 11,
 }
@@ -178,3 +178,16 @@ def test_the_config_layer_loads_no_heavy_library():
                           env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_no_module_is_imported_by_a_name_in_a_string():
+    """Every import is one the graph above can see: no importlib.import_module or __import__ (a command table of
+    module names as strings once hid the commands' imports from these checks)."""
+    def by_name(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr == "import_module") or (
+            isinstance(node, ast.Name) and node.id in ("import_module", "__import__")) or (
+            isinstance(node, ast.ImportFrom) and any(alias.name == "import_module" for alias in node.names))
+
+    found = [f"{module_name(path)} line {node.lineno}" for path in sorted(PACKAGE.rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if by_name(node)]
+    assert found == []

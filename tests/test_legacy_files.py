@@ -46,13 +46,14 @@ def test_report_reads_the_old_records(legacy, tmp_path):
     from ftlab.analysis.records import group_records, load_records
 
     records = load_records(legacy / "runs")
-    assert sorted(record["method"] for record in records) == ["head", "lora", "tfidf_svm"]
+    assert sorted(record.method for record in records) == ["head", "lora", "tfidf_svm"]
     # Today's code puts each old record in the group the old code named: identity survived the move.
     assert {group.id for group in group_records(records)} == {"a4ec8848771c", "5aa4c253e195", "4b0160d27d41"}
     proc = run_main("report", str(legacy / "runs"), "--img_dir", str(tmp_path / "img"), cwd=legacy, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (legacy / "runs" / "report.md").read_text()
     for name in ("lora", "head", "svm"):
-        assert f"| {name} " in proc.stdout or f"| {name}|" in proc.stdout, proc.stdout
+        assert f"| {name} " in report and f"{name} " in proc.stdout, proc.stdout
 
 
 def test_an_old_config_yaml_repeats_its_run(legacy):
@@ -74,7 +75,8 @@ def test_an_old_adapter_chains_into_head_training_and_predicts(legacy):
     assert proc.returncode == 0, proc.stderr[-3000:]
     _same_test_metrics(_record(legacy / "head_again"), _record(legacy / "runs" / "head"))
 
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     texts = ["the film was wonderful", "the plot was dreadful", "a superb actor", "boring and awful"]
     labels = {}

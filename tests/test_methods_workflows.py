@@ -36,7 +36,8 @@ def _predicted_test_probabilities(model_dir: Path, record: dict) -> list[float]:
     """predict's probability of the run's second label for the run's own test texts, in the run's order."""
     from ftlab.config import config_from_record
     from ftlab.data.load import load_data
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     texts = load_data(config_from_record(record["config"])).splits["test"]["text"]
     model, tokenizer = load_for_inference(str(model_dir))

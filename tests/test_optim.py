@@ -27,8 +27,10 @@ def tiny_setup(tiny_model_dir, tmp_path_factory):
     import os
 
     os.environ["FTLAB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    data = prepare_splits(_raw({"train": synthetic_rows(80)}), "synthetic", validation_fraction=0.1,
-                          test_fraction=0.1, data_seed=0, max_train=None, max_eval=None, max_test=None)
+    rows = synthetic_rows(84)  # 64 to train on; validation and test of 10, the fewest a split is scored on
+    data = prepare_splits(_raw({"train": rows[:64], "validation": rows[64:74], "test": rows[74:]}), "synthetic",
+                          validation_fraction=0.1, test_fraction=0.1, data_seed=0, max_train=None, max_eval=None,
+                          max_test=None)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     return data, tokenizer, tokenize_splits(data.splits, tokenizer, 32, False)
 

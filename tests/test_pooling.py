@@ -210,7 +210,8 @@ def _test_split(mean_run):
 
 @SAME_RUN
 def test_predict_on_the_merged_mean_pooled_model_reproduces_the_runs_test_accuracy(mean_run):
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     texts, truth = _test_split(mean_run)
     assert len(texts) == mean_run["record"]["metrics"]["test"]["num_samples"]
@@ -231,7 +232,8 @@ def test_predict_on_the_merged_mean_pooled_model_reproduces_the_runs_test_accura
 @SAME_RUN
 def test_docs_lines_load_the_merged_model_without_ftlab(mean_run):
     """The docs' loading snippet (docs/guide/predict.md), run as printed, gives predict's probabilities."""
-    from ftlab.predict import load_for_inference, predict
+    from ftlab.commands.predict import predict
+    from ftlab.models.inference import load_for_inference
 
     page = (ROOT / "docs" / "guide" / "predict.md").read_text(encoding="utf-8")
     section = page[page.index("## Loading an exported model without ftlab"):]

@@ -1,9 +1,11 @@
-"""`predict`: loading a saved plain model or LoRA adapter directory and labelling texts, in-process on tiny models."""
+"""`predict`: loading a saved plain model or LoRA adapter directory and labelling texts, in-process on tiny models;
+a run's own directory, seed directory and checkpoints give the run's predictions."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,11 +13,18 @@ from ftlab import cli
 from ftlab.config import MethodArgs
 from ftlab.errors import ConfigError, DataError, ModelSourceError
 from ftlab.models.tuning import apply_method
-from ftlab.predict import load_for_inference, main, predict
-from tests.conftest import synthetic_rows
+from ftlab.commands import predict as predict_command
+from ftlab.commands.predict import predict
+from ftlab.models.inference import load_for_inference
+from tests.conftest import synthetic_rows, write_csv
 
 CUED = {"a good film and a great plot": "pos", "the movie was awful": "neg", "quite a lovely story": "pos",
         "the plot was terrible and boring": "neg"}
+
+
+def main(argv: list[str]) -> int:
+    """The predict command without the dispatcher around it: its errors are raised, not printed."""
+    return predict_command.prepare(argv).run(None)
 
 
 def _classifier(base_dir: Path, label_names: list[str]):
@@ -51,11 +60,8 @@ def plain_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = _classifier(tiny_model_dir, ["neg", "pos"])
-    # Full fine-tuning at 3e-3, not 1e-2: at 1e-2 the loss reaches ~0.003, then spikes back to 0.5-0.8, and where
-    # it ends up after the spikes turns on rounding (a 1e-6 change of the start weights, or another CPU's fp32
-    # kernels, flips "quite a lovely story" to neg). At 3e-3 it falls smoothly and lands on the same cue-word
-    # model however the start is perturbed.
-    _train(model, tokenizer, ("pos", "neg"), steps=15, lr=3e-3)
+    # lr 1e-2 learned the cue words with two threads and not with one (float order): lower, and longer
+    _train(model, tokenizer, ("pos", "neg"), steps=30, lr=3e-3)
     out = tmp_path_factory.mktemp("plain")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -186,10 +192,15 @@ def test_main_writes_the_prediction_file_columns_for_parquet_and_csv(suffix, pla
     (["--model_dir", "{model}", "--file", "{tmp}/missing.txt"], DataError, "missing.txt: no such file"),
     (["--model_dir", "{model}", "--file", "{tmp}/rows.csv", "--text_column", "review"], DataError,
      "no column 'review'"),
+    # Latin-1, as training says it (before: a UnicodeDecodeError traceback).
+    (["--model_dir", "{model}", "--file", "{tmp}/latin1.csv"], DataError,
+     r"^--file .*latin1.csv: not UTF-8 text \(byte 0xe9 at offset 13\); save it as UTF-8$"),
+    (["--model_dir", "{model}", "good", "--output", "{tmp}"], ConfigError, "a directory; --output names the file"),
 ])
 def test_bad_input_is_a_one_line_user_error(argv, error, match, plain_model_dir, tmp_path, capsys):
     (tmp_path / "texts.txt").write_text("good\n")
     (tmp_path / "rows.csv").write_text("text\ngood\n")
+    (tmp_path / "latin1.csv").write_bytes("text\ngood\ncafé\n".encode("latin-1"))
     argv = [arg.format(tmp=tmp_path, model=plain_model_dir) for arg in argv]
     with pytest.raises(error, match=match):
         main(argv)
@@ -198,3 +209,88 @@ def test_bad_input_is_a_one_line_user_error(argv, error, match, plain_model_dir,
     assert cli.main(["predict", *argv]) == 2
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and captured.err.startswith("error: ") and not captured.out
+
+
+def _texts_of(run_dir: Path, rows: list[tuple[str, str]]) -> tuple[list[str], "pd.DataFrame"]:  # noqa: F821
+    """The run's own test texts (example id train/<row>: that row of the CSV) and its test predictions file."""
+    import pandas as pd
+
+    frame = pd.read_parquet(run_dir / "predictions" / "test.parquet")
+    return [rows[int(example_id.split("/")[1])][0] for example_id in frame["example_id"]], frame
+
+
+def _predicted(model_dir: Path, texts: list[str], tmp_path: Path, capsys) -> "pd.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    inputs, output = tmp_path / "texts.txt", tmp_path / "predicted.parquet"
+    inputs.write_text("\n".join(texts) + "\n")
+    assert main(["--model_dir", str(model_dir), "--file", str(inputs), "--output", str(output)]) == 0
+    capsys.readouterr()
+    return pd.read_parquet(output)
+
+
+def _same_as_the_run(predicted, frame) -> None:
+    """The run's labels (p_neg, p_pos: not LABEL_0, LABEL_1), predictions and probabilities."""
+    assert [column for column in predicted.columns if column.startswith("p_")] == ["p_neg", "p_pos"]
+    assert predicted["prediction"].tolist() == frame["prediction"].tolist()
+    np.testing.assert_allclose(predicted[["p_neg", "p_pos"]].to_numpy(), frame[["p_neg", "p_pos"]].to_numpy(),
+                               atol=1e-5)
+
+
+def test_a_finished_run_keeps_only_its_model_and_predict_on_it_gives_its_own_predictions(tiny_model_dir, tmp_path,
+                                                                                         capsys):
+    """The default (--keep_checkpoints none): no checkpoint, no optimizer state; <run>/model is a full fine-tune
+    with the run's labels and (non-default for this model) mean pooling, and predict on the run directory gives
+    the run's test predictions."""
+    rows = synthetic_rows(300, seed=3)
+    data = write_csv(tmp_path / "reviews.csv", rows)
+    run = tmp_path / "run"
+    assert cli.main(["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
+                     "--label_column", "polarity", "--method", "full", "--pooling", "mean", "--epochs", "2",
+                     "--lr", "1e-3", "--max_length", "32", "--precision", "fp32", "--output_dir", str(run)]) == 0
+    capsys.readouterr()
+    assert not list(run.glob("checkpoint-*")) and not list(run.rglob("optimizer.pt"))
+    assert json.loads((run / "model" / "config.json").read_text())["ftlab_pooling"] == "mean"
+    texts, frame = _texts_of(run, rows)
+    _same_as_the_run(_predicted(run, texts, tmp_path, capsys), frame)
+
+
+def test_predict_on_a_seed_run_and_its_checkpoints_gives_the_runs_labels_pooling_and_probabilities(
+        tiny_model_dir, tmp_path, capsys):
+    """A LoRA run of one seed keeping all its checkpoints: its directory, its seed directory and its last
+    checkpoint (the final model) give its test predictions; a checkpoint without the classifier config (as runs
+    before this one wrote them) takes the labels and pooling from the run's record. --keep_checkpoints best keeps
+    the checkpoint that was tested, and no other."""
+    rows = synthetic_rows(300, seed=3)
+    data = write_csv(tmp_path / "reviews.csv", rows)
+    run = tmp_path / "run"
+    flags = ["--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence", "--label_column",
+             "polarity", "--method", "lora", "--pooling", "mean", "--epochs", "2", "--lr", "3e-3", "--max_length",
+             "32", "--precision", "fp32"]
+    assert cli.main([*flags, "--seeds", "1", "--keep_checkpoints", "all", "--save_total_limit", "2",
+                     "--output_dir", str(run)]) == 0
+    capsys.readouterr()
+    checkpoints = sorted(run.glob("seed1/checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    assert len(checkpoints) == 2 and all((path / "optimizer.pt").is_file() for path in checkpoints)
+    texts, frame = _texts_of(run / "seed1", rows)
+    for directory in (run, run / "seed1", checkpoints[-1]):
+        _same_as_the_run(_predicted(directory, texts, tmp_path, capsys), frame)
+    (checkpoints[-1] / "config.json").unlink()
+    _same_as_the_run(_predicted(checkpoints[-1], texts, tmp_path, capsys), frame)
+
+    best = tmp_path / "best"
+    assert cli.main([*flags, "--keep_checkpoints", "best", "--load_best", "--save_total_limit", "2",
+                     "--output_dir", str(best)]) == 0
+    record = json.loads((best / "result.json").read_text())
+    assert [path.name for path in best.glob("checkpoint-*")] == [Path(record["best_checkpoint"]).name]
+
+
+def test_predict_refuses_a_directory_of_several_seeds_or_without_a_model(tmp_path, capsys):
+    for seed in (1, 2):
+        (tmp_path / "runs" / f"seed{seed}").mkdir(parents=True)
+        (tmp_path / "runs" / f"seed{seed}" / "config.yaml").write_text("{}")
+    assert cli.main(["predict", "--model_dir", str(tmp_path / "runs"), "good"]) == 2
+    assert capsys.readouterr().err == (f"error: --model_dir {tmp_path / 'runs'} holds the runs of 2 seeds (seed1, "
+                                       f"seed2): give one of them, e.g. --model_dir {tmp_path / 'runs' / 'seed1'}\n")
+    assert cli.main(["predict", "--model_dir", str(tmp_path / "runs" / "seed1"), "good"]) == 2
+    assert "an unfinished run without a complete checkpoint" in capsys.readouterr().err

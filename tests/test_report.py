@@ -56,7 +56,6 @@ def test_report_table_and_plots(tmp_path):
     proc = run_main("report", str(results), "--img_dir", str(tmp_path / "img"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (results / "report.md").read_text()
-    assert report in proc.stdout  # printed as written
     rows = table_rows(report)
     # Sorted by dataset, model, method, output_dir; one row per run (the re-run lora counted once).
     assert [row[0] for row in rows] == ["full", "raw", "lora", "svm", "rt-head"]
@@ -83,6 +82,20 @@ def test_report_table_and_plots(tmp_path):
         data = png.read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 10_000
         assert f"]({Path('..') / 'img' / png.name})" in report  # linked from the report
+    # The terminal gets the compact table: a line per group, in the same order, within 100 columns; the files
+    # hold the rest.
+    printed = proc.stdout.splitlines()
+    assert max(len(line) for line in printed) <= 100
+    rule = next(i for i, line in enumerate(printed) if line.startswith("─"))
+    assert [line.split()[0] for line in printed[rule + 1:rule + 6]] == ["full", "raw", "lora", "svm", "rt-head"]
+    assert printed[rule - 1].split() == ["group", "method", "runs", "test", "acc", "[95%", "CI]", "Δ", "acc", "p",
+                                         "(Holm)", "verdict"]
+    assert "report.md" in proc.stdout and "report.csv" in proc.stdout
+    import csv
+
+    with open(results / "report.csv", newline="") as handle:
+        table = list(csv.reader(handle))
+    assert table[1:] == rows  # the full table, as in report.md
 
 
 def test_plots_draw_one_series_per_run_and_group(tmp_path, monkeypatch):
@@ -123,10 +136,11 @@ def test_plots_draw_one_series_per_run_and_group(tmp_path, monkeypatch):
 def test_runs_without_loss_history_get_no_loss_plot(tmp_path):
     results = tmp_path / "results"
     save_record(results / "svm", make_record(results / "svm", method="tfidf_svm", losses=()))
-    proc = run_main("report", str(results), cwd=tmp_path)  # default --img_dir: img/ under the working directory
+    proc = run_main("report", str(results), cwd=tmp_path)  # by default the plots go beside the report
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == ["results_accuracy_vs_params.png",
-                                                                    "results_train_time.png"]
+    assert sorted(p.name for p in results.glob("*.png")) == ["results_accuracy_vs_params.png",
+                                                             "results_train_time.png"]
+    assert not (tmp_path / "img").exists()  # never into the working directory's img/
 
 
 def test_a_cut_line_in_the_index_is_skipped_with_a_warning(tmp_path):
@@ -137,7 +151,7 @@ def test_a_cut_line_in_the_index_is_skipped_with_a_warning(tmp_path):
     proc = run_main("report", str(results), "--img_dir", str(tmp_path / "img"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipping unreadable line 2" in proc.stderr
-    assert [row[0] for row in table_rows(proc.stdout)] == ["lora"]
+    assert [row[0] for row in table_rows((results / "report.md").read_text())] == ["lora"]
 
 
 def test_missing_or_empty_results_dir_is_one_line_and_exit_2(tmp_path):
@@ -147,3 +161,39 @@ def test_missing_or_empty_results_dir_is_one_line_and_exit_2(tmp_path):
         proc = run_main("report", target, cwd=tmp_path)
         assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
         assert proc.stderr.strip().count("\n") == 0
+
+
+def test_a_record_cut_short_is_skipped_with_a_warning(tmp_path):
+    """A result.json cut short (a job killed while copying results) costs that run, not the report."""
+    results = tmp_path / "results"
+    write_json_atomic(results / "lora" / "result.json", make_record(results / "lora", method="lora"))
+    write_json_atomic(results / "full" / "result.json", make_record(results / "full", method="full"))
+    cut = results / "full" / "result.json"
+    cut.write_text(cut.read_text()[:200])
+    proc = run_main("report", str(results), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.startswith(f"[ftlab] report: skipping {cut}: not valid JSON (")
+    assert "cut short or damaged" in proc.stderr and "Traceback" not in proc.stderr
+    assert [row[0] for row in table_rows((results / "report.md").read_text())] == ["lora"]
+
+
+def test_the_points_of_a_curve_or_a_search_inside_are_left_out_and_said(tmp_path):
+    """A report of runs/ is not a report of the curves and searches kept there: their points are read by a report
+    of their own directory. A curve point names its curve (`sweep`); a trial recorded before that, its study."""
+    results = tmp_path / "runs"
+    save_record(results / "lora", make_record(results / "lora", method="lora"))
+    point = results / "curve-imdb" / "head" / "n250" / "seed1"
+    save_record(point, make_record(point, method="head", test=0.99, val=0.99,
+                                   sweep={"command": "curve", "dir": str(results / "curve-imdb")}))
+    trial = results / "search-imdb" / "trial-0"
+    save_record(trial, make_record(trial, method="full", val=0.95, search={"study": "s", "trial": 0}))
+    proc = run_main("report", str(results), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (results / "report.md").read_text()
+    assert [row[0] for row in table_rows(report)] == ["lora"]  # the reference: no curve point took its place
+    for command, directory in (("curve", "curve-imdb"), ("search", "search-imdb")):
+        said = f"1 runs of the {command} in {results / directory} (report that directory to see them)"
+        assert said in report and said in " ".join(proc.stdout.split())
+    proc = run_main("report", str(results / "curve-imdb"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [row[0] for row in table_rows((results / "curve-imdb" / "report.md").read_text())] == ["n250/seed1"]

@@ -1,4 +1,4 @@
-"""The hand-written LoRA (ftlab.models.scratch_lora) against PEFT's, on tiny models built from configs."""
+"""The hand-written LoRA (ftlab.methods.scratch_lora) against PEFT's, on tiny models built from configs."""
 import copy
 import math
 import re

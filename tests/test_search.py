@@ -117,7 +117,7 @@ def test_a_pruned_trial_is_recorded_as_pruned(flags, tmp_path, capsys):
     """Five finished trials with a validation loss of 0 at every step make any real trial worse than their median
     at its first evaluation: the median pruner must stop it there."""
     from ftlab.search.args import parse_search_args
-    from ftlab.search.command import open_study
+    from ftlab.search.study import open_study
     from ftlab.search.storage import open_storage
 
     study_dir = tmp_path / "study"

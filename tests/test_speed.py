@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from ftlab.bench.command import peak_flops
+from ftlab.bench.recipes import peak_flops
 from ftlab.bench.gemm_rate import block_gemm_shapes, measure_gemm_rate
 from ftlab.models.flops import flops_model
 from ftlab.errors import ConfigError
@@ -245,7 +245,11 @@ def test_bench_runs_the_reference_and_the_default_recipe_side_by_side(tiny_model
     assert not reference["speed"]["group_by_length"] and reference["optim"]["batch_size"] == 16
     assert not default["data"]["pad_to_max_length"] and default["speed"]["group_by_length"]
     assert default["method"]["lora_dropout"] == 0.0
-    assert "| lora | default |" in proc.stdout and (bench_dir / "bench.md").is_file()
+    # The terminal gets the compact table within 100 columns; bench.md and bench.csv every column.
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 100
+    assert any(line.split()[:2] == ["lora", "default"] for line in proc.stdout.splitlines())
+    assert "| lora | default |" in (bench_dir / "bench.md").read_text()
+    assert (bench_dir / "bench.csv").read_text().splitlines()[2].startswith("lora,default,")
     # CPU utilisation: useful FLOP/s of the real tokens (the FLOPs model, LoRA = forward + backward through the
     # activations) over the GEMM rate this bench measured for the recipe's precision.
     rates = summary["gemm"]["rates"]

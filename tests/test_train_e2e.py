@@ -12,6 +12,12 @@ RECORD_KEYS = {"config", "metrics", "trainable_params", "total_params", "train_s
                "peak_memory_mb"}
 
 
+def assert_fits_a_terminal(proc) -> None:
+    """Every line a run prints (its log, its summary, library notices) fits 100 columns."""
+    wide = [line for line in (proc.stdout + proc.stderr).splitlines() if len(line) > 100]
+    assert not wide, wide
+
+
 def _record(output_dir):
     return json.loads((output_dir / "result.json").read_text())
 
@@ -25,10 +31,14 @@ TINY_HEAD_PARAMS = (32 * 32 + 32) + (32 * 2 + 2)  # pre_classifier + classifier 
 def test_tiny_model_learns_a_local_csv(method, tiny_model_dir, tmp_path):
     data = write_csv(tmp_path / "reviews.csv", synthetic_rows(400))
     out = tmp_path / "run"
+    # WANDB_MODE=offline, as cluster templates export it: with tracking off (no project) W&B says nothing.
     proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), "--text_column", "sentence",
                     "--label_column", "polarity", "--method", method, "--epochs", "8", "--lr", TINY_LR[method],
-                    "--batch_size", "16", "--max_length", "32", "--output_dir", str(out), cwd=tmp_path)
+                    "--batch_size", "16", "--max_length", "32", "--output_dir", str(out), cwd=tmp_path,
+                    env={"WANDB_MODE": "offline"})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "WANDB" not in proc.stdout + proc.stderr
+    assert_fits_a_terminal(proc)
     record = _record(out)
     assert RECORD_KEYS <= set(record)
     for split in ("validation", "test"):
@@ -56,6 +66,7 @@ def test_default_command_on_packaged_encoder_and_real_imdb(tmp_path):
     proc = run_main("--max_train_samples", "64", "--max_eval_samples", "32", "--max_test_samples", "64",
                     "--max_length", "64", "--output_dir", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_fits_a_terminal(proc)  # the mirror's cache path once made a line of 275 characters
     record = _record(out)
     assert RECORD_KEYS <= set(record)
     assert record["model_source"]["origin"] == "mirror"
@@ -96,7 +107,7 @@ def test_three_classes_train_with_macro_f1(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("rows, flags, message", [
-    ([("good film", "pos")] * 30, [], "the training split has a single class ('pos')"),
+    ([("good film", "pos")] * 100, [], "the training split has a single class ('pos')"),
     ([("", "pos"), ("  ", "neg")] * 10, [], "split 'train' has no non-empty texts left"),
     (synthetic_rows(30), ["--text_column", "review"], "no text column 'review'; its columns are text, label"),
 ])

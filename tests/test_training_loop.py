@@ -88,7 +88,7 @@ def test_early_stopping_and_load_best(tiny_model_dir, tmp_path):
     proc = run_main("--model", str(tiny_model_dir), "--dataset", str(data), *TINY, "--method", "full",
                     "--lr", "5e-3", "--epochs", "10", "--load_best", "--metric_for_best", "loss",
                     "--early_stopping_patience", "2", "--save_total_limit", "3", "--precision", "fp32",
-                    "--output_dir", str(out),
+                    "--keep_checkpoints", "all", "--output_dir", str(out),
                     cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = _record(out)

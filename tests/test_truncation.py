@@ -57,7 +57,7 @@ def test_head_tail_pads_a_batch_like_the_tokenizer(tokenizer):
 
 
 def test_predict_cuts_texts_as_the_run_did_unless_told_otherwise(tiny_model_dir, tokenizer):
-    from ftlab.predict import predict
+    from ftlab.commands.predict import predict
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
     model.config.update(truncation_settings("tail", 6))  # what a run with --truncation tail --max_length 6 saves

@@ -20,7 +20,8 @@ import numpy as np
 
 from ftlab.analysis import stats
 from ftlab.errors import UserError
-from ftlab.analysis.records import Group, Record, dataset_of, prediction_file, run_labels, seed_of
+from ftlab.analysis.records import Group, run_labels
+from ftlab.runs.record import RunRecord
 
 NOT_COMPARABLE = "not comparable: different test examples"
 MCNEMAR = "McNemar"
@@ -49,13 +50,13 @@ class Summary:
 
     @property
     def dataset(self) -> str:
-        return dataset_of(self.group.records[0])
+        return self.group.records[0].dataset
 
     @property
     def source(self) -> tuple[str, Optional[str]]:
         """Example ids name rows of a source split, so they mean the same examples only within one dataset from
         one origin (the hub's IMDB and its mirror number their rows differently)."""
-        return self.dataset, self.group.records[0].get("data", {}).get("origin")
+        return self.dataset, self.group.records[0].data_origin
 
 
 @dataclass
@@ -77,9 +78,9 @@ class Comparison:
 Outcome = Union[Comparison, str]
 
 
-def _test_predictions(record: Record) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _test_predictions(record: RunRecord) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(example ids, labels, predictions) of the run's test split, sorted by id; None without a prediction file."""
-    path = prediction_file(record, "test")
+    path = record.prediction_file("test")
     if path is None:
         return None
     import pandas as pd
@@ -91,10 +92,9 @@ def _test_predictions(record: Record) -> Optional[tuple[np.ndarray, np.ndarray, 
 
 def summarise(group: Group) -> Summary:
     records = group.records
-    summary = Summary(group, [r["metrics"]["test"]["accuracy"] for r in records],
-                      [r["metrics"]["test"]["f1"] for r in records],
-                      [r["metrics"]["validation"]["accuracy"] for r in records], None)
-    seeds = [seed_of(r) for r in records]
+    summary = Summary(group, [r.accuracy("test") for r in records], [r.f1("test") for r in records],
+                      [r.accuracy("validation") for r in records], None)
+    seeds = [r.seed for r in records]
     repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
     if repeated:  # repeats, not independent seeds: the spread and the interval understate the variance
         summary.notes.append(f"seed {', '.join(map(str, repeated))} repeated")
@@ -175,7 +175,7 @@ def find_group(name: str, groups: list[Group]) -> Group:
     """The group that `name` names: a group's name or id, or the name of one of its runs (as in --per_run)."""
     labels = run_labels([r for group in groups for r in group.records])
     for group in groups:
-        if name in (group.name, group.id) or name in {labels[r["output_dir"]] for r in group.records}:
+        if name in (group.name, group.id) or name in {labels[r.output_dir] for r in group.records}:
             return group
     raise UserError(f"--compare_to {name}: no run or group of that name or id "
                     f"(groups: {', '.join(group.name for group in groups)})")

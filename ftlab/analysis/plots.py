@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ftlab.analysis.records import Record, method_of
 from ftlab.runs.directory import write_atomic
+from ftlab.runs.record import RunRecord
 from ftlab.runtime import pyplot
 
 if TYPE_CHECKING:
@@ -19,8 +19,8 @@ def method_colors(methods: list[str]) -> dict[str, Any]:
     return {method: palette(i % 10) for i, method in enumerate(methods)}
 
 
-def _method_colors(records: list[Record]) -> dict[str, Any]:
-    return method_colors(sorted({method_of(record) for record in records}))
+def _method_colors(records: list[RunRecord]) -> dict[str, Any]:
+    return method_colors(sorted({record.method for record in records}))
 
 
 def save_figure(fig: Any, path: Path) -> Path:
@@ -31,11 +31,11 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def loss_curves(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
+def loss_curves(records: list[RunRecord], path: Path, label: Callable[[RunRecord], str]) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for record in records:
-        history = record["loss_history"]
+        history = record.loss_history
         ax.plot([point["step"] for point in history], [point["loss"] for point in history],
                 marker="o" if len(history) < 3 else None, label=label(record))
     ax.set(title="Training loss", xlabel="optimizer step", ylabel="training loss (cross-entropy)")
@@ -53,7 +53,7 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(datasets), figsize=(8 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         panel = [s for s in summaries if s.dataset == dataset]
-        params = [s.group.records[0]["trainable_params"] for s in panel]
+        params = [s.group.records[0].trainable_params for s in panel]
         for position, (summary, count) in enumerate(zip(panel, params)):
             first = summary.group.records[0]
             # Groups with equal parameter counts (LoRA and QLoRA, head and the raw model) are set side by side,
@@ -61,7 +61,7 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
             same = [i for i, other in enumerate(params) if other == count]
             offset = same.index(position) - (len(same) - 1) / 2
             x = count * 1.06 ** offset
-            color = colors[method_of(first)]
+            color = colors[first.method]
             mean = sum(summary.test_accuracy) / summary.n
             error = None if summary.interval is None else [[mean - summary.interval[0]], [summary.interval[1] - mean]]
             ax.errorbar([x], [mean], yerr=error, fmt="o", color=color, markersize=7, capsize=4, zorder=3)
@@ -80,13 +80,13 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def train_time(records: list[Record], path: Path, label: Callable[[Record], str]) -> Path:
+def train_time(records: list[RunRecord], path: Path, label: Callable[[RunRecord], str]) -> Path:
     plt = pyplot()
     colors = _method_colors(records)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(records) + 2), 5))
     names = [label(r) for r in records]
-    ax.bar(range(len(records)), [r["train_seconds"] for r in records],
-           color=[colors[method_of(r)] for r in records])
+    ax.bar(range(len(records)), [r.train_seconds for r in records],
+           color=[colors[r.method] for r in records])
     ax.set_xticks(range(len(records)), names, rotation=45, ha="right", fontsize="small")
     handles = [plt.Rectangle((0, 0), 1, 1, color=color) for color in colors.values()]
     ax.legend(handles, list(colors), title="method", fontsize="small")
@@ -95,11 +95,11 @@ def train_time(records: list[Record], path: Path, label: Callable[[Record], str]
     return save_figure(fig, path)
 
 
-def plot_all(records: list[Record], summaries: list["Summary"], img_dir: Path, prefix: str,
-             label: Callable[[Record], str]) -> list[Path]:
+def plot_all(records: list[RunRecord], summaries: list["Summary"], img_dir: Path, prefix: str,
+             label: Callable[[RunRecord], str]) -> list[Path]:
     """Write the PNGs as <img_dir>/<prefix>_<plot>.png. Runs without a loss history (the SVM baseline, eval-only
     runs) have no curve; with none at all the loss plot is left out."""
-    with_loss = [r for r in records if r.get("loss_history")]
+    with_loss = [r for r in records if r.loss_history]
     plots = [loss_curves(with_loss, img_dir / f"{prefix}_loss_curves.png", label)] if with_loss else []
     plots.append(accuracy_vs_params(summaries, img_dir / f"{prefix}_accuracy_vs_params.png"))
     plots.append(train_time(records, img_dir / f"{prefix}_train_time.png", label))

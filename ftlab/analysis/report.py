@@ -1,28 +1,27 @@
-"""`main.py report [RESULTS_DIR]`: every run record under a directory as markdown tables, plus plots.
-
-One row per configuration group (the seeds of one configuration, ftlab.analysis.records), with its spread over seeds, a
-95% confidence interval and a paired significance test against a reference group (ftlab.analysis.compare); `--per_run`
-adds a row per run.
+"""The report's tables: one row per configuration group (the seeds of one configuration, ftlab.analysis.records),
+with its spread over seeds, a 95% confidence interval and a paired significance test against a reference group
+(ftlab.analysis.compare); `per_run` adds a row per run. The full table goes to report.md and report.csv; the
+terminal gets its compact form (group, method, runs, accuracy with its interval, Δ, p, verdict). The command is
+ftlab.commands.report.
 """
 from __future__ import annotations
 
-import argparse
+import csv
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ftlab.analysis import stats
-from ftlab.analysis.compare import (TWO_LEVEL, Comparison, Outcome, Summary, best_by_validation, compare, find_group,
-                                    summarise)
 from ftlab import methods
-from ftlab.config import OneLineParser
-from ftlab.errors import UserError
-from ftlab.analysis.records import Record, group_records, load_records, method_of, model_of, run_labels, seed_of
-from ftlab.runs.directory import INDEX_NAME, write_atomic
+from ftlab.analysis.compare import (NOT_COMPARABLE, TWO_LEVEL, Comparison, Outcome, Summary, best_by_validation,
+                                    compare, find_group, summarise)
+from ftlab.analysis.records import Group, run_labels
+from ftlab.runs.directory import write_atomic
+from ftlab.runs.record import RunRecord
 
-REPORT_NAME = "report.md"
 GROUP_COLUMNS = ("group", "method", "model", "dataset", "seeds", "trainable params", "val acc", "test acc",
                  "test F1", "95% CI", "95% CI (seeds+examples)", "min–max", "train time (s)", "peak memory (MB)",
                  "train samples/s", "Δ acc", "Δ 95% CI", "paired test", "p", "p (Holm)", "verdict",
@@ -32,10 +31,10 @@ RUN_COLUMNS = ("run", "group", "seed", "method", "model", "dataset", "trainable 
 TEXT_COLUMNS = {"group", "run", "method", "model", "dataset", "paired test", "verdict", "notes"}
 
 
-def method_label(record: Record) -> str:
+def method_label(record: RunRecord) -> str:
     """The method with the settings that tell its variants apart (LoRA rank and alpha, selective depth); the
     TF-IDF baseline by its record's name."""
-    method, args = method_of(record), record["config"]["method"]
+    method, args = record.method, record.method_args
     if method not in methods.METHODS:
         return method
     label = methods.get(method).describe(args)
@@ -44,16 +43,16 @@ def method_label(record: Record) -> str:
     return label
 
 
-def notes(record: Record) -> list[str]:
+def notes(record: RunRecord) -> list[str]:
     found = []
-    if record.get("eval_only"):
+    if record.eval_only:
         found.append("eval only (not trained)")
-    if record.get("collapse"):
-        found.append(f"**collapse: {record['collapse']}**")
-    if record.get("data", {}).get("test_is_validation"):
+    if record.collapse:
+        found.append(f"**collapse: {record.collapse}**")
+    if record.test_is_validation:
         found.append("test = validation")
-    if (record.get("search") or {}).get("state") == "PRUNED":
-        found.append(f"pruned by the search at step {record['search']['pruned_at_step']}")
+    if record.search.get("state") == "PRUNED":
+        found.append(f"pruned by the search at step {record.search['pruned_at_step']}")
     return found
 
 
@@ -67,10 +66,22 @@ def _mean(values: list[Optional[float]]) -> Optional[float]:
 
 
 def _spread(values: list[float]) -> str:
-    """mean ± sample sd over seeds; the value alone for one seed."""
+    """mean ± sample sd over seeds; the value alone for one seed, and said so where all seeds scored the same."""
     if len(values) == 1:
         return format(values[0], ".4f")
+    if len(set(values)) == 1:
+        return f"{values[0]:.4f} ({len(values)} seeds equal)"
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def _seeds_equal(summary: Summary) -> bool:
+    return summary.n > 1 and len(set(summary.test_accuracy)) == 1
+
+
+def _seed_interval(summary: Summary) -> str:
+    """The 95% CI column: a t-interval over seeds that all scored the same has no width, and says nothing about
+    the spread a new seed would have; that is said instead of a zero-width interval."""
+    return "seeds equal" if _seeds_equal(summary) else _interval(summary.interval)
 
 
 def _p(value: float) -> str:
@@ -105,26 +116,23 @@ def _comparison_cells(outcome: Optional[Outcome]) -> list[str]:
 def group_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
     records = summary.group.records
     first = records[0]
-    group_notes = list(dict.fromkeys(note for r in records for note in notes(r)))  # each note once
-    return [summary.group.name, method_label(first), model_of(first), first["config"]["data"]["dataset"],
-            str(summary.n), f"{first['trainable_params']:,}", _number(_mean(summary.validation_accuracy), ".4f"),
-            _spread(summary.test_accuracy), _spread(summary.test_f1), _interval(summary.interval),
+    return [summary.group.name, method_label(first), first.model, first.dataset,
+            str(summary.n), f"{first.trainable_params:,}", _number(_mean(summary.validation_accuracy), ".4f"),
+            _spread(summary.test_accuracy), _spread(summary.test_f1), _seed_interval(summary),
             "" if summary.two_level_interval is None else _interval(summary.two_level_interval),
             "–" if summary.n == 1 else f"{min(summary.test_accuracy):.4f}–{max(summary.test_accuracy):.4f}",
-            _number(_mean([r["train_seconds"] for r in records]), ".1f"),
-            _number(_mean([r.get("peak_memory_mb") for r in records]), ".0f"),
-            _number(_mean([r.get("train_samples_per_second") for r in records]), ".1f"),
-            *_comparison_cells(outcome), "; ".join([*group_notes, *summary.notes])]
+            _number(_mean([r.train_seconds for r in records]), ".1f"),
+            _number(_mean([r.peak_memory_mb for r in records]), ".0f"),
+            _number(_mean([r.train_samples_per_second for r in records]), ".1f"),
+            *_comparison_cells(outcome), group_notes(summary)]
 
 
-def run_row(record: Record, run: str, group: str) -> list[str]:
-    metrics = record["metrics"]
-    return [run, group, str(seed_of(record)), method_label(record), model_of(record),
-            record["config"]["data"]["dataset"], f"{record['trainable_params']:,}",
-            _number(metrics["validation"]["accuracy"], ".4f"), _number(metrics["test"]["accuracy"], ".4f"),
-            _number(metrics["test"]["f1"], ".4f"), _number(record["train_seconds"], ".1f"),
-            _number(record.get("peak_memory_mb"), ".0f"), _number(record.get("train_samples_per_second"), ".1f"),
-            "; ".join(notes(record))]
+def run_row(record: RunRecord, run: str, group: str) -> list[str]:
+    return [run, group, str(record.seed), method_label(record), record.model, record.dataset,
+            f"{record.trainable_params:,}", _number(record.accuracy("validation"), ".4f"),
+            _number(record.accuracy("test"), ".4f"), _number(record.f1("test"), ".4f"),
+            _number(record.train_seconds, ".1f"), _number(record.peak_memory_mb, ".0f"),
+            _number(record.train_samples_per_second, ".1f"), "; ".join(notes(record))]
 
 
 def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
@@ -134,11 +142,83 @@ def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(summaries: list[Summary], outcomes: dict[str, Outcome], references: list[Summary], records: list[Record],
-           results_dir: Path, plots: list[Path], per_run: bool) -> str:
+@dataclass
+class Report:
+    """The analysis of a results directory's records: the groups summarised and compared with their reference."""
+    records: list[RunRecord]
+    summaries: list[Summary]
+    outcomes: dict[str, Outcome]
+    references: list[Summary]
+
+
+def analyse(records: list[RunRecord], groups: list[Group], compare_to: Optional[str] = None) -> Report:
+    """Summaries of the groups and the paired comparisons: with `compare_to` (a group's or run's name or id)
+    against that group, else per dataset against the group with the best mean validation accuracy."""
+    named = find_group(compare_to, groups) if compare_to is not None else None  # before any work
+    summaries = [summarise(group) for group in groups]
+    references = [s for s in summaries if s.group is named] if named is not None else \
+        list(best_by_validation(summaries).values())
+    outcomes: dict[str, Outcome] = {}
+    for reference in references:
+        # With one reference per dataset, each is compared with its own dataset's groups only.
+        peers = [s for s in summaries if compare_to is not None or s.dataset == reference.dataset]
+        outcomes.update(compare(peers, reference))
+    return Report(records, summaries, outcomes, references)
+
+
+COMPACT_COLUMNS = ("group", "method", "runs", "test acc [95% CI]", "Δ acc", "p (Holm)", "verdict")
+
+
+def _compact_accuracy(summary: Summary) -> str:
+    mean = float(np.mean(summary.test_accuracy))
+    if _seeds_equal(summary):
+        interval = summary.two_level_interval  # over test examples too: the one interval with a width here
+        return f"{mean:.4f} " + ("(seeds equal)" if interval is None else
+                                 f"[{interval[0]:.3f}, {interval[1]:.3f}] (seeds equal)")
+    if summary.interval is None:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} [{summary.interval[0]:.3f}, {summary.interval[1]:.3f}]"
+
+
+def compact_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
+    """The terminal's row of a group: the columns one reads first, each short."""
+    if isinstance(outcome, Comparison):
+        comparison = [f"{outcome.difference:+.4f}", _p(outcome.adjusted_p), outcome.verdict]
+    else:
+        comparison = ["", "", "not comparable" if outcome == NOT_COMPARABLE else outcome or ""]
+    return [summary.group.name, method_label(summary.group.records[0]), str(summary.n),
+            _compact_accuracy(summary), *comparison]
+
+
+def compact_rows(report: Report) -> list[list[str]]:
+    return [compact_row(s, report.outcomes.get(s.group.id)) for s in report.summaries]
+
+
+def group_notes(summary: Summary) -> str:
+    """What the notes column says of a group (a collapse, a pruned trial, missing predictions ...); "" for none."""
+    found = dict.fromkeys(note for r in summary.group.records for note in notes(r))  # each note once
+    return "; ".join([*found, *summary.notes])
+
+
+def write_csv(path: Path, report: Report) -> Path:
+    """The full group table as CSV (the markdown table's columns and cells), for spreadsheets and scripts."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(GROUP_COLUMNS)
+            writer.writerows(group_row(s, report.outcomes.get(s.group.id)) for s in report.summaries)
+
+    return write_atomic(path, write)
+
+
+def render(report: Report, results_dir: Path, output_dir: Path, plots: list[Path], per_run: bool,
+           left_out: Sequence[str] = ()) -> str:
+    """The full markdown report (written to `output_dir`; its plot links are relative to it)."""
+    summaries, outcomes, references, records = report.summaries, report.outcomes, report.references, report.records
     reference_names = ", ".join(f"{s.group.name} ({s.dataset})" for s in references)
     parts = [
         f"# Results: {results_dir}", "",
+        *([f"Left out: {'; '.join(left_out)}.", ""] if left_out else []),
         f"{len(records)} runs in {len(summaries)} configuration groups (runs that differ only in seed). Accuracy "
         "and F1 on each run's own splits (see each record's `data`); F1 is binary for two classes, macro-averaged "
         "otherwise; `test acc` and `test F1` are mean ± sample standard deviation over seeds. `95% CI` is the "
@@ -160,55 +240,12 @@ def render(summaries: list[Summary], outcomes: dict[str, Outcome], references: l
         markdown_table(GROUP_COLUMNS, [group_row(s, outcomes.get(s.group.id)) for s in summaries]), ""]
     if per_run:
         labels = run_labels(records)
-        group_names = {r["output_dir"]: s.group.name for s in summaries for r in s.group.records}
-        parts += ["## Runs", "", markdown_table(RUN_COLUMNS, [run_row(r, labels[r["output_dir"]],
-                                                                      group_names[r["output_dir"]])
+        group_names = {r.output_dir: s.group.name for s in summaries for r in s.group.records}
+        parts += ["## Runs", "", markdown_table(RUN_COLUMNS, [run_row(r, labels[r.output_dir],
+                                                                      group_names[r.output_dir])
                                                               for r in records]), ""]
     # Links relative to the report, so the markdown renders wherever the two folders travel together.
-    parts += [f"![{plot.stem}]({os.path.relpath(plot, results_dir)})" for plot in plots]
+    parts += [f"![{plot.stem}]({os.path.relpath(plot, output_dir)})" for plot in plots]
     return "\n".join(parts) + "\n"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="main.py report", description="Tabulate, compare and plot every run record under "
-                           "a directory.")
-    parser.add_argument("results_dir", nargs="?", default="runs",
-                        help="directory searched for index.jsonl and result.json files (default: runs)")
-    parser.add_argument("--img_dir", default="img", help="where the PNG plots go (default: img)")
-    parser.add_argument("--per_run", action="store_true", help="also list every run (every seed) in its own row")
-    parser.add_argument("--compare_to", help="reference for the paired tests: a group's name or id, or a run's name "
-                        "(its group) (default: per dataset, the group with the best mean validation accuracy)")
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    results_dir = Path(args.results_dir)
-    if not results_dir.is_dir():
-        raise UserError(f"report: {results_dir} is not a directory")
-    records = load_records(results_dir)
-    if not records:
-        raise UserError(f"report: no run records under {results_dir} (looked for {INDEX_NAME} and result.json)")
-    groups = group_records(records)
-    named = find_group(args.compare_to, groups) if args.compare_to is not None else None  # before any work
-    summaries = [summarise(group) for group in groups]
-    if named is not None:
-        references = [s for s in summaries if s.group is named]
-    else:
-        references = list(best_by_validation(summaries).values())
-    outcomes: dict[str, Outcome] = {}
-    for reference in references:
-        # With one reference per dataset, each is compared with its own dataset's groups only.
-        peers = [s for s in summaries if args.compare_to is not None or s.dataset == reference.dataset]
-        outcomes.update(compare(peers, reference))
-    from ftlab.analysis.plots import plot_all  # matplotlib loads only now
-
-    labels = run_labels(records)
-    # Named after the results directory so that the plots of several sweeps can share img/.
-    plots = plot_all(records, summaries, Path(args.img_dir), prefix=results_dir.resolve().name,
-                     label=lambda record: labels[record["output_dir"]])
-    text = render(summaries, outcomes, references, records, results_dir, plots, args.per_run)
-    write_atomic(results_dir / REPORT_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    print(text, end="")
-    print(f"[ftlab] report: {results_dir / REPORT_NAME}; plots: {', '.join(str(p) for p in plots)}")
-    return 0

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Optional
 
 from ftlab import methods
 from ftlab.config.rules import settle_method_flags, validate
@@ -32,6 +32,24 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(message)
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        return super().parse_known_args(None if args is None else self._attach_dash_values(list(args)), namespace)
+
+    def _attach_dash_values(self, args: list[str]) -> list[str]:
+        """`--sizes -10,100` as `--sizes=-10,100`: argparse takes a value that starts with '-' and is not a plain
+        negative number for an option and says "expected one argument", which hides the bad value (the flag's own
+        check then names it)."""
+        takes_value = {option for action in self._actions if action.nargs is None and action.option_strings
+                       for option in action.option_strings}
+        out: list[str] = []
+        for arg in args:
+            if out and out[-1] in takes_value and arg.startswith("-") and not arg.startswith("--") \
+                    and arg not in self._option_string_actions and len(arg) > 1:
+                out[-1] = f"{out[-1]}={arg}"
+                continue
+            out.append(arg)
+        return out
+
 
 def _argparse_type(name: str, parse: Callable[[Any], Any], allowed: str) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
@@ -49,17 +67,34 @@ POSITIVE_INT = _argparse_type("positive_int", parse_positive_int, "an integer >=
 OPTIONAL_BOOL = _argparse_type("bool", parse_bool, "true or false")
 
 
-def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
+def shown_default(f: dataclasses.Field) -> str:
+    """A field's default as one would type it, for the help text; "" where the help says the default itself or there
+    is none to show (None: unset, the help says what that means)."""
+    if "(default" in f.metadata["help"] or f.default is None:
+        return ""
+    value = f.default
+    text = str(value).lower() if isinstance(value, bool) else format(value, "g") if isinstance(value, float) \
+        else str(value)
+    return f" (default: {text})"
+
+
+def build_parser(prog: str = "main.py", shown: Optional[Collection[str]] = None,
+                 description: str = "Fine-tune a transformer encoder for text classification.",
+                 usage: Optional[str] = None) -> OneLineParser:
+    """The train flags. `shown`: the options whose help is printed (a command that uses only some of them, such as
+    baseline, still accepts the others, so that one set of flags can serve all the runs of a study); None: all,
+    with the seed projects' aliases."""
     # Defaults are suppressed so that we can tell flags the user typed from values they left alone; the
     # dataclass defaults apply later, under the config file.
-    parser = OneLineParser(prog=prog, argument_default=argparse.SUPPRESS,
-                            description="Fine-tune a transformer encoder for text classification.")
+    parser = OneLineParser(prog=prog, argument_default=argparse.SUPPRESS, description=description,
+                           usage=usage or f"{prog} [flags]")
     parser.add_argument("--config", help="YAML or JSON file of options; flags given here override it.")
     for group_name, cls in GROUP_CLASSES.items():
         group = parser.add_argument_group(group_name)
         for f in dataclasses.fields(cls):
             meta = f.metadata
-            kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {f.default})"}
+            hidden = shown is not None and f.name not in shown
+            kwargs: dict[str, Any] = {"help": argparse.SUPPRESS if hidden else meta["help"] + shown_default(f)}
             if meta["choices"]:
                 kwargs["choices"] = meta["choices"]
             elif meta["parse"] in OPTIONAL_VALUE_PARSERS:
@@ -68,13 +103,17 @@ def build_parser(prog: str = "main.py") -> argparse.ArgumentParser:
                 kwargs["type"] = _argparse_type(f.name, meta["parse"], meta["allowed"])
             group.add_argument(f"--{f.name}", **kwargs)
     aliases = parser.add_argument_group("aliases from the seed projects")
+
+    def alias_help(text: str) -> str:
+        return argparse.SUPPRESS if shown is not None else text
+
     # As the seed projects' READMEs write them: `--lora True` as well as `--lora` (`--lora false` sets nothing).
     for flag, method in LEGACY_FLAGS.items():
         aliases.add_argument(f"--{flag}", dest=f"alias_{flag}", nargs="?", const=True, type=OPTIONAL_BOOL,
-                             help=f"= --method {method}")
-    aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help="= --lora_r")
+                             help=alias_help(f"= --method {method}"))
+    aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help=alias_help("= --lora_r"))
     aliases.add_argument("--task", dest="alias_task", choices=TASKS,
-                         help=", ".join(f"{task} = --method {methods.canonical(task)}" for task in TASKS))
+                         help=alias_help(", ".join(f"{task} = --method {methods.canonical(task)}" for task in TASKS)))
     return parser
 
 

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import html
 
-from ftlab.config.parse import OPTIONAL_BOOL, POSITIVE_INT, build_parser
+from ftlab.config.parse import OPTIONAL_BOOL, POSITIVE_INT, build_parser, shown_default
 from ftlab.config.schema import FIELDS, GROUP_CLASSES
 from ftlab.config.values import OPTIONAL_VALUE_PARSERS
 
@@ -32,9 +32,10 @@ def _cell(text: str) -> str:
 
 
 def help_default(f: dataclasses.Field) -> str:
-    """A field's default as `main.py --help` shows it: ftlab.config.parse appends `(default: <value>)` to the help.
-    None means the default is derived when the run starts; the help says from what."""
-    return str(f.default)
+    """A field's default as `main.py --help` shows it (ftlab.config.parse.shown_default, which the parser appends to
+    the help), as a table cell: `–` where none is shown (the help says what an unset value means)."""
+    shown = shown_default(f)
+    return f"`{shown[len(' (default: '):-1]}`" if shown else "–"
 
 
 def _allowed(f: dataclasses.Field) -> str:
@@ -50,7 +51,7 @@ def _field_rows(group: str) -> list[str]:
     rows = ["| flag | default | allowed values | meaning | identity |", "|---|---|---|---|---|"]
     for f in dataclasses.fields(GROUP_CLASSES[group]):
         identity = "yes" if f.metadata["identity"] else "no"
-        rows.append(f"| `--{f.name}` | `{help_default(f)}` | {_allowed(f)} | {_cell(f.metadata['help'])} | "
+        rows.append(f"| `--{f.name}` | {help_default(f)} | {_allowed(f)} | {_cell(f.metadata['help'])} | "
                     f"{identity} |")
     return rows
 

@@ -3,12 +3,18 @@ the file system, a dataset or a model (does the directory hold a finished run, i
 is the run plan's pre-flight (ftlab.runs.plan). Light: the standard library only."""
 from __future__ import annotations
 
-import dataclasses
+from typing import Iterable
 
 from ftlab import methods
 from ftlab.config.schema import FIELDS, Config, MethodArgs, RunArgs
 from ftlab.errors import ConfigError
 from ftlab.methods.base import TARGET_FLAGS
+
+
+def unused_flags(method: str, names: Iterable[str]) -> list[str]:
+    """The method flags among `names` that `method` does not read (ftlab.methods: each method declares its own)."""
+    reader, owners = methods.get(method), methods.flag_owners()
+    return [name for name in names if name in owners and not reader.reads(name)]
 
 
 def validate(cfg: Config) -> Config:

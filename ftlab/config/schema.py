@@ -28,6 +28,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("auto", "cls", "mean", "last")
 TRUNCATIONS = ("head", "tail", "head_tail")
 TRAIN_SUBSAMPLES = ("stratified", "nested")
+KEEP_CHECKPOINTS = ("none", "best", "all")
 # The --lora_<switch> flags: the parts of a transformer block that a method with targets adapts
 # (ftlab.models.architectures maps them onto each architecture's module names).
 LORA_SWITCHES = methods.SWITCHES
@@ -243,10 +244,17 @@ class RunArgs:
     save_total_limit: int = option(1, "Checkpoints kept in --output_dir (the best one is always kept too).",
                                    parse=parse_int, check=lambda v: v >= 1, allowed="an integer >= 1",
                                    identity=False)
+    keep_checkpoints: str = option("none", "What a finished run keeps of its checkpoints (weights, optimizer and "
+                                   "scheduler state: what resuming needs): none (its model for predict is in "
+                                   "<output_dir>/model), best (the one it tested: the best with --load_best, else the "
+                                   "last) or all (those --save_total_limit kept). An interrupted run keeps them for "
+                                   "--resume.", choices=KEEP_CHECKPOINTS, identity=False)
+    verbose: bool = option(False, "Show the libraries' notices and progress bars (weight loading, hub messages), "
+                           "which are quiet otherwise.", parse=parse_bool, allowed="true or false", identity=False)
     resume: Union[bool, str] = option(False, "Continue from the newest complete checkpoint in --output_dir "
                                       "(model, optimizer, scheduler, RNG and data order): true (there must be "
                                       "one), auto (when there is one; else start), or false. A finished run "
-                                      "(result.json) is skipped.", parse=parse_resume,
+                                      "(result.json) of the same configuration is skipped.", parse=parse_resume,
                                       allowed="auto, true or false", identity=False)
     load_best: bool = option(False, "Test (and save) the checkpoint with the best validation --metric_for_best, not "
                              "the last one.", parse=parse_bool, allowed="true or false")

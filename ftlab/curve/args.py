@@ -8,12 +8,13 @@ from typing import Optional
 
 from ftlab import methods
 from ftlab.analysis.records import group_records, load_records
-from ftlab.config import OneLineParser, explicit_options
+from ftlab.config import Config, OneLineParser, explicit_options
 from ftlab.config.rules import check_flags_for_methods
 from ftlab.config.values import InvalidValue, parse_seeds
 from ftlab.errors import ConfigError
-from ftlab.runs.directory import dataset_label
+from ftlab.runs.directory import INDEX_NAME, STUDIES_DIR, check_output_dir, dataset_label
 from ftlab.runs.plan import plan_run
+from ftlab.runs.record import RESULT_NAME
 
 SVM = "svm"  # the TF-IDF + linear SVM baseline (ftlab.training.baseline)
 CURVE_METHODS = (*methods.names(), SVM)
@@ -24,7 +25,6 @@ SET_PER_POINT = {
     "max_train_samples": "the curve's --sizes choose it per point",
     "train_subsample": "the curve's training sets are always nested",
     "seed": "the curve's --seeds choose it per point",
-    "output_dir": "each point writes to <curve_dir>/<method>/n<size>/seed<N>",
     "overwrite_output_dir": "finished points are kept and skipped",
     "resume": "an interrupted point always continues (--resume auto)",
     "eval_only": "a curve trains",
@@ -57,11 +57,12 @@ class CurveArgs:
     point: Optional[int]
     list_points: bool
     train_argv: list[str]
+    base: Config  # the fixed train flags, validated
     recipe: Optional[Path] = None  # the runs (one configuration's seeds) to set against the cost frontier
 
 
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="main.py curve", allow_abbrev=False, description=(
+def build_parser(prog: str = "main.py curve") -> OneLineParser:
+    parser = OneLineParser(prog=prog, allow_abbrev=False, description=(
         "Learning curves: every method trained on nested, stratified training sets of several sizes, with "
         "several seeds; then fits, crossovers and the cost frontier. Every other train flag (main.py --help) is "
         "fixed for all points."))
@@ -72,9 +73,9 @@ def build_parser() -> OneLineParser:
                         help=f"comma-separated, of {', '.join(CURVE_METHODS)} (svm = the TF-IDF baseline, "
                              f"deterministic: one run per size; default {','.join((*methods.STUDY_METHODS, SVM))})")
     parser.add_argument("--seeds", default="1,2,3", help="training seeds of each point (default 1,2,3)")
-    parser.add_argument("--curve_dir", help="where the points and curve.json/curve.md go "
-                        "(default runs/curve-<dataset>)")
-    parser.add_argument("--img_dir", default="img", help="where the two plots go (default img)")
+    parser.add_argument("--output_dir", "--curve_dir", dest="output_dir", help="where the points (<method>/n<size>/"
+                        f"seed<N>), curve.json, curve.md and the plots go (default: {STUDIES_DIR}/curve-<dataset>)")
+    parser.add_argument("--img_dir", help="where the two plots go (default: the output directory)")
     parser.add_argument("--target", type=float, default=None,
                         help="a test accuracy (0..1): per method the smallest size reaching it, measured and fitted")
     parser.add_argument("--fit_up_to", type=int, default=None, metavar="N",
@@ -133,7 +134,8 @@ def _recipe(text: Optional[str]) -> Optional[Path]:
     path = Path(text)
     groups = group_records(load_records(path)) if path.is_dir() else []
     if len(groups) != 1:
-        found = ("is not a directory" if not path.is_dir() else "holds no finished run (result.json or index.jsonl)"
+        found = ("is not a directory" if not path.is_dir() else f"holds no finished run ({RESULT_NAME} or "
+                 f"{INDEX_NAME})"
                  if not groups else f"holds {len(groups)} configurations ({', '.join(g.name for g in groups)}); "
                  f"give the directory of one configuration's seeds")
         raise ConfigError(f"--recipe {text}: {found}")
@@ -164,10 +166,14 @@ def parse_curve_args(argv: list[str]) -> CurveArgs:
             raise ConfigError(f"--{name} cannot be used with curve: {why}")
     check_flags_for_methods([m for m in methods if m != SVM], typed, "curve")
     base = plan_run(train_argv, foreign_flags="ignore")
-    curve_dir = Path(known.curve_dir or Path("runs") / f"curve-{dataset_label(base)}")
-    args = CurveArgs(sizes=sizes, methods=methods, seeds=seeds, curve_dir=curve_dir, img_dir=Path(known.img_dir),
+    curve_dir = Path(known.output_dir or Path(STUDIES_DIR) / f"curve-{dataset_label(base)}")
+    check_output_dir(curve_dir)
+    if known.img_dir:
+        check_output_dir(known.img_dir, "--img_dir")
+    args = CurveArgs(sizes=sizes, methods=methods, seeds=seeds, curve_dir=curve_dir,
+                     img_dir=Path(known.img_dir or curve_dir),
                      target=known.target, fit_up_to=known.fit_up_to, bootstrap=known.bootstrap, point=known.point,
-                     list_points=known.list_points, train_argv=train_argv, recipe=recipe)
+                     list_points=known.list_points, train_argv=train_argv, base=base, recipe=recipe)
     for point in plan_points(args, rows=None):  # every method's flags checked now, on a stand-in size
         plan_run(point_argv(args, point), foreign_flags="ignore")
     return args

@@ -4,7 +4,6 @@ training time with the Pareto frontier)."""
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -14,35 +13,36 @@ import numpy as np
 from ftlab.analysis import curves as fit
 from ftlab.analysis.compare import Comparison, Summary, compare, summarise
 from ftlab.analysis.plots import method_colors, save_figure
-from ftlab.analysis.records import FOUND_IN, Group, group_records, load_records, method_of
+from ftlab.analysis.records import Group, group_records, load_records
 from ftlab.curve.args import SVM, CurveArgs, Point
 from ftlab.models.flops import FlopsModel, flops_model, training_flops
 from ftlab.runs.directory import write_atomic, write_json_atomic
+from ftlab.runs.record import RESULT_NAME, RunRecord
+from ftlab.console import say
 from ftlab.runtime import pyplot
 from ftlab.training.baseline import METHOD as BASELINE_METHOD
 
 
-def _records(points: list[Point]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+def _records(points: list[Point]) -> dict[tuple[str, int], list[RunRecord]]:
     """(method, training rows) -> the records of its seeds."""
-    found: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    found: dict[tuple[str, int], list[RunRecord]] = {}
     for point in points:
-        record = json.loads((point.output_dir / "result.json").read_text(encoding="utf-8"))
-        record[FOUND_IN] = str(point.output_dir)
-        found.setdefault((point.method, record["data"]["sizes"]["train"]), []).append(record)
+        record = RunRecord.load(point.output_dir / RESULT_NAME)
+        found.setdefault((point.method, record.split_size("train")), []).append(record)
     return found
 
 
-def _flops(method: str, records: list[dict[str, Any]], models: dict[str, FlopsModel]) -> Optional[float]:
+def _flops(method: str, records: list[RunRecord], models: dict[str, FlopsModel]) -> Optional[float]:
     """Mean training FLOPs of a point's seeds, counted as bench counts them (ftlab.models.flops); None for the SVM."""
     if method == SVM:
         return None
     values = []
     for record in records:
-        location = record["model_source"]["location"]
+        location = record.model_location
         if location not in models:
-            models[location] = flops_model(location, record["config"]["model"].get("trust_remote_code", False))
-        samples = record["data"]["sizes"]["train"] * record["config"]["optim"]["epochs"]
-        values.append(training_flops(method, models[location], record["mean_train_tokens"], samples))
+            models[location] = flops_model(location, record.option("model", "trust_remote_code", False))
+        samples = record.split_size("train") * record.option("optim", "epochs")
+        values.append(training_flops(method, models[location], record.mean_train_tokens, samples))
     return float(np.mean(values))
 
 
@@ -51,7 +51,7 @@ def _cost_point(method: str, size: int, summary: Summary, models: dict[str, Flop
     seconds and training FLOPs. `method` as the curve names it (`svm` for the baseline)."""
     records = summary.group.records
     return fit.CostPoint(method, size, float(np.mean(summary.test_accuracy)),
-                         float(np.mean([r["train_seconds"] for r in records])), _flops(method, records, models))
+                         float(np.mean([r.train_seconds for r in records])), _flops(method, records, models))
 
 
 def _outcome_fields(outcome: Optional[Any]) -> Optional[Any]:
@@ -136,8 +136,8 @@ def _place_recipe(directory: Path, costs: list[fit.CostPoint], point_summaries: 
     The recipe's seconds are only comparable when its runs were timed on the curve's machine."""
     [group] = group_records(load_records(directory))
     summary = summarise(group)
-    method = method_of(group.records[0])
-    point = _cost_point(SVM if method == BASELINE_METHOD else method, group.records[0]["data"]["sizes"]["train"],
+    method = group.records[0].method
+    point = _cost_point(SVM if method == BASELINE_METHOD else method, group.records[0].split_size("train"),
                         summary, models)
     on_front, beaten_by = fit.place(point, costs)
     outcomes = compare([point_summaries[i] for i in beaten_by], summary)
@@ -283,10 +283,9 @@ def log_to_wandb(args: CurveArgs, result: dict[str, Any]) -> Optional[dict[str, 
     """With a W&B project set (the train flags' --wandb_project or WANDB_PROJECT), one more run, job type curve,
     in the curve directory: the points as a table, the fits in the summary, the two plots. A tracking failure costs
     the tracking only, as for training runs (ftlab.training.tracking)."""
-    from ftlab.runs.plan import plan_run
     from ftlab.training.tracking import effective_mode
 
-    tracking = plan_run(args.train_argv, foreign_flags="ignore").tracking
+    tracking = args.base.tracking
     if tracking.wandb_mode == "disabled" or not tracking.wandb_project:
         return None
     mode = effective_mode(tracking.wandb_mode)
@@ -330,6 +329,6 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     for curve in curves:
         if curve.no_fit:
             print(f"[curve] {curve.method}: no fitted curve: {curve.no_fit}", flush=True)
-    print(f"[curve] written: {args.curve_dir / 'curve.json'}, {args.curve_dir / 'curve.md'}, "
-          f"{', '.join(result['plots'])}", flush=True)
+    say(f"written: {args.curve_dir / 'curve.json'}, {args.curve_dir / 'curve.md'}, {', '.join(result['plots'])}",
+        prefix="[curve]")
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ftlab.config import Config
+from ftlab.console import say
 
 if TYPE_CHECKING:
     from ftlab.data.splits import PreparedData
@@ -20,6 +21,6 @@ def load_data(cfg: Config) -> "PreparedData":
                           max_train=cfg.data.max_train_samples, max_eval=cfg.data.max_eval_samples,
                           max_test=cfg.data.max_test_samples,
                           train_subsample=cfg.data.train_subsample)
-    print(f"[ftlab] data: {cfg.data.dataset} from {data.origin}, splits {data.sizes()}, labels {data.label_names}",
-          flush=True)
+    splits = ", ".join(f"{name} {size:,}" for name, size in data.sizes().items())
+    say(f"data: {cfg.data.dataset} from {data.origin}; {splits}; labels {', '.join(data.label_names)}")
     return data

@@ -1,7 +1,6 @@
 """Where a dataset comes from: a local path, the hub (live or cached), or an offline package-index mirror."""
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -9,6 +8,7 @@ from typing import Optional
 import datasets
 
 from ftlab.data.registry import LOCAL_SUFFIXES, REGISTRY, DatasetSpec
+from ftlab.data.textfile import check_text_file, delimiter_hint, header_columns
 from ftlab.errors import DataError
 from ftlab.hub import hub_online
 
@@ -20,38 +20,6 @@ class RawData:
     text_column: str
     label_column: str
     notes: list[str] = field(default_factory=list)
-
-
-def _check_text_file(path: Path) -> None:
-    """Text formats only: UTF-8 text with at least one row besides a CSV/TSV header. The readers' own errors say
-    neither: a binary or Latin-1 file passes as rows of replacement characters or fails deep in pandas, and an
-    empty one gives 'Instruction "train" corresponds to no data'."""
-    needed = 1 if path.suffix.lower() in (".json", ".jsonl") else 2
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    found, offset, at_line_start = 0, 0, True
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                nul = chunk.find(b"\0")
-                if nul >= 0:
-                    raise DataError(f"--dataset {path}: a binary file, not {path.suffix} text (NUL byte at offset "
-                                    f"{offset + nul})")
-                try:
-                    text = decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"--dataset {path}: not UTF-8 text (byte 0x{chunk[exc.start]:02x} at offset "
-                                    f"{offset + exc.start}); save it as UTF-8") from None
-                offset += len(chunk)
-                for line in text.splitlines(keepends=True) if found < needed else ():
-                    found += at_line_start and bool(line.strip())
-                    at_line_start = line.endswith(("\n", "\r"))
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise DataError(f"--dataset {path}: not UTF-8 text (it ends inside a multi-byte character)") from None
-    except OSError as exc:
-        raise DataError(f"--dataset {path}: cannot read it: {exc.strerror}") from None
-    if found < needed:
-        raise DataError(f"--dataset {path}: the train split is empty (the file has no data rows)")
 
 
 def _json_error(path: Path) -> Optional[str]:
@@ -85,7 +53,7 @@ def _load_local(path: Path) -> datasets.DatasetDict:
         return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
     suffix = path.suffix.lower()
     if suffix != ".parquet":
-        _check_text_file(path)
+        check_text_file(path)
     builder = LOCAL_SUFFIXES[suffix]
     # utf-8-sig: a byte-order mark (Excel writes one) would otherwise become part of the first column's name.
     kwargs = {"csv": {"encoding": "utf-8-sig"}}.get(builder, {})
@@ -94,8 +62,12 @@ def _load_local(path: Path) -> datasets.DatasetDict:
     try:
         return datasets.load_dataset(builder, data_files={"train": str(path)}, **kwargs)
     except Exception as exc:  # the builders raise many types for a malformed file; all mean "cannot read it"
-        detail = (_json_error(path) if builder == "json" else None) or str(exc).strip()
-        raise DataError(f"--dataset {path}: cannot read it as {path.suffix}: {detail.splitlines()[0]}") from None
+        # datasets wraps the reader's error ("An error occurred while generating the dataset"): pandas' says where.
+        cause = exc.__cause__ or exc.__context__ or exc
+        detail = (_json_error(path) if builder == "json" else None) or str(cause).strip() or str(exc).strip()
+        hint = delimiter_hint(header_columns(path, kwargs.get("delimiter", ","))) if builder == "csv" else ""
+        raise DataError(f"--dataset {path}: cannot read it as {path.suffix}: {detail.splitlines()[0]}{hint}") \
+            from None
 
 
 def _load_hub(hub_id: str, config: Optional[str]) -> Optional[datasets.DatasetDict]:

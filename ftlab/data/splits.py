@@ -9,6 +9,7 @@ import datasets
 import numpy as np
 
 from ftlab.data.sources import RawData
+from ftlab.data.textfile import delimiter_hint
 from ftlab.errors import DataError
 
 
@@ -40,7 +41,7 @@ def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
             if column not in split.column_names:
                 raise DataError(f"--dataset {dataset_name}: split {split_name!r} has no {role} column {column!r}; "
                                 f"its columns are {', '.join(split.column_names)} "
-                                f"(choose with --{role}_column){_delimiter_hint(split.column_names)}")
+                                f"(choose with --{role}_column){delimiter_hint(split.column_names)}")
         split = split.select_columns([raw.text_column, raw.label_column])
         if raw.text_column != "text":
             split = split.rename_column(raw.text_column, "text")
@@ -48,15 +49,6 @@ def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
             split = split.rename_column(raw.label_column, "label")
         out[split_name] = split.add_column("example_id", [f"{split_name}/{row}" for row in range(len(split))])
     return datasets.DatasetDict(out)
-
-
-def _delimiter_hint(columns: list[str]) -> str:
-    """A file read as one column whose name holds another separator was most likely written with that one."""
-    if len(columns) != 1:
-        return ""
-    found = [name for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")) if sep in columns[0]]
-    return (f"; the header looks separated by {found[0]}: a .csv must be comma-separated, a .tsv tab-separated"
-            if found else "")
 
 
 def _is_missing(label: Any) -> bool:
@@ -189,24 +181,42 @@ def _carve_counts(rows: int, validation_fraction: Optional[float],
 
 # Fewest training rows that still hold two classes.
 MIN_TRAIN_ROWS = 2
+# Fewest rows a validation or test split is scored on. Below it one example moves the accuracy by more than 10
+# points and the intervals and paired tests have nothing to stand on (a 6-row file left 1 and 1 and reported
+# accuracy 0.0): an error, not a figure.
+MIN_EVAL_ROWS = 10
 # More classes than this and than half the rows: the label column is not a set of classes.
 MANY_CLASSES = 20
 
 
+def _enough(rows: int, validation_fraction: Optional[float], test_fraction: Optional[float]) -> bool:
+    carved = _carve_counts(rows, validation_fraction, test_fraction)
+    fractions = (validation_fraction, test_fraction)
+    return rows - sum(carved) >= MIN_TRAIN_ROWS and all(
+        count >= MIN_EVAL_ROWS for count, fraction in zip(carved, fractions) if fraction is not None)
+
+
 def _check_enough_rows(rows: int, dataset_name: str, validation_fraction: Optional[float],
                        test_fraction: Optional[float]) -> None:
-    """Carving needs rows left for training; scikit-learn's own error ('test_size=1 should be ...') says nothing
-    about the data."""
-    carved = sum(_carve_counts(rows, validation_fraction, test_fraction))
-    if rows - carved >= MIN_TRAIN_ROWS:
+    """Carving needs rows left for training and enough in each carved split to score it; scikit-learn's own error
+    ('test_size=1 should be ...') says nothing about the data, and a 1-row test split raises none."""
+    if _enough(rows, validation_fraction, test_fraction):
         return
-    needed = next((n for n in range(rows + 1, 10**5)
-                   if n - sum(_carve_counts(n, validation_fraction, test_fraction)) >= MIN_TRAIN_ROWS), None)
+    needed = next((n for n in range(rows + 1, 10**5) if _enough(n, validation_fraction, test_fraction)), None)
     carving = " and ".join(name for name, fraction in (("validation", validation_fraction),
                                                        ("test", test_fraction)) if fraction is not None)
-    need = f"at least {needed} rows" if needed else "smaller --validation_fraction/--test_fraction"
-    raise DataError(f"--dataset {dataset_name}: {rows} training rows are too few to carve {carving} from and keep "
-                    f"{MIN_TRAIN_ROWS} to train on: it needs {need}")
+    need = f"at least {needed:,} rows" if needed else "smaller --validation_fraction/--test_fraction"
+    raise DataError(f"--dataset {dataset_name}: {rows} training rows are too few to carve {carving} of at least "
+                    f"{MIN_EVAL_ROWS} rows each from and keep {MIN_TRAIN_ROWS} to train on: it needs {need}")
+
+
+def _check_scored_size(name: str, split: datasets.Dataset, dataset_name: str, limit: Optional[int]) -> None:
+    if len(split) >= MIN_EVAL_ROWS:
+        return
+    flag = {"validation": "--max_eval_samples", "test": "--max_test_samples"}[name]
+    cause = f" ({flag} {limit})" if limit is not None and limit < MIN_EVAL_ROWS else ""
+    raise DataError(f"--dataset {dataset_name}: the {name} split has {len(split)} rows{cause}; a split is scored on "
+                    f"at least {MIN_EVAL_ROWS}")
 
 
 def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: float, test_fraction: float,
@@ -252,6 +262,8 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
     for name, split in (("train", train), ("validation", validation), ("test", test)):
         if len(split) == 0:
             raise DataError(f"--dataset {dataset_name}: the {name} split is empty")
+    _check_scored_size("validation", validation, dataset_name, max_eval)
+    _check_scored_size("test", test, dataset_name, max_test)
     train_classes = set(train.unique("label"))
     if len(train_classes) < 2:
         only = label_names[next(iter(train_classes))] if train_classes else "none"

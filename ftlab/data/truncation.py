@@ -73,6 +73,9 @@ def truncation_settings(truncation: str, max_length: int) -> dict[str, Any]:
     return {TRUNCATION_KEY: truncation, MAX_LENGTH_KEY: max_length}
 
 
+UNRECORDED = "head"  # how a model or run that recorded no truncation cut its texts: at the tokenizer's default
+
+
 def saved_truncation(config: PreTrainedConfig) -> tuple[str, Optional[int]]:
     """(truncation, max_length) a saved model was trained with; a model saved without them was cut at its head."""
-    return getattr(config, TRUNCATION_KEY, None) or "head", getattr(config, MAX_LENGTH_KEY, None)
+    return getattr(config, TRUNCATION_KEY, None) or UNRECORDED, getattr(config, MAX_LENGTH_KEY, None)

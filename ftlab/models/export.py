@@ -1,4 +1,5 @@
-"""Save what a run trained: a PEFT adapter directory, and/or a merged plain model that loads without peft."""
+"""Save what a run trained: the model predict loads (<output_dir>/model unless --save_adapter or --merge wrote one),
+a PEFT adapter directory, and/or a merged plain model that loads without peft."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ftlab import methods
 from ftlab.config import MethodArgs
+from ftlab.models.inference import MODEL_DIR
 
 
 def save_adapter(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, args: MethodArgs, directory: Path,
@@ -28,6 +30,10 @@ def merged_model(model: torch.nn.Module, method: str) -> torch.nn.Module:
 
 def export_models(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, args: MethodArgs,
                   output_dir: Path) -> dict[str, str]:
+    """What --save_adapter and --merge ask for, and under "model" the directory that predict loads for this run:
+    the merged model or the saved adapter where one was asked for, else <output_dir>/model (an adapter directory
+    for PEFT methods, a method's own layers merged, the whole model for the others). Checkpoints, which hold optimizer state
+    too, can then be deleted (--keep_checkpoints)."""
     saved = {}
     if args.save_adapter:
         saved["adapter"] = str(save_adapter(model, tokenizer, args, Path(args.save_adapter), output_dir))
@@ -36,4 +42,18 @@ def export_models(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, ar
         merged_model(model, args.method).save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         saved["merged"] = str(directory)
+    if "merged" in saved or "adapter" in saved:
+        saved["model"] = saved.get("merged") or saved["adapter"]
+        return saved
+    directory = output_dir / MODEL_DIR
+    method = methods.get(args.method)
+    if method.adapter:
+        save_adapter(model, tokenizer, args, directory, output_dir)
+    else:
+        # A method of the lab's own that adds layers (scratch_lora) is folded in (in place: the run is over), so
+        # that it loads as a plain model.
+        plain = merged_model(model, args.method) if method.merges else model
+        plain.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+    saved["model"] = str(directory)
     return saved

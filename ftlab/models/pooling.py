@@ -64,12 +64,11 @@ def resolve_pooling(requested: str, model_location: str, adapter_dir: Optional[s
     if adapter_pooling:
         return PoolingChoice(requested, adapter_pooling, f"the pooling the adapter in {adapter_dir} was trained with")
     if decoder:
-        return PoolingChoice(requested, "last", f"{model_location} is a decoder LM ({config['model_type']}): its "
-                                                f"last real token has seen the whole text")
+        return PoolingChoice(requested, "last", f"the model is a decoder LM ({config['model_type']}): its last "
+                                                f"real token has seen the whole text")
     if has_mean_pooling_config(model_location):
-        return PoolingChoice(requested, "mean", f"the sentence-transformers pooling config of {model_location} "
-                                                f"pools mean tokens")
-    return PoolingChoice(requested, "cls", f"{model_location} has no sentence-transformers mean-pooling config")
+        return PoolingChoice(requested, "mean", "the model's sentence-transformers pooling config pools mean tokens")
+    return PoolingChoice(requested, "cls", "the model has no sentence-transformers mean-pooling config")
 
 
 def has_mean_pooling_config(location: str) -> bool:

@@ -11,6 +11,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ftlab.config import Config
+from ftlab.errors import ConfigError
+from ftlab.runs.record import RESULT_NAME, has_record
+
+CONFIG_NAME = "config.yaml"  # a run's resolved configuration, written when it starts
+RUNS_DIR = "runs"  # where runs go by default, and what `report` reads by default
+# Where the commands that drive many runs (search, curve, bench) write by default: outside RUNS_DIR, so that their
+# points are not read as configurations of their own by a report of the runs.
+STUDIES_DIR = "studies"
 
 
 def dataset_label(cfg: Config) -> str:
@@ -20,7 +28,7 @@ def dataset_label(cfg: Config) -> str:
 
 
 def _run_stem(cfg: Config, method: str) -> str:
-    return str(Path("runs") / f"{dataset_label(cfg)}-{method}")
+    return str(Path(RUNS_DIR) / f"{dataset_label(cfg)}-{method}")
 
 
 def job_output_dir(cfg: Config, method: str) -> Optional[str]:
@@ -38,7 +46,7 @@ def default_output_dir(cfg: Config, method: str) -> str:
         return f"{_run_stem(cfg, method)}-{started}"
     # A second run of the same dataset and method within one job (an interactive allocation) after the first
     # finished: it must not replace the first one's record.
-    return f"{job_dir}-{started}" if (Path(job_dir) / "result.json").exists() else job_dir
+    return f"{job_dir}-{started}" if has_record(job_dir) else job_dir
 
 
 def resolve_output_dir(cfg: Config, method: Optional[str] = None) -> Path:
@@ -55,6 +63,18 @@ def resolve_output_dir(cfg: Config, method: Optional[str] = None) -> Path:
     output_dir = Path(output_dir)
     cfg.run.output_dir = str(output_dir)
     return output_dir
+
+
+def check_output_dir(path: Any, flag: str = "--output_dir") -> None:
+    """A directory a command will write into: refused at once where it, or a directory above it, is a file (else
+    the first write, minutes later, fails with FileExistsError)."""
+    given = Path(path)
+    for candidate in (given, *given.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == given else f" ({candidate} is one)"
+                raise ConfigError(f"{flag} {path}: a file, not a directory{where}; name a directory to write into")
+            return
 
 
 def run_name(output_dir: str) -> str:
@@ -88,12 +108,13 @@ INDEX_NAME = "index.jsonl"
 
 
 def save_record(output_dir: Path, record: dict[str, Any]) -> Path:
-    """result.json in the run's directory, and one line in the experiment's index (the run directory's parent).
+    """The record (RESULT_NAME) in the run's directory, and one line in the experiment's index (the run
+    directory's parent).
 
     The index lets a sweep be read in one pass and survives runs whose directories are later pruned. The lock
     keeps lines whole when array jobs of one sweep finish at the same moment.
     """
-    path = write_json_atomic(output_dir / "result.json", record)
+    path = write_json_atomic(output_dir / RESULT_NAME, record)
     line = json.dumps(record, sort_keys=False, separators=(",", ":")) + "\n"
     with open(output_dir.parent / INDEX_NAME, "a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -14,13 +14,20 @@ from ftlab.config import Config, parse_config
 from ftlab.data.registry import check_dataset_name
 from ftlab.errors import ConfigError
 from ftlab.models.sources import check_model_before_loading
+from ftlab.runs.directory import check_output_dir
+from ftlab.runs.record import has_record
 from ftlab.runs.resume import check_resume
+from ftlab.runtime import gpu_present
 
 
 def plan_run(argv: list[str], foreign_flags: str = "error") -> Config:
     """The validated configuration of `argv`, its pre-flight passed for every run it stands for. foreign_flags:
     "ignore" where one set of flags serves several methods (ftlab.config.parse.parse_config)."""
     cfg = parse_config(argv, foreign_flags)
+    for flag, directory in (("--output_dir", cfg.run.output_dir), ("--save_adapter", cfg.method.save_adapter)):
+        if directory:
+            check_output_dir(directory, flag)
+    check_precision_device(cfg.speed.precision)
     check_dataset_name(cfg.data.dataset)
     check_model_before_loading(cfg.model.model, cfg.data.max_length)
     runs = expand_seeds(cfg)  # each seed of --seeds is a run of its own, in its own directory
@@ -34,10 +41,17 @@ def plan_run(argv: list[str], foreign_flags: str = "error") -> Config:
     return cfg
 
 
+def check_precision_device(precision: str) -> None:
+    """fp16 autocast needs a CUDA GPU: said now, from the devices the system lists, rather than after torch and
+    the model load (ftlab.training.speed.resolve_precision checks it again with torch)."""
+    if precision == "fp16" and not gpu_present():
+        raise ConfigError("--precision fp16: mixed precision with fp16 needs a CUDA GPU, and this machine shows none; "
+                          "use fp32, bf16 or auto on CPU")
+
+
 def _check_run_directory(cfg: Config) -> None:
     args = cfg.run
-    if args.output_dir and not args.overwrite_output_dir and not args.resume and (
-            Path(args.output_dir) / "result.json").exists():
+    if args.output_dir and not args.overwrite_output_dir and not args.resume and has_record(args.output_dir):
         raise ConfigError(f"--output_dir {args.output_dir} already holds a finished run (result.json); choose "
                           f"another directory or pass --overwrite_output_dir")
 

@@ -3,12 +3,14 @@ this is. Light (no torch), so that --resume is checked with the other flags."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Optional, Union
 
 from ftlab.config import IDENTITY_FIELDS, Config, config_from_record, flatten_sections
-from ftlab.errors import ConfigError
-from ftlab.runs.directory import default_output_dir, job_output_dir, write_json_atomic
+from ftlab.errors import ConfigError, DataError
+from ftlab.runs.directory import CONFIG_NAME, default_output_dir, job_output_dir, write_json_atomic
+from ftlab.runs.record import RESULT_NAME, has_record, read_json_file
 
 ATTEMPTS_FILE = "attempts.json"
 
@@ -42,8 +44,11 @@ def check_resume(cfg: Config) -> None:
                 raise ConfigError("--resume needs the --output_dir of the run to continue")
             return  # auto: a new directory named after the start time has nothing to continue
         output_dir = default_output_dir(cfg, cfg.method.method)  # under SLURM: named after the job
-    if (Path(output_dir) / "result.json").is_file():
-        return  # finished: the command skips it
+    if has_record(output_dir):
+        # Finished: the command skips it, but only as the same configuration; another one would be said to be
+        # done while nothing of it ran.
+        _check_same_config(Path(output_dir), cfg, finished=True)
+        return
     if latest_checkpoint(Path(output_dir)) is None:
         if resume is True:
             raise ConfigError(f"--resume: no complete checkpoint-* directory in {output_dir} to continue from")
@@ -58,16 +63,29 @@ def _options_to_compare() -> set[str]:
     return IDENTITY_FIELDS | {"seed"}
 
 
-def _check_same_config(output_dir: Path, cfg: Config) -> None:
+def _saved_sections(output_dir: Path, finished: bool) -> Optional[dict]:
+    """The configuration the run in output_dir was started with: its record's (a finished run; the baseline
+    writes no config.yaml), else its config.yaml; None where there is none to read (an older run)."""
     import yaml
 
-
+    if finished:
+        try:
+            sections = read_json_file(output_dir / RESULT_NAME).get("config")
+        except (DataError, AttributeError):
+            sections = None
+        if isinstance(sections, dict):
+            return sections
     try:
-        sections = yaml.safe_load((output_dir / "config.yaml").read_text(encoding="utf-8"))
+        sections = yaml.safe_load((output_dir / CONFIG_NAME).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        return  # a checkpoint without a readable config (an older run): nothing to compare against
-    if not isinstance(sections, dict):
-        return
+        return None
+    return sections if isinstance(sections, dict) else None
+
+
+def _check_same_config(output_dir: Path, cfg: Config, finished: bool = False) -> None:
+    sections = _saved_sections(output_dir, finished)
+    if sections is None:
+        return  # nothing to compare against
     # Read as the report reads an old record: an option the saved config lacks is what that version ran (the
     # option's legacy value, e.g. cls pooling), so a checkpoint from before it existed is not continued with
     # today's different default.
@@ -75,13 +93,18 @@ def _check_same_config(output_dir: Path, cfg: Config) -> None:
     current = flatten_sections(cfg.to_dict())
     compared = _options_to_compare()
     differing = [key for key in current if key in compared and saved[key] != current[key]]
-    if differing:
-        key = differing[0]
-        more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
-        raise ConfigError(
-            f"{_flag(cfg.run.resume)}: {output_dir} holds a checkpoint of a run with another configuration "
-            f"(--{key} {saved[key]} there, {current[key]} now{more}); repeat that run's flags "
-            f"(--config {output_dir / 'config.yaml'}) or choose another --output_dir")
+    if not differing:
+        return
+    key = differing[0]
+    more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
+    found = f"{output_dir} holds a {'finished run' if finished else 'checkpoint of a run'} with another " \
+            f"configuration (--{key} {saved[key]} there, {current[key]} now{more})"
+    if finished:
+        raise ConfigError(f"{_flag(cfg.run.resume)}: {found}, so it is not the run asked for and would be skipped; "
+                          f"choose another --output_dir, or drop --resume and pass --overwrite_output_dir to "
+                          f"replace it")
+    raise ConfigError(f"{_flag(cfg.run.resume)}: {found}; repeat that run's flags (--config "
+                      f"{output_dir / CONFIG_NAME}) or choose another --output_dir")
 
 
 def count_attempt(output_dir: Path, resume: Union[bool, str]) -> int:
@@ -98,3 +121,16 @@ def count_attempt(output_dir: Path, resume: Union[bool, str]) -> int:
     attempts = before + 1
     write_json_atomic(path, {"attempts": attempts})
     return attempts
+
+
+def prune_checkpoints(output_dir: Path, keep: str, tested: Optional[str] = None) -> list[Path]:
+    """A finished run's checkpoints after --keep_checkpoints: all of them, the one whose model was tested (`tested`,
+    the best with --load_best; else the newest, which holds the final model), or none (the run's model for predict
+    is saved apart, without optimizer state: ftlab.models.export). Returns the deleted directories."""
+    if keep == "all":
+        return []
+    kept = Path(tested or latest_checkpoint(output_dir) or "") if keep == "best" else None
+    deleted = [path for path in Path(output_dir).glob("checkpoint-*") if path.is_dir() and path != kept]
+    for path in deleted:
+        shutil.rmtree(path)
+    return deleted

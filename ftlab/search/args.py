@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options
+from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options, unused_flags
 from ftlab.errors import ConfigError
-from ftlab.runs.directory import dataset_label
+from ftlab.runs.directory import STUDIES_DIR, check_output_dir, dataset_label
 from ftlab.runs.plan import plan_run
 from ftlab.search.space import NOT_FOR_SEARCH, SYNTAX, Param, build_space, flag_value, param_flags
 
@@ -40,8 +40,8 @@ class SearchArgs:
         return self.base.run.metric_for_best
 
 
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="main.py search", allow_abbrev=False, description=(
+def build_parser(prog: str = "main.py search") -> OneLineParser:
+    parser = OneLineParser(prog=prog, allow_abbrev=False, description=(
         "Hyperparameter search over train flags with Optuna. Every other train flag (main.py --help) is fixed "
         "for all trials. Trials are compared on their final validation --metric_for_best."))
     parser.add_argument("--n_trials", type=POSITIVE_INT, default=20,
@@ -49,8 +49,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--space", action="append", default=[], metavar="SPEC",
                         help=f"a searched train flag: {SYNTAX} (repeatable; replaces a --space_file entry)")
     parser.add_argument("--space_file", help="YAML: flag name -> 'LOW..HIGH', 'LOW..HIGH:log' or a list of choices")
-    parser.add_argument("--study_dir", help="trial directories, best_config.yaml, trials.csv and (by default) the "
-                        "SQLite study (default runs/search-<dataset>-<method>)")
+    parser.add_argument("--output_dir", "--study_dir", dest="output_dir", help="trial directories, best_config.yaml, "
+                        "trials.csv, the plots and (by default) the SQLite study (default: "
+                        f"{STUDIES_DIR}/search-<dataset>-<method>)")
     parser.add_argument("--study_name", help="study name in the storage (default: the study directory's name)")
     parser.add_argument("--storage", help="Optuna storage: postgresql://user:password@host:port/db, "
                         "sqlite:///path.db or journal:PATH (default sqlite:///<study_dir>/study.db)")
@@ -62,7 +63,7 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--grace_period", type=POSITIVE_INT, default=None,
                         help="seconds without heartbeat after which a trial counts as dead, is failed and re-queued "
                         "(default 2 x --heartbeat_interval)")
-    parser.add_argument("--img_dir", default="img", help="where the two plots go (default img)")
+    parser.add_argument("--img_dir", help="where the two plots go (default: the output directory)")
     return parser
 
 
@@ -90,13 +91,27 @@ def parse_search_args(argv: list[str]) -> SearchArgs:
         raise ConfigError("search runs each trial in one process: start several workers (or a SLURM array, "
                           "scripts/slurm/search_array.sbatch), not accelerate launch")
     _check_space_points(space, train_argv)
+    _check_space_methods(space, base)
     method = "" if "method" in space else f"-{base.method.method}"
-    study_dir = Path(known.study_dir or Path("runs") / f"search-{dataset_label(base)}{method}")
+    study_dir = Path(known.output_dir or Path(STUDIES_DIR) / f"search-{dataset_label(base)}{method}")
+    check_output_dir(study_dir)
+    if known.img_dir:
+        check_output_dir(known.img_dir, "--img_dir")
     return SearchArgs(n_trials=known.n_trials, space=space, study_dir=study_dir,
                       study_name=known.study_name or study_dir.resolve().name, storage=known.storage,
                       pruner=known.pruner, sampler_seed=known.sampler_seed,
                       heartbeat_interval=known.heartbeat_interval, grace_period=known.grace_period,
-                      img_dir=Path(known.img_dir), train_argv=train_argv, base=base)
+                      img_dir=Path(known.img_dir or study_dir), train_argv=train_argv, base=base)
+
+
+def _check_space_methods(space: dict[str, Param], base: Config) -> None:
+    """A searched flag that none of the searched methods reads (lora_r with --method head) would be "tuned" on
+    noise and reported as the best value of a setting that changed nothing."""
+    methods = space["method"].choices if "method" in space else (base.method.method,)
+    for name, param in space.items():
+        if all(unused_flags(method, [name]) for method in methods):
+            raise ConfigError(f"--space {param.describe()}: --{name} does not affect --method "
+                              f"{'/'.join(methods)}; search it with a method that reads it, or leave it out")
 
 
 def _check_space_points(space: dict[str, Param], train_argv: list[str]) -> None:

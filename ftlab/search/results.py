@@ -6,7 +6,6 @@ Every worker writes them when it stops, each file atomically, so the last worker
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import optuna
 import yaml
 
+from ftlab.console import say, short_path
 from ftlab.runtime import pyplot
 from ftlab.runs.directory import write_atomic
 from ftlab.runs.plan import plan_run
+from ftlab.runs.record import RESULT_NAME, RunRecord
 from ftlab.search.space import param_flags, show_params
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
     written = [write_atomic(args.study_dir / "trials.csv", lambda tmp: table.to_csv(tmp, index=False))]
     if not _complete_trials(study):
         print("[search] no complete trial yet: no best configuration", flush=True)
-        print(f"[search] written: {written[0]}", flush=True)
+        say(f"written: {written[0]}", prefix="[search]")
         return
     best = study.best_trial
     header = (f"# Best trial {best.number} of study {args.study_name}: validation {args.metric} {best.value:.4f}.\n"
@@ -86,14 +87,14 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
     written.append(write_atomic(args.study_dir / "best_config.yaml", lambda tmp: tmp.write_text(text)))
     print(f"[search] best: trial {best.number}, validation {args.metric} {best.value:.4f}: "
           f"{show_params(best.params)}", flush=True)
-    record_path = Path(best.user_attrs.get("output_dir", args.study_dir / f"trial-{best.number}")) / "result.json"
+    record_path = Path(best.user_attrs.get("output_dir", args.study_dir / f"trial-{best.number}")) / RESULT_NAME
     if record_path.is_file():
-        test = json.loads(record_path.read_text(encoding="utf-8"))["metrics"]["test"]
+        test = RunRecord.load(record_path).metrics("test")
         print(f"[search] best trial on test ({test['num_samples']} texts, never used to choose): accuracy "
               f"{test['accuracy']:.4f}, f1 {test['f1']:.4f}, loss {test['loss']:.4f} ({record_path})", flush=True)
     written += write_plots(study, args.img_dir, args.study_name, target_name=f"validation {args.metric}",
                            seed=args.sampler_seed)
-    print(f"[search] written: {', '.join(str(path) for path in written)}", flush=True)
+    say(f"written: {', '.join(short_path(path) for path in written)}", prefix="[search]")
 
 
 def _complete_trials(study: Any) -> list[Any]:

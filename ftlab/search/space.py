@@ -24,7 +24,7 @@ SYNTAX = "NAME=LOW..HIGH, NAME=LOW..HIGH:log or NAME=V1,V2,..."
 # that may be fixed but not searched: they are not hyperparameters, and searching them would change what a trial
 # measures (the objective itself) or what a trial directory is.
 NOT_FOR_SEARCH = {
-    "output_dir": "each trial runs in <study_dir>/trial-<number>; choose the place with --study_dir",
+    "output_dir": "each trial runs in <the search's --output_dir>/trial-<number>",
     "resume": "a trial is never resumed (a failed one is re-run afresh)",
     "eval_only": "trials must train",
     "save_adapter": "every trial would write the same adapter; retrain best_config.yaml with --save_adapter",

@@ -105,7 +105,8 @@ class TrialRunner:
             cfg = self.trial_config(params, output_dir)
             reporter = TrialReporter(trial, self.metric, info,
                                      eval_fractions=() if cfg.run.eval_steps else AUTO_EVAL_FRACTIONS)
-            record = run_training(cfg, callbacks=[reporter], extra={"search": info})
+            sweep = {"command": "search", "dir": str(self.study_dir)}  # a report around the study leaves it out
+            record = run_training(cfg, callbacks=[reporter], extra={"search": info, "sweep": sweep})
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             print(f"[search] trial {trial.number} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ for any number of classes. It is deterministic (fixed solver seed), so a study r
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from ftlab.config import Config
 from ftlab.config import group_id
@@ -56,7 +56,8 @@ def decision_scores(pipeline: Any, texts: list[str], num_labels: int) -> np.ndar
     return scores
 
 
-def run_baseline(cfg: Config) -> dict[str, Any]:
+def run_baseline(cfg: Config, extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """Fit and score the baseline; its record (with the caller's `extra` fields, as for run_training)."""
     import numpy as np
 
     from ftlab.training.metrics import split_metrics
@@ -93,6 +94,7 @@ def run_baseline(cfg: Config) -> dict[str, Any]:
         data=data, metrics=metrics, predictions=save_run_predictions(output_dir, per_example, data.label_names),
         trainable_params=params, total_params=params, trainable_percent=100.0, train_seconds=train_seconds,
         train_samples_per_second=len(train) / train_seconds if train_seconds else 0.0, train_tokens_per_second=None,
-        peak_memory_mb=peak_rss_mb(), loss_history=[], environment=environment(cpu_device()), eval_only=False)
+        peak_memory_mb=peak_rss_mb(), loss_history=[], environment=environment(cpu_device()), eval_only=False,
+        **(extra or {}))
     finish_record(output_dir, record)
     return record

@@ -1,5 +1,6 @@
 """The run record: one self-describing dict per run (fine-tuning or the SVM baseline), built here in one place, saved
-as result.json (ftlab.runs.directory.save_record), and its console summary."""
+as result.json (ftlab.runs.directory.save_record; read back as ftlab.runs.record.RunRecord), and its console
+summary."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ftlab.config import Config
+from ftlab.console import short_path, wrap
 from ftlab.runs.directory import save_record
+from ftlab.runs.record import RESULT_NAME
 
 
 def peak_rss_mb() -> float:
@@ -40,9 +43,11 @@ def data_summary(data: Any) -> dict[str, Any]:
 
 
 def format_summary(record: dict[str, Any]) -> str:
+    """What the run scored and cost, for the console: lines of at most console.WIDTH columns."""
     cfg = record["config"]
-    header = (f"{record['method']} | {record['model']} | {cfg['data']['dataset']} | trainable "
-              f"{record['trainable_params']:,} of {record['total_params']:,} ({record['trainable_percent']:.2f}%)")
+    header = f"{record['method']} | {record['model']} | {cfg['data']['dataset']}"
+    params = (f"trainable {record['trainable_params']:,} of {record['total_params']:,} parameters "
+              f"({record['trainable_percent']:.2f}%)")
     rows = [f"{'split':<11}{'n':>7}{'accuracy':>10}{'precision':>11}{'recall':>8}{'f1':>8}"]
     for split, m in record["metrics"].items():
         rows.append(f"{split:<11}{m['num_samples']:>7}{m['accuracy']:>10.4f}{m['precision']:>11.4f}"
@@ -51,10 +56,11 @@ def format_summary(record: dict[str, Any]) -> str:
     footer = (f"train {record['train_seconds']:.1f} s, {record['train_samples_per_second']:.1f} samples/s, "
               f"{'n/a' if tokens is None else format(tokens, '.0f')} tokens/s, "
               f"peak memory {record['peak_memory_mb']:.0f} MB")
-    lines = [header, *rows, footer]
+    lines = [header, params, *rows, footer]
     if record.get("collapse"):
         lines.append(f"COLLAPSED: {record['collapse']}")
-    return "\n".join([*lines, f"record: {record['output_dir']}/result.json"])
+    lines.append(f"record: {short_path(Path(record['output_dir']) / RESULT_NAME)}")
+    return "\n".join(wrap(line) for line in lines)
 
 
 def build_record(cfg: Config, *, method: str, model: str, group: str, output_dir: Path, data: Any,
@@ -89,7 +95,7 @@ def build_record(cfg: Config, *, method: str, model: str, group: str, output_dir
 
 
 def finish_record(output_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Save the record (result.json and the experiment's index), then say on the console what the run scored."""
+    """Save the record (its file and the experiment's index), then say on the console what the run scored."""
     save_record(output_dir, record)
     print(format_summary(record), flush=True)
     return record

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback, set_seed
 
 from ftlab import methods
 from ftlab.config import ADAPTER_PROVENANCE, Config, group_id
+from ftlab.console import say, short_path
 from ftlab.data.load import load_data
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import tokenize_splits
@@ -21,15 +22,15 @@ from ftlab.distributed import distributed_summary, largest, process_state
 from ftlab.models.architectures import discover, dropout_attributes
 from ftlab.models.attention import use_fp32_attention
 from ftlab.models.export import export_models
-from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
 from ftlab.methods import ApplyContext, count_parameters, skip_adapter_input_casts
+from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
 from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
 from ftlab.models.sources import ModelSource, check_resolved_model, load_config, resolve_model
 from ftlab.models.tuning import apply_method, check_method_fits
-from ftlab.runs.directory import resolve_output_dir, write_atomic, write_json_atomic
+from ftlab.runs.directory import CONFIG_NAME, resolve_output_dir, write_atomic, write_json_atomic
 from ftlab.runs.predictions import save_run_predictions
 from ftlab.runs.preemption import StopOnRequest
-from ftlab.runs.resume import count_attempt, latest_checkpoint
+from ftlab.runs.resume import count_attempt, latest_checkpoint, prune_checkpoints
 from ftlab.training.record import build_record, environment, finish_record
 from ftlab.training.speed import PROFILE_NAME, resolve_dropout, resolve_precision
 from ftlab.training.tracking import finish_run, start_run
@@ -64,8 +65,8 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
     model, model_details = _build_model(cfg, inputs, precision, output_dir)
     params = count_parameters(model)
-    print(f"[ftlab] method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
-          f"({params.percent:.2f}%)", flush=True)
+    say(f"method {cfg.method.method}: {params.trainable:,} trainable of {params.total:,} parameters "
+        f"({params.percent:.2f}%)")
 
     resume_from = latest_checkpoint(output_dir) if cfg.run.resume else None
     attempts = _start_directory(cfg, output_dir, resume_from) if state.is_main_process else None
@@ -115,7 +116,10 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
         **(extra or {}),
     )
     record["tracking"] = finish_run(tracker, record)
-    return finish_record(output_dir, record)
+    finish_record(output_dir, record)
+    # Only now: a run stopped before its record keeps every checkpoint for --resume.
+    prune_checkpoints(output_dir, cfg.run.keep_checkpoints, outcome.best_checkpoint)
+    return record
 
 
 def _read_inputs(cfg: Config) -> Inputs:
@@ -132,8 +136,10 @@ def _read_inputs(cfg: Config) -> Inputs:
         check_method_fits(load_config(source, cfg.model.trust_remote_code), cfg.method, cfg.model.trust_remote_code)
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
-        print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
-              f"({pooling.reason})", flush=True)
+        location = short_path(source.location)
+        say(f"model: {cfg.model.model} from {source.origin}" + (f" ({location})" if location != cfg.model.model
+                                                                 else ""))
+        say(f"pooling: {pooling.used} ({pooling.reason})")
         tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
@@ -184,8 +190,8 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str, output_dir: Path) 
 def _start_directory(cfg: Config, output_dir: Path, resume_from: Optional[str]) -> int:
     """The run's directory with its config.yaml; this attempt's number (main process only)."""
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-    write_atomic(output_dir / "config.yaml", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_atomic(output_dir / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     attempts = count_attempt(output_dir, cfg.run.resume)
     if resume_from:
-        print(f"[ftlab] attempt {attempts}: resuming from {resume_from}", flush=True)
+        say(f"attempt {attempts}: resuming from {resume_from}")
     return attempts

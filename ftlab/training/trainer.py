@@ -11,12 +11,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-from transformers import (EarlyStoppingCallback, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainerState,
-                          TrainingArguments)
+from transformers import (EarlyStoppingCallback, PreTrainedTokenizerBase, PrinterCallback, ProgressCallback, Trainer,
+                          TrainerCallback, TrainerState, TrainingArguments)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ftlab import methods
 from ftlab.config import Config
+from ftlab.console import say
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
 from ftlab.training.metrics import find_collapse, split_metrics, trainer_metrics
@@ -98,6 +99,52 @@ class HarnessTrainer(Trainer):
         sampler = super()._get_eval_sampler(eval_dataset)
         self.eval_order = list(sampler) if sampler is not None else list(range(len(eval_dataset)))
         return self.eval_order
+
+
+def log_line(logs: dict[str, Any], state: TrainerState) -> str:
+    """One logged event as a line of the console's width: the Trainer prints its dict, 200 characters and more."""
+    where = f"step {state.global_step}/{state.max_steps}, epoch {logs.get('epoch', state.epoch or 0):.2f}"
+    if "eval_loss" in logs:
+        return (f"validation at {where}: accuracy {logs.get('eval_accuracy', float('nan')):.4f}, "
+                f"f1 {logs.get('eval_f1', float('nan')):.4f}, loss {logs['eval_loss']:.4f}")
+    if "loss" in logs:
+        return (f"{where}: loss {logs['loss']:.4f}, learning rate {logs.get('learning_rate', 0):.3g}, "
+                f"gradient norm {logs.get('grad_norm', float('nan')):.3g}")
+    if "train_runtime" in logs:
+        return (f"trained to {where} in {logs['train_runtime']:.1f} s ({logs.get('train_samples_per_second', 0):.1f} "
+                f"samples/s), mean loss {logs.get('train_loss', float('nan')):.4f}")
+    return f"{where}: " + ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                                    for key, value in logs.items() if key not in ("epoch", "total_flos"))
+
+
+class LogLines(TrainerCallback):
+    """The Trainer's log, one short line per event (instead of PrinterCallback's dicts)."""
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: Any, logs: Optional[dict] = None,
+               **kwargs: Any) -> None:
+        if state.is_world_process_zero and logs:
+            say(log_line(logs, state))
+
+
+class CompactProgressCallback(ProgressCallback):
+    """The Trainer's progress bar (on a terminal), with the log as short lines above it."""
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: Any, logs: Optional[dict] = None,
+               **kwargs: Any) -> None:
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            self.training_bar.write(f"[ftlab] {log_line(logs, state)}")
+
+
+class CheckpointConfig(TrainerCallback):
+    """Every checkpoint of an adapter carries the classifier's config.json (labels, pooling, truncation), as a
+    saved adapter does (ftlab.models.export.save_adapter): PEFT's save writes only the adapter's config, and a
+    checkpoint without it would be predicted with the base model's labels and pooling. Listed before the stop
+    callback, whose on_save ends training."""
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: Any, model: Any = None,
+                **kwargs: Any) -> None:
+        if state.is_world_process_zero and model is not None and hasattr(model, "get_base_model"):
+            model.get_base_model().config.save_pretrained(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
 def _schedule(cfg: Config) -> dict[str, Any]:
@@ -184,7 +231,7 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
     precision = precision or resolve_precision(cfg.speed.precision)
     configure_compile(cfg)
     timer = StepTimer()
-    trainer_callbacks: list[TrainerCallback] = [timer, TrainingClock(), *callbacks]
+    trainer_callbacks: list[TrainerCallback] = [timer, TrainingClock(), CheckpointConfig(), *callbacks]
     if cfg.speed.profile_steps and process_state().is_main_process:
         trainer_callbacks.append(ProfileSteps(cfg.speed.profile_steps, Path(output_dir) / PROFILE_NAME))
     if cfg.run.early_stopping_patience:
@@ -208,6 +255,10 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
                              optimizer_cls_and_kwargs=None if optimizer else custom_optimizer,
                              optimizers=(optimizer, None),
                              scheduler_factory=scheduler_factory(cfg.optim))
+    if trainer.pop_callback(PrinterCallback) is not None:
+        trainer.add_callback(LogLines())
+    elif trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(CompactProgressCallback())
     trainer.step_timer = timer
     return trainer
 

@@ -1,6 +1,5 @@
-"""`main.py search`: an Optuna study over train flags, in which every trial is an ordinary run.
-
-    python main.py search [train flags] --n_trials N --space "lr=1e-5..1e-3:log" --space "lora_r=4,8,16"
+"""The study of `main.py search` (ftlab.commands.search): an Optuna study over train flags, in which every trial is
+an ordinary run.
 
 The study lives in a storage (a SQLite file in the study directory unless --storage names another); any number of
 workers (processes, machines, SLURM array tasks) running the same command share it. The worker that finds fewer
@@ -18,14 +17,16 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
-from ftlab import exit_codes
 from ftlab.config import FIELDS
 from ftlab.errors import ConfigError
-from ftlab.search.args import SearchArgs, parse_search_args
+from ftlab.runs.record import RESULT_NAME
+from ftlab.search.args import SearchArgs
 
 if TYPE_CHECKING:  # ftlab.runs.preemption imports transformers: loaded only once the flags are known to be good
     from ftlab.runs.preemption import StopRequest
 
+# Train flags two workers of one study may differ in: where it writes, what it prints and keeps on disk.
+NOT_COMPARED = ("output_dir", "overwrite_output_dir", "verbose", "keep_checkpoints")
 # A worker with nothing left to start looks this often whether the others' trials have ended or gone stale.
 WAIT_POLL_SECONDS = 5
 
@@ -34,7 +35,7 @@ def fixed_settings(args: SearchArgs) -> dict[str, Any]:
     """What every worker and every continuation of a study must share: the space and the fixed train values
     (tracking and the output directory excepted: they do not change what a trial measures)."""
     fixed = {name: getattr(getattr(args.base, group), name) for name, (group, _) in FIELDS.items()
-             if group != "tracking" and name not in args.space and name not in ("output_dir", "overwrite_output_dir")}
+             if group != "tracking" and name not in args.space and name not in NOT_COMPARED}
     return {"space": {name: param.describe() for name, param in args.space.items()}, "train": fixed}
 
 
@@ -70,15 +71,15 @@ def open_study(args: SearchArgs, storage: Any) -> Any:
             raise ConfigError(f"study {args.study_name} in {storage.display} was not made by ftlab search; "
                               f"choose another --study_name")
         if stored is None:
-            leftover = sorted(args.study_dir.glob("trial-*/result.json"))
+            leftover = sorted(args.study_dir.glob(f"trial-*/{RESULT_NAME}"))
             if leftover:
                 raise ConfigError(f"{args.study_dir} holds trials of another study ({leftover[0]}, ...) but "
-                                  f"{args.study_name} in {storage.display} is new: choose another --study_dir, or "
+                                  f"{args.study_name} in {storage.display} is new: choose another --output_dir, or "
                                   f"the storage that study lives in")
             study.set_user_attr("ftlab", ours)
         elif stored != ours:
             raise ConfigError(f"study {args.study_name} in {storage.display} was started with other settings: "
-                              f"{_difference(stored, ours)}. Run the same command, or use another --study_dir "
+                              f"{_difference(stored, ours)}. Run the same command, or use another --output_dir "
                               f"or --study_name")
         originals = sum(_original(trial) for trial in trials)
         if args.n_trials < originals:
@@ -171,39 +172,3 @@ def _requeue_interrupted(study: Any, number: Optional[int]) -> None:
     if trial is not None and trial.state == TrialState.FAIL:
         optuna.storages.RetryHeartbeatStaleTrialCallback()(study, trial)
         print(f"[search] trial {number} interrupted; queued again for the next run of this command", flush=True)
-
-
-def main(argv: list[str]) -> int:
-    args = parse_search_args(argv)
-    from ftlab.hub import enter_offline_mode_if_unreachable
-    from ftlab.runtime import quiet_library_noise
-
-    from ftlab import methods
-
-    quiet_library_noise(methods.get(args.base.method.method).four_bit_base)  # the trials train in this process
-    from ftlab.search.storage import open_storage
-
-    enter_offline_mode_if_unreachable()  # before transformers/datasets read their offline switches
-    storage = open_storage(args.storage, args.study_dir, args.study_name, args.heartbeat_interval, args.grace_period)
-    study = open_study(args, storage)
-    print(f"[search] study {args.study_name} in {storage.display}: {args.n_trials} trials, objective validation "
-          f"{args.metric} ({study.direction.name.lower()}), pruner {args.pruner}, trials in {args.study_dir}",
-          flush=True)
-    from ftlab.runs.preemption import TrainingInterrupted, stop_on_signals
-    from ftlab.runtime import tune_glibc_malloc
-
-    tune_glibc_malloc()
-    try:
-        with stop_on_signals() as stop:
-            run_worker(study, args, storage, stop)
-    except TrainingInterrupted as exc:
-        print(f"[search] {exc}; run the same command to continue the study (exit code {exit_codes.INTERRUPTED})",
-              file=sys.stderr, flush=True)
-        return exit_codes.INTERRUPTED
-    except KeyboardInterrupt:
-        print("[search] interrupted; run the same command to continue the study", file=sys.stderr, flush=True)
-        return exit_codes.ABORTED
-    from ftlab.search.results import write_results
-
-    write_results(study, args, storage.display)
-    return 0
