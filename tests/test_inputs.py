@@ -206,8 +206,8 @@ def test_lora_targets_that_name_no_layer_stop_before_the_data_and_weights_load(t
                  str(tmp_path / "run")])
     captured = capsys.readouterr()
     assert code == 2 and captured.err == (
-        f"error: --lora_target_modules foo_proj: no layer of {tiny_model_dir} (distilbert) matches; its linear "
-        f"layers are named k_lin, lin1, lin2, out_lin, q_lin, v_lin\n")
+        "error: --lora_target_modules foo_proj: no layer of distilbert matches (--method lora); its linear layers "
+        "are named classifier, k_lin, lin1, lin2, out_lin, pre_classifier, q_lin, v_lin\n")
     assert "[ftlab] data" not in captured.out and not (tmp_path / "run").exists()
 
 

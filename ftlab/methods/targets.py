@@ -65,8 +65,10 @@ def check_matches(model: Any, pattern: str, args: Any, method: str) -> list[str]
     if not found:
         given = (f"--lora_target_modules {args.lora_target_modules}" if args.lora_target_modules
                  else f"the --lora_<module> switches ({', '.join(switches_on(args)) or 'none on'})")
-        raise ConfigError(f"--method {method}: {given} match no layer of {type(model).__name__}; name layers as "
-                          f"print(model) shows them (e.g. q_proj,v_proj), or all-linear")
+        linears = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                          if type(module).__name__ in ("Linear", "Conv1D")})
+        raise ConfigError(f"{given}: no layer of {model.config.model_type} matches (--method {method}); its linear "
+                          f"layers are named {', '.join(linears) or 'nothing: it has none'}")
     return found
 
 
