@@ -3,8 +3,10 @@
 # `add_run NAME COMMAND [FLAGS...]` (COMMAND: train or baseline) and ends with `run_suite`.
 #
 # Environment:
-#   SIZE=smoke|default|medium|full
+#   SIZE=smoke|small|default|medium|full
 #                     smoke (default): a few hundred examples, 64 tokens, 1 epoch: minutes on a laptop CPU, for CI.
+#                     small: `make run`'s task cut to what a CPU without bf16 units trains in about a minute per
+#                     run: 1,000 training reviews at 64 tokens (the same 250 validation and 1,000 test reviews).
 #                     default: `make run`'s settings (2,000 / 250 / 1,000 examples, 256 tokens, 1 epoch): no size
 #                     flag at all, so every run is main.py's embedded default but for its method.
 #                     medium: 2,000 training / 250 validation / 1,000 test examples, 128 tokens, 1 epoch: real
@@ -36,6 +38,7 @@ RESULTS="${RESULTS:-runs/${SUITE}-${SIZE}}"
 case "$SIZE" in
   smoke) SIZE_FLAGS=(--max_train_samples 128 --max_eval_samples 64 --max_test_samples 128 --max_length 64
                      --epochs 1 --batch_size 16 --logging_steps 2) ;;
+  small) SIZE_FLAGS=(--max_train_samples 1000 --max_length 64) ;;
   default) SIZE_FLAGS=() ;;
   medium) SIZE_FLAGS=(--max_train_samples 2000 --max_eval_samples 250 --max_test_samples 1000 --max_length 128
                       --epochs 1 --batch_size 16 --logging_steps 10) ;;
@@ -44,7 +47,7 @@ case "$SIZE" in
   # measurements at the CPU sizes only.
   full) SIZE_FLAGS=(--max_train_samples all --max_eval_samples all --max_test_samples all --epochs 2
                     --batch_size 32 --logging_steps 20 --pooling cls --truncation head) ;;
-  *) echo "error: SIZE=$SIZE: must be smoke, default, medium or full" >&2; exit 2 ;;
+  *) echo "error: SIZE=$SIZE: must be smoke, small, default, medium or full" >&2; exit 2 ;;
 esac
 MODEL_FLAGS=()
 if [[ -n "${MODEL:-}" ]]; then MODEL_FLAGS=(--model "$MODEL"); fi
