@@ -36,7 +36,10 @@ def fixed_settings(args: SearchArgs) -> dict[str, Any]:
     (tracking and the output directory excepted: they do not change what a trial measures)."""
     fixed = {name: getattr(getattr(args.base, group), name) for name, (group, _) in FIELDS.items()
              if group != "tracking" and name not in args.space and name not in NOT_COMPARED}
-    return {"space": {name: param.describe() for name, param in args.space.items()}, "train": fixed}
+    settings = {"space": {name: param.describe() for name, param in args.space.items()}, "train": fixed}
+    if args.trial_seeds:
+        settings["trial_seeds"] = list(args.trial_seeds)
+    return settings
 
 
 def _difference(stored: dict[str, Any], ours: dict[str, Any]) -> str:
@@ -85,14 +88,16 @@ def open_study(args: SearchArgs, storage: Any) -> Any:
         if args.n_trials < originals:
             raise ConfigError(f"--n_trials {args.n_trials}: study {args.study_name} already has {originals} trials; "
                               f"ask for at least that many")
-        for _ in range(args.n_trials - originals):
-            study.enqueue_trial({})
+        for index in range(args.n_trials - originals):
+            # The first trial of a new study may be given (a method's registry default), the others are drawn.
+            first = args.first_trial if index == 0 and originals == 0 else None
+            study.enqueue_trial(first or {})
         # Workers of one study draw from differently seeded samplers (the same seed would give the same values
         # to trials started side by side); the first worker of a study uses --sampler_seed itself.
         worker_index = study.user_attrs.get("ftlab_workers", 0)
         study.set_user_attr("ftlab_workers", worker_index + 1)
     pruner = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
-              "none": optuna.pruners.NopPruner}[args.pruner]()
+              "halving": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner}[args.pruner]()
     # constant_liar: trials still running count as bad results, so concurrent workers spread out.
     sampler = optuna.samplers.TPESampler(seed=args.sampler_seed + worker_index, constant_liar=True)
     return optuna.load_study(study_name=args.study_name, storage=storage.optuna, sampler=sampler, pruner=pruner)
@@ -155,7 +160,8 @@ def _trial_runner(args: SearchArgs, storage: Any) -> Any:
     return TrialRunner(train_argv=args.train_argv, space=args.space, study_dir=args.study_dir,
                        study_name=args.study_name, metric=args.metric, storage_display=storage.display,
                        release_queue=storage.lock.release,
-                       wandb_group=None if args.base.tracking.wandb_group else args.study_name)
+                       wandb_group=None if args.base.tracking.wandb_group else args.study_name,
+                       seeds=args.trial_seeds)
 
 
 def _requeue_interrupted(study: Any, number: Optional[int]) -> None:

@@ -73,14 +73,17 @@ class TrialRunner:
     """The objective handed to study.optimize: one trial = one training run, returning validation `metric`."""
 
     def __init__(self, *, train_argv: list[str], space: dict[str, Param], study_dir: Path, study_name: str,
-                 metric: str, storage_display: str, release_queue: Callable[[], None], wandb_group: Optional[str]):
+                 metric: str, storage_display: str, release_queue: Callable[[], None], wandb_group: Optional[str],
+                 seeds: tuple[int, ...] = ()):
         self.train_argv, self.space, self.study_dir, self.study_name = train_argv, space, study_dir, study_name
         self.metric, self.storage_display, self.release_queue = metric, storage_display, release_queue
-        self.wandb_group = wandb_group
+        self.wandb_group, self.seeds = wandb_group, seeds
         self.current: Optional[int] = None  # number of the trial in progress (to re-queue it on Ctrl-C)
 
-    def trial_config(self, params: dict[str, Any], output_dir: Path) -> Config:
+    def trial_config(self, params: dict[str, Any], output_dir: Path, seed: Optional[int] = None) -> Config:
         argv = [*self.train_argv, *param_flags(params), "--output_dir", str(output_dir)]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
         if self.wandb_group:
             argv += ["--wandb_group", self.wandb_group]
         return plan_run(argv)
@@ -102,11 +105,7 @@ class TrialRunner:
                 "state": "COMPLETE", "params": params, "objective": f"validation {self.metric}",
                 "retry_of": retry_of, "worker": worker_name()}
         try:
-            cfg = self.trial_config(params, output_dir)
-            reporter = TrialReporter(trial, self.metric, info,
-                                     eval_fractions=() if cfg.run.eval_steps else AUTO_EVAL_FRACTIONS)
-            sweep = {"command": "search", "dir": str(self.study_dir)}  # a report around the study leaves it out
-            record = run_training(cfg, callbacks=[reporter], extra={"search": info, "sweep": sweep})
+            value = self._run(trial, params, output_dir, info)
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             print(f"[search] trial {trial.number} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -114,11 +113,27 @@ class TrialRunner:
         finally:
             # A trial is never resumed (a retried one starts afresh in its own directory): its checkpoints are
             # only disk. The record and config stay; retrain the best configuration to keep a model.
-            for checkpoint in output_dir.glob("checkpoint-*"):
+            for checkpoint in output_dir.rglob("checkpoint-*"):
                 shutil.rmtree(checkpoint, ignore_errors=True)
-        value = record["metrics"]["validation"][self.metric]
         if info["state"] == "PRUNED":
             print(f"[search] trial {trial.number} pruned at step {info['pruned_at_step']}", flush=True)
             raise optuna.TrialPruned(f"pruned at step {info['pruned_at_step']}")
         print(f"[search] trial {trial.number} done: validation {self.metric} {value:.4f}", flush=True)
         return value
+
+    def _run(self, trial: optuna.Trial, params: dict[str, Any], output_dir: Path, info: dict[str, Any]) -> float:
+        """The trial's runs, one per trial seed (in <trial>/seed<N>) or one; its objective is their mean validation
+        metric. Only the first seed's run reports to the pruner: the seeds' intermediate figures would interleave."""
+        values = []
+        sweep = {"command": "search", "dir": str(self.study_dir)}  # a report around the study leaves it out
+        for index, seed in enumerate(self.seeds or (None,)):
+            cfg = self.trial_config(params, output_dir / f"seed{seed}" if seed is not None else output_dir, seed)
+            callbacks = [] if index else [TrialReporter(trial, self.metric, info, eval_fractions=(
+                () if cfg.run.eval_steps else AUTO_EVAL_FRACTIONS))]
+            record = run_training(cfg, callbacks=callbacks, extra={"search": info, "sweep": sweep})
+            values.append(record["metrics"]["validation"][self.metric])
+            if info["state"] != "COMPLETE":
+                break
+        if len(values) > 1:
+            info["seed_values"] = values
+        return sum(values) / len(values)
