@@ -59,17 +59,16 @@ def best_params(args: CompareArgs, method: str) -> dict[str, Any]:
 
 
 def reusable(args: CompareArgs, run_argv: list[str], seed: int) -> Optional[Path]:
-    """A finished run under --reuse with this run's configuration group and seed."""
-    if not args.reuse:
-        return None
+    """A finished run under --reuse, or among this comparison's confirmation runs (the best configuration may be the
+    default one), with this run's configuration group and seed."""
     from ftlab.analysis.records import load_records
     from ftlab.config import group_id
     from ftlab.training.speed import resolve_precision
 
     cfg = plan_run(run_argv)
     group = group_id(cfg, cfg.method.method, resolve_precision(cfg.speed.precision))
-    for directory in args.reuse:
-        for record in load_records(directory):
+    for directory in [args.output_dir / "confirm", *args.reuse]:
+        for record in load_records(directory) if directory.is_dir() else ():
             if record.group == group and record.seed == seed:
                 return record.directory
     return None

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
 from ftlab.config import FIELDS
+from ftlab.console import say
 from ftlab.errors import ConfigError
 from ftlab.runs.record import RESULT_NAME
 from ftlab.search.args import SearchArgs
@@ -135,8 +136,8 @@ def run_worker(study: Any, args: SearchArgs, storage: Any, stop: Optional[StopRe
                 except optuna.exceptions.UpdateFinishedTrialError:
                     # This worker stalled longer than --grace_period (alive, but silent): another one already
                     # failed its trial and queued it again. Its run directory stays; the study re-runs it.
-                    print(f"[search] trial {runner.current} was taken for dead while it ran (no heartbeat for the "
-                          f"grace period) and is re-run; raise --grace_period", file=sys.stderr, flush=True)
+                    say(f"trial {runner.current} was taken for dead while it ran (no heartbeat for the "
+                        f"grace period) and is re-run; raise --grace_period", prefix="[search]", file=sys.stderr)
                 runner.current = None
                 waiting_said = False
                 continue
@@ -148,8 +149,8 @@ def run_worker(study: Any, args: SearchArgs, storage: Any, stop: Optional[StopRe
         if not (storage.heartbeats and states[TrialState.RUNNING]):
             return
         if not waiting_said:
-            print(f"[search] no trial left to start; waiting for {states[TrialState.RUNNING]} running trial(s) of "
-                  f"other workers (one whose worker died is re-queued after its grace period)", flush=True)
+            say(f"no trial left to start; waiting for {states[TrialState.RUNNING]} running trial(s) of "
+                f"other workers (one whose worker died is re-queued after its grace period)", prefix="[search]")
             waiting_said = True
         time.sleep(min(WAIT_POLL_SECONDS, storage.heartbeat_interval))
 
@@ -177,4 +178,4 @@ def _requeue_interrupted(study: Any, number: Optional[int]) -> None:
         trial = study.get_trials(deepcopy=False)[number]
     if trial is not None and trial.state == TrialState.FAIL:
         optuna.storages.RetryHeartbeatStaleTrialCallback()(study, trial)
-        print(f"[search] trial {number} interrupted; queued again for the next run of this command", flush=True)
+        say(f"trial {number} interrupted; queued again for the next run of this command", prefix="[search]")

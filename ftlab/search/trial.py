@@ -20,6 +20,7 @@ import optuna
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ftlab.config import Config
+from ftlab.console import say
 from ftlab.runs.plan import plan_run
 from ftlab.search.space import Param, param_flags, show_params
 from ftlab.training.run import run_training  # heavy (torch): imported once, before the worker takes its first trial
@@ -99,8 +100,8 @@ class TrialRunner:
         trial.set_user_attr("worker", worker_name())
         if retry_of is not None:
             trial.set_user_attr("retry_of", retry_of)
-        print(f"[search] trial {trial.number}{f' (retry of trial {retry_of})' if retry_of is not None else ''}: "
-              f"{show_params(params)}", flush=True)
+        say(f"trial {trial.number}{f' (retry of trial {retry_of})' if retry_of is not None else ''}: "
+            f"{show_params(params)}", prefix="[search]")
         info = {"study": self.study_name, "storage": self.storage_display, "trial": trial.number,
                 "state": "COMPLETE", "params": params, "objective": f"validation {self.metric}",
                 "retry_of": retry_of, "worker": worker_name()}
@@ -108,7 +109,7 @@ class TrialRunner:
             value = self._run(trial, params, output_dir, info)
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
-            print(f"[search] trial {trial.number} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            say(f"trial {trial.number} failed: {type(exc).__name__}: {exc}", prefix="[search]", file=sys.stderr)
             raise
         finally:
             # A trial is never resumed (a retried one starts afresh in its own directory): its checkpoints are
@@ -116,9 +117,9 @@ class TrialRunner:
             for checkpoint in output_dir.rglob("checkpoint-*"):
                 shutil.rmtree(checkpoint, ignore_errors=True)
         if info["state"] == "PRUNED":
-            print(f"[search] trial {trial.number} pruned at step {info['pruned_at_step']}", flush=True)
+            say(f"trial {trial.number} pruned at step {info['pruned_at_step']}", prefix="[search]")
             raise optuna.TrialPruned(f"pruned at step {info['pruned_at_step']}")
-        print(f"[search] trial {trial.number} done: validation {self.metric} {value:.4f}", flush=True)
+        say(f"trial {trial.number} done: validation {self.metric} {value:.4f}", prefix="[search]")
         return value
 
     def _run(self, trial: optuna.Trial, params: dict[str, Any], output_dir: Path, info: dict[str, Any]) -> float:
