@@ -122,9 +122,9 @@ def peak_flops(device: str) -> Optional[float]:
     return next((flops for fragment, flops in PEAK_BF16_FLOPS if fragment in device), None)
 
 
-def useful_flops_per_second(record: dict[str, Any], samples_per_second: float) -> float:
+def useful_flops_per_second(record: dict[str, Any], samples_per_second: float) -> Optional[float]:
     """FLOP/s of useful work: the FLOPs model over the real tokens only (padding a recipe computes is waste),
-    times the passes its method needs."""
+    times the passes its method needs; None for a family the FLOPs model does not cover."""
     return training_flops(record["config"]["method"]["method"], flops_model(record["model_source"]["location"]),
                           record["mean_train_tokens"], samples_per_second)
 
@@ -144,8 +144,8 @@ def bench_row(record: dict[str, Any], reference: Optional[dict[str, Any]],
         "tokens_per_second": samples_per_second * record["mean_train_tokens"],
         "step_ms": 1000 * record["steady_step_seconds"] if record["steady_step_seconds"] else None,
         "useful_flops_per_second": useful,
-        "mfu": useful / peak if peak else None,
-        "cpu_utilisation": useful / rate if rate and not peak else None,
+        "mfu": useful / peak if peak and useful is not None else None,
+        "cpu_utilisation": useful / rate if rate and not peak and useful is not None else None,
         "peak_memory_mb": record["peak_memory_mb"],
         "eval_samples_per_second": record["metrics"]["validation"]["samples_per_second"],
         "test_accuracy": record["metrics"]["test"]["accuracy"],
@@ -195,7 +195,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['method']} | {row['recipe']} | {row['precision']} | {cell(row['samples_per_second'], '.1f')} "
             f"| {cell(row['tokens_per_second'], ',.0f')} | {cell(row['step_ms'], '.1f')} "
-            f"| {cell(row['useful_flops_per_second'] / 1e9, ',.1f')} | {percent(row['mfu'])} "
+            f"| {cell(row['useful_flops_per_second'] and row['useful_flops_per_second'] / 1e9, ',.1f')} "
+            f"| {percent(row['mfu'])} "
             f"| {percent(row['cpu_utilisation'])} "
             f"| {cell(row['peak_memory_mb'], ',.0f')} | {cell(row['eval_samples_per_second'], '.1f')} "
             f"| {cell(row['test_accuracy'], '.4f')} | {cell(row.get('speedup'), '.2f')}x "
