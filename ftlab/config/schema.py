@@ -264,7 +264,8 @@ class SpeedArgs:
     precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs; on "
                             "CPUs bf16 where they have bf16 units (AVX512-BF16 or AMX), else fp32 (bf16 without "
                             "them is emulated, far slower). bf16 on CPU computes the attention in fp32, which is "
-                            "faster there.",
+                            "faster there. Families that fail in half precision (DeBERTa v1) train in fp32 under "
+                            "auto, with the reason in the record, and refuse bf16 and fp16.",
                             choices=PRECISIONS)
     group_by_length: bool = option(True, "Batch texts of similar length together, so little compute goes to "
                                    "padding (ignored with --pad_to_max_length).", parse=parse_bool,

@@ -320,6 +320,13 @@ def dropout_attributes(config: Any) -> tuple[Optional[str], Optional[str]]:
     return first(ATTENTION_DROPOUT_KEYS), first(HIDDEN_DROPOUT_KEYS)
 
 
+# Families whose modeling code cannot run in half precision, and why: they train in fp32 (ftlab.training.speed).
+HALF_PRECISION_FAILS = {
+    "deberta": "(DeBERTa v1) fills masked attention scores with fp32's lowest value, which bf16 and fp16 cannot hold "
+               "('value cannot be converted to type c10::BFloat16 without overflow')",
+}
+
+
 # RoBERTa-style encoders number positions from pad_token_id + 1, so 514 position embeddings hold 512 tokens.
 POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")
 

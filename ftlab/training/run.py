@@ -31,7 +31,7 @@ from ftlab.runs.predictions import save_run_predictions
 from ftlab.runs.preemption import StopOnRequest
 from ftlab.runs.resume import count_attempt, latest_checkpoint
 from ftlab.training.record import build_record, environment, finish_record
-from ftlab.training.speed import PROFILE_NAME, resolve_dropout, resolve_precision
+from ftlab.training.speed import PROFILE_NAME, family_precision, resolve_dropout, resolve_precision
 from ftlab.training.tracking import finish_run, start_run
 from ftlab.training.trainer import build_trainer, optimizer_steps, train_and_evaluate
 
@@ -42,10 +42,13 @@ CALIBRATION_BATCHES = 16
 
 @dataclass
 class Inputs:
-    """What a run reads before it builds its model: the model's source and pooling, the data and its tokens."""
+    """What a run reads before it builds its model: the model's source and pooling, the precision it trains in (and
+    why, where its family decided), the data and its tokens."""
     source: ModelSource
     pooling: PoolingChoice
     data: PreparedData
+    precision: str
+    precision_reason: Optional[str]
     tokenizer: PreTrainedTokenizerBase
     tokenized: Any
 
@@ -57,10 +60,11 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     as they stand when it is written (such a callback may still fill them in during training)."""
     state = process_state()
     output_dir = resolve_output_dir(cfg)
-    precision = resolve_precision(cfg.speed.precision)  # a precision this device lacks fails before any download
+    # A precision this device lacks fails before any download, one the model's family cannot take before the data.
+    inputs = _read_inputs(cfg, resolve_precision(cfg.speed.precision))
+    precision = inputs.precision
     # Before training: a run that saves its adapter where it loaded it from rewrites what identifies that adapter.
     group = group_id(cfg, cfg.method.method, precision)
-    inputs = _read_inputs(cfg)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
     model, model_details = _build_model(cfg, inputs, precision, output_dir)
     params = count_parameters(model)
@@ -99,6 +103,7 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
         model_source={"origin": inputs.source.origin, "location": inputs.source.location},
         precision=precision,
         **model_details,
+        precision_reason=inputs.precision_reason,
         profile=str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
         steady_step_seconds=outcome.steady_step_seconds,
         steady_samples_per_second=outcome.steady_samples_per_second,
@@ -118,9 +123,10 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     return finish_record(output_dir, record)
 
 
-def _read_inputs(cfg: Config) -> Inputs:
+def _read_inputs(cfg: Config, precision: str) -> Inputs:
     """The model's source (resolved before the data, so that a model we cannot get fails before minutes of work),
-    the data, the tokenizer and the tokenised splits.
+    the precision its family trains in (`precision`: what --precision resolved to on this device), the data, the
+    tokenizer and the tokenised splits.
 
     With several processes the main one fills the caches (mirrors, tokenised splits) and the others then read them.
     Where each machine has its own cache, the processes of the other machines may build theirs at the same time;
@@ -128,8 +134,13 @@ def _read_inputs(cfg: Config) -> Inputs:
     with process_state().main_process_first():
         source = resolve_model(cfg.model.model)
         check_resolved_model(source, cfg.data.max_length, cfg.model.trust_remote_code)
-        # Before the data: a model the method cannot train stops now, in one line.
-        check_method_fits(load_config(source, cfg.model.trust_remote_code), cfg.method, cfg.model.trust_remote_code)
+        # Before the data: a model the method cannot train, or a precision its family cannot take, stops now, in one
+        # line.
+        config = load_config(source, cfg.model.trust_remote_code)
+        check_method_fits(config, cfg.method, cfg.model.trust_remote_code)
+        precision, precision_reason = family_precision(precision, cfg.speed.precision, config.model_type)
+        if precision_reason:
+            print(f"[ftlab] precision {precision}: {precision_reason}", flush=True)
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
         print(f"[ftlab] model: {cfg.model.model} from {source.origin} ({source.location}); pooling {pooling.used} "
@@ -137,7 +148,7 @@ def _read_inputs(cfg: Config) -> Inputs:
         tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
-    return Inputs(source, pooling, data, tokenizer, tokenized)
+    return Inputs(source, pooling, precision, precision_reason, data, tokenizer, tokenized)
 
 
 def _calibration_batches(cfg: Config, inputs: Inputs) -> list[dict]:
