@@ -21,7 +21,8 @@ from ftlab.distributed import distributed_summary, largest, process_state
 from ftlab.models.architectures import discover, dropout_attributes
 from ftlab.models.attention import use_fp32_attention
 from ftlab.models.export import export_models
-from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
+from ftlab.models.load import (check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token,
+                               unquantised_layers)
 from ftlab.methods import ApplyContext, count_parameters, skip_adapter_input_casts
 from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
 from ftlab.models.sources import ModelSource, check_resolved_model, load_config, resolve_model
@@ -46,9 +47,9 @@ class Inputs:
     why, where its family decided), the data and its tokens."""
     source: ModelSource
     pooling: PoolingChoice
-    data: PreparedData
     precision: str
     precision_reason: Optional[str]
+    data: PreparedData
     tokenizer: PreTrainedTokenizerBase
     tokenized: Any
 
@@ -102,8 +103,8 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
         truncation=cfg.data.truncation,
         model_source={"origin": inputs.source.origin, "location": inputs.source.location},
         precision=precision,
-        **model_details,
         precision_reason=inputs.precision_reason,
+        **model_details,
         profile=str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
         steady_step_seconds=outcome.steady_step_seconds,
         steady_samples_per_second=outcome.steady_samples_per_second,
@@ -181,6 +182,12 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str, output_dir: Path) 
                "hidden_dropout": getattr(model.config, hidden_key) if hidden_key else None,
                "attention": use_fp32_attention(model, precision)}
     arch = discover(model)  # once: pooling and the method read it
+    if methods.get(cfg.method.method).four_bit_base:
+        details["unquantised_layers"] = unquantised_layers(model, arch.body_linears)
+        if details["unquantised_layers"]:
+            print(f"[ftlab] 4-bit base: {len(details['unquantised_layers'])} linear layers stay in full precision "
+                  f"(unquantised_layers in the record), e.g. {next(iter(details['unquantised_layers'].items()))}",
+                  flush=True)
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, inputs.pooling.used, arch)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
