@@ -122,7 +122,8 @@ METHODS = (
                default_lr=1e-2, lr_range=(1e-3, 1e-1), lr_source="Gao et al. 2024 (FourierFT, GLUE: 5e-2 for the "
                "coefficients, lower for the head: one rate here)"),
     PeftMethod(name="waveft", label="WaveFT", peft_type="WAVEFT", config=("tuners/waveft/config.py", "WaveFTConfig"),
-               merges=True, budget="n_frequency", trains="sparse wavelet coefficients per target layer, and the head", default_lr=1e-2,
+               merges=True, budget="n_frequency", trains="sparse wavelet coefficients per target layer, and the head",
+               default_lr=1e-2,
                lr_range=(1e-3, 1e-1), lr_source="FourierFT's (a spectral method of the same kind)"),
     PeftMethod(name="c3a", label="C3A", peft_type="C3A", config=("tuners/c3a/config.py", "C3AConfig"),
                sized=("block_size", 256), merges=True,

@@ -220,9 +220,10 @@ class QLora(Lora):
         kinds = {type(model.get_submodule(path)) for path in arch.body_linears}
         if kinds and not {kind for kind in kinds
                           if kind is torch.nn.Linear or kind.__name__ in ("Conv1D", "Linear4bit")}:
+            names = ", ".join(sorted(kind.__name__ for kind in kinds))
             raise ConfigError(f"--method {self.name}: transformers' 4-bit loading quantises plain torch.nn.Linear "
-                              f"layers only, and {arch.model_type}'s are {', '.join(sorted(k.__name__ for k in kinds))}:"
-                              f" the base would stay in full precision; use --method lora")
+                              f"layers only, and {arch.model_type}'s are {names}: the base would stay in full "
+                              f"precision; use --method lora")
 
     def prepare(self, model: Any) -> Any:
         from peft import prepare_model_for_kbit_training

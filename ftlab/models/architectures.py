@@ -242,7 +242,8 @@ def discover(model: "torch.nn.Module") -> Architecture:
         found, mixed_list = _find_blocks(base.get_submodule(stack))
         if found is not None:
             inner.append(".".join(filter(None, [stack, found])))
-        mixed = mixed or (f"{'.'.join(filter(None, [prefix, stack, mixed_list]))}" if mixed_list else None)
+        if mixed_list and mixed is None:
+            mixed = ".".join(filter(None, [prefix, stack, mixed_list]))
     layers: dict[str, list[str]] = {switch: [] for switch in LORA_SWITCHES}
     parameters: dict[str, list[str]] = {switch: [] for switch in LORA_SWITCHES}
     fused: dict[str, tuple[str, ...]] = {}

@@ -1,6 +1,6 @@
 """Training FLOPs of a classifier, counted from the model's own layers: what `bench` divides by time and what a
-learning curve's cost axis counts, for the model families it covers (others: n/a). Light on import: transformers loads when a model is
-counted."""
+learning curve's cost axis counts, for the model families it covers (others: n/a). Light on import: transformers
+loads when a model is counted."""
 from __future__ import annotations
 
 from dataclasses import dataclass
