@@ -11,6 +11,8 @@ import pytest
 
 from ftlab import methods
 from ftlab.cli import main
+from ftlab.compare.args import parse_compare_args
+from ftlab.compare.tasks import reusable, stage_records
 from tests.conftest import run_main, synthetic_rows, write_csv
 
 
@@ -41,6 +43,7 @@ def test_a_comparison_tunes_confirms_and_continues(tiny_model_dir, tmp_path, cap
             "--output_dir", str(out), "--pruner", "none", "--model", str(tiny_model_dir), "--dataset", str(data),
             "--text_column", "sentence", "--label_column", "polarity", "--max_length", "32", "--precision", "fp32"]
     assert main(argv) == 0
+    parsed = parse_compare_args(argv[1:])
     result = json.loads((out / "compare.json").read_text())
     assert list(result["methods"]) == ["ia3", "head"]
     for method, entry in result["methods"].items():
@@ -54,9 +57,9 @@ def test_a_comparison_tunes_confirms_and_continues(tiny_model_dir, tmp_path, cap
         low, high = methods.get(method).lr_range
         assert all(low <= t["config"]["optim"]["lr"] <= high for t in trials)
         best = max(trials, key=lambda t: t["metrics"]["validation"]["accuracy"])  # the first of equals, as Optuna
-        for seed in (1, 2):
-            confirmed = json.loads((out / "confirm" / method / f"seed{seed}" / "result.json").read_text())
-            default = json.loads((out / "default" / method / f"seed{seed}" / "result.json").read_text())
+        confirms, defaults = (stage_records(parsed, stage, method) for stage in ("confirm", "default"))
+        assert len(confirms) == len(defaults) == 2
+        for seed, confirmed, default in zip((1, 2), (r.data for r in confirms), (r.data for r in defaults)):
             assert confirmed["config"]["optim"]["lr"] == pytest.approx(best["config"]["optim"]["lr"])
             assert default["config"]["optim"]["lr"] == methods.get(method).default_lr
             assert confirmed["seed"] == default["seed"] == seed
@@ -76,12 +79,10 @@ def test_a_comparison_tunes_confirms_and_continues(tiny_model_dir, tmp_path, cap
     assert sum(1 for _ in (out / "tune" / "ia3").glob("trial-*")) == 2
 
     # A later comparison reads the finished default runs of the same configuration and seed instead of re-running.
-    from ftlab.compare.args import parse_compare_args
-    from ftlab.compare.tasks import reusable
 
     again = parse_compare_args([*argv[1:], "--output_dir", str(tmp_path / "again"), "--reuse", str(out)])
     found = reusable(again, again.method_argv("head") + ["--seed", "2"], 2)
-    default = json.loads((out / "default" / "head" / "seed2" / "result.json").read_text())
+    default = stage_records(parsed, "default", "head")[1].data
     assert found is not None and found.parent.parent.name in ("default", "confirm")  # the best may be the default
     assert json.loads((found / "result.json").read_text())["group"] == default["group"]
     assert reusable(again, again.method_argv("head") + ["--seed", "3"], 3) is None

@@ -171,8 +171,8 @@ def test_deberta_v1_really_fails_under_bf16_autocast():
 # --- one line before any data: a family without a sequence classifier, targets that match nothing -----------
 
 def test_squeezebert_all_linear_matches_nothing_in_one_line():
-    with pytest.raises(ConfigError, match="--method lora: --lora_target_modules all-linear match no layer of "
-                                          "SqueezeBertForSequenceClassification"):
+    with pytest.raises(ConfigError, match=r"--lora_target_modules all-linear: no layer of squeezebert matches "
+                                          r"\(--method lora\); its linear layers are named classifier, dense"):
         check_method_fits(_config("squeezebert"), _args(lora_target_modules="all-linear"))
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ftlab.compare.args import CompareArgs
 
 NAME = "compare"
-SUMMARY = "Methods at their own tuned learning rates, confirmed on fresh seeds: verdicts and tuning curves."
+SUMMARY = "Each method at its own tuned learning rate, confirmed on fresh seeds; tuning curves."
 
 
 def build_parser(prog: str = "main.py") -> OneLineParser:

@@ -97,8 +97,8 @@ def parse_search_args(argv: list[str]) -> SearchArgs:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("search runs each trial in one process: start several workers (or a SLURM array, "
                           "scripts/slurm/search_array.sbatch), not accelerate launch")
+    _check_space_methods(space, base)  # before the points: its line says why such a flag cannot be searched
     _check_space_points(space, train_argv)
-    _check_space_methods(space, base)
     method = "" if "method" in space else f"-{base.method.method}"
     study_dir = Path(known.output_dir or Path(STUDIES_DIR) / f"search-{dataset_label(base)}{method}")
     check_output_dir(study_dir)

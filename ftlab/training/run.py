@@ -192,9 +192,8 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str, output_dir: Path) 
     if methods.get(cfg.method.method).four_bit_base:
         details["unquantised_layers"] = unquantised_layers(model, arch.body_linears)
         if details["unquantised_layers"]:
-            print(f"[ftlab] 4-bit base: {len(details['unquantised_layers'])} linear layers stay in full precision "
-                  f"(unquantised_layers in the record), e.g. {next(iter(details['unquantised_layers'].items()))}",
-                  flush=True)
+            say(f"4-bit base: {len(details['unquantised_layers'])} linear layers stay in full precision "
+                f"(unquantised_layers in the record), e.g. {next(iter(details['unquantised_layers'].items()))}")
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, inputs.pooling.used, arch)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
