@@ -56,6 +56,17 @@ def _positive(value: Any) -> bool:
     return value is None or value > 0
 
 
+# Fewest rows a validation or test split is scored on. Below it one example moves the accuracy by more than 10
+# points and the intervals and paired tests have nothing to stand on (a 6-row file left 1 and 1 and reported
+# accuracy 0.0): an error, not a figure. A subsample flag below it is refused with the other values, before the
+# data loads; a split that arrives that small is refused once read (ftlab.data.splits).
+MIN_EVAL_ROWS = 10
+
+
+def _scoreable(value: Any) -> bool:
+    return value is None or value >= MIN_EVAL_ROWS
+
+
 # --- the config groups --------------------------------------------------------------------------------------
 
 @dataclass
@@ -94,9 +105,11 @@ class DataArgs:
                                   "so that with one --data_seed a smaller sample lies inside every larger one "
                                   "(learning curves: main.py curve uses it).", choices=TRAIN_SUBSAMPLES)
     max_eval_samples: Optional[int] = option(250, "Stratified subsample of the validation split ('all' for all).",
-                                             parse=parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+                                             parse=parse_count, check=_scoreable,
+                                             allowed=f"an integer >= {MIN_EVAL_ROWS} or 'all'")
     max_test_samples: Optional[int] = option(1000, "Stratified subsample of the test split ('all' for all).",
-                                             parse=parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+                                             parse=parse_count, check=_scoreable,
+                                             allowed=f"an integer >= {MIN_EVAL_ROWS} or 'all'")
     validation_fraction: float = option(0.1, "Share of train carved out as validation when a dataset has none.",
                                         parse=parse_float, check=lambda v: 0 < v < 1,
                                         allowed="a number between 0 and 1 (exclusive)")
