@@ -31,9 +31,20 @@ def methods_table() -> str:
     return "\n".join([*lines, "", TABLE_END])
 
 
+def _gist(why: str) -> str:
+    """The head of a left-out type's reason, before its parenthesis, semicolon or colon: the README's short form."""
+    for mark in (" (", ";", ":"):
+        why = why.split(mark)[0]
+    return why
+
+
 def methods_list() -> str:
-    """For the README: every method's name, wrapped at 120 columns."""
+    """For the README: every method's name, then PEFT's types left out with the gist of why, wrapped at 120
+    columns."""
     import textwrap
 
     names = ", ".join(f"`{name}`" for name in METHODS) + "."
-    return "\n".join([LIST_START, *textwrap.wrap(names, 120, break_on_hyphens=False), LIST_END])
+    left_out = "Left out of PEFT's types: " + "; ".join(
+        f"`{peft_type.lower()}` ({_gist(why)})" for peft_type, why in LEFT_OUT.items()) + "."
+    wrap = lambda text: textwrap.wrap(text, 120, break_on_hyphens=False)  # noqa: E731
+    return "\n".join([LIST_START, *wrap(names), "", *wrap(left_out), LIST_END])
