@@ -116,7 +116,8 @@ def prepare(argv: list[str]) -> Job:
                           f"run of a method that merges (the methods table's 'merges' column)")
     check: Optional[tuple[list[str], Optional[list[int]]]] = None
     if args.check_file:
-        texts, labels = read_labelled_texts(args.check_file, args.text_column, args.label_column)
+        texts, labels = read_labelled_texts(args.check_file, args.text_column, args.label_column,
+                                            "--check_file")
         check = texts, None if labels is None else _label_ids(labels, saved.directory, args.check_file)
     elif saved.record is None:
         raise ConfigError(f"{args.model}: a model without its run's record, so there is no test split to check the "

@@ -59,17 +59,17 @@ def read_texts(path: str, text_column: str = "text") -> list[str]:
     return read_labelled_texts(path, text_column)[0]
 
 
-def read_labelled_texts(path: str, text_column: str = "text",
-                        label_column: Optional[str] = None) -> tuple[list[str], Optional[list[str]]]:
+def read_labelled_texts(path: str, text_column: str = "text", label_column: Optional[str] = None,
+                        flag: str = "--file") -> tuple[list[str], Optional[list[str]]]:
     """The texts of read_texts, and each row's `label_column` value as text where the file is a .csv / .jsonl
-    that has that column in every row (else None)."""
+    that has that column in every row (else None). `flag`: the option that named the file, for errors."""
     file = Path(path)
     if not file.is_file():
-        raise DataError(f"--file {path}: no such file")
+        raise DataError(f"{flag} {path}: no such file")
     suffix = file.suffix.lower()
     if suffix not in INPUT_SUFFIXES:
-        raise DataError(f"--file {path}: expected a .txt, .csv or .jsonl file")
-    check_text_file(file, "--file", empty="no texts to label")
+        raise DataError(f"{flag} {path}: expected a .txt, .csv or .jsonl file")
+    check_text_file(file, flag, empty="no texts to label")
     with open(file, encoding="utf-8", newline="" if suffix == ".csv" else None) as handle:
         if suffix == ".txt":
             return [line.rstrip("\r\n") for line in handle if line.strip()], None
@@ -79,10 +79,10 @@ def read_labelled_texts(path: str, text_column: str = "text",
             try:
                 rows = [json.loads(line) for line in handle if line.strip()]
             except json.JSONDecodeError as exc:
-                raise DataError(f"--file {path}: not JSON Lines ({exc})") from None
+                raise DataError(f"{flag} {path}: not JSON Lines ({exc})") from None
     missing = [i for i, row in enumerate(rows) if not isinstance(row, dict) or row.get(text_column) is None]
     if missing:
-        raise DataError(f"--file {path}: row {missing[0] + 1} has no column {text_column!r} (set --text_column)")
+        raise DataError(f"{flag} {path}: row {missing[0] + 1} has no column {text_column!r} (set --text_column)")
     labelled = label_column is not None and all(row.get(label_column) not in (None, "") for row in rows)
     return [str(row[text_column]) for row in rows], [str(row[label_column]) for row in rows] if labelled else None
 
