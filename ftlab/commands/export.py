@@ -26,7 +26,7 @@ from ftlab.models.onnx import EXPORT_RECORD, ONNX_FILE, QUANTIZATIONS
 from ftlab.runs.model import EXPORT_DIR, SavedModel, locate_model
 
 NAME = "export"
-SUMMARY = "Export a run's model to ONNX (merged; int8 or fp16 if asked), checked against the model on its test split."
+SUMMARY = "Export a run's model to ONNX (int8 if asked), checked against it on its test split."
 FORMATS = ("onnx",)
 LIBRARIES = ("onnx", "onnxruntime")  # the `export` extra of setup.cfg
 BENCH_TEXTS = 512
