@@ -27,7 +27,9 @@ def _interval(accuracy: float, texts: int) -> str:
 
 
 def _metrics(record: RunRecord) -> list[str]:
-    lines = [f"| split | texts | accuracy ({CONFIDENCE:.0%} Wilson interval) | macro F1 |", "|---|---:|---|---:|"]
+    # The record's F1 is the positive class's for two labels, macro-averaged otherwise (ftlab.training.metrics).
+    f1 = f"F1 ({record.label_names[1]})" if len(record.label_names) == 2 else "macro F1"
+    lines = [f"| split | texts | accuracy ({CONFIDENCE:.0%} Wilson interval) | {f1} |", "|---|---:|---|---:|"]
     for split in ("validation", "test"):
         if split not in record.splits:
             continue
