@@ -25,7 +25,7 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr"
 BEST_METRICS = ("accuracy", "f1", "loss")
 WANDB_MODES = ("online", "offline", "disabled")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-POOLINGS = ("auto", "cls", "mean", "last")
+POOLINGS = ("auto", "cls", "mean", "last", "eos")
 TRUNCATIONS = ("head", "tail", "head_tail")
 TRAIN_SUBSAMPLES = ("stratified", "nested")
 KEEP_CHECKPOINTS = ("none", "best", "all")
@@ -66,7 +66,9 @@ class ModelArgs:
                         "(these two) are fetched through the package index.")
     pooling: str = option("auto", "What the classification head sees: cls = an encoder's own (first-token) input, "
                           "mean = the mean of the last layer's token states (padding left out), last = the last real "
-                          "token's state (a decoder's own); auto = last for decoder LMs, mean when the model's "
+                          "token's state (a decoder's own), eos = an encoder-decoder's own (BART, T5: the decoder's "
+                          "state at the EOS token; the only one they take); auto = eos for encoder-decoders, last for "
+                          "decoder LMs, mean when the model's "
                           "sentence-transformers pooling config says mean (all-MiniLM-L6-v2), else cls. A saved "
                           "adapter's pooling is kept when it is loaded.", choices=POOLINGS, legacy="cls")
     # Not part of a run's identity: it permits loading a model, it cannot change what a loadable model computes.
@@ -270,7 +272,8 @@ class SpeedArgs:
     precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs; on "
                             "CPUs bf16 where they have bf16 units (AVX512-BF16 or AMX), else fp32 (bf16 without "
                             "them is emulated, far slower). bf16 on CPU computes the attention in fp32, which is "
-                            "faster there.",
+                            "faster there. Families that fail in half precision (DeBERTa v1) train in fp32 under "
+                            "auto, with the reason in the record, and refuse bf16 and fp16.",
                             choices=PRECISIONS)
     group_by_length: bool = option(True, "Batch texts of similar length together, so little compute goes to "
                                    "padding (ignored with --pad_to_max_length).", parse=parse_bool,

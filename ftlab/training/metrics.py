@@ -30,9 +30,9 @@ def split_metrics(labels: np.ndarray, predictions: np.ndarray, num_labels: int) 
 def trainer_metrics(num_labels: int) -> Callable[[Any], dict[str, float]]:
     """The Trainer's compute_metrics hook (scalars only, so every logger can take them)."""
     def compute(eval_prediction: Any) -> dict[str, float]:
-        logits = eval_prediction.predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        return classification_metrics(eval_prediction.label_ids, np.argmax(logits, axis=-1), num_labels)
+        # The logits alone: HarnessTrainer.prediction_step drops the other outputs of encoder-decoders.
+        return classification_metrics(eval_prediction.label_ids, np.argmax(eval_prediction.predictions, axis=-1),
+                                      num_labels)
     return compute
 
 
