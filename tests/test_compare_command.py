@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ftlab import methods
@@ -65,6 +66,9 @@ def test_a_comparison_tunes_confirms_and_continues(tiny_model_dir, tmp_path, cap
             assert confirmed["seed"] == default["seed"] == seed
         assert entry["tuned"]["seeds"] == [1, 2] and len(entry["tuning_curve"]["expected"]) == 2
         assert entry["tuned"]["verdict"] and entry["default"]["verdict"]
+        # Serving cost beside training cost: ms per 1,000 texts at the runs' test-split evaluation throughput.
+        tested = [r.data["metrics"]["test"]["samples_per_second"] for r in confirms]
+        assert entry["tuned"]["inference_ms_per_1000"] == pytest.approx(np.mean([1e6 / rate for rate in tested]))
         assert isinstance(entry["verdict_flipped"], bool)
     assert result["tuned_reference"] in ("ia3", "head") and 1 <= result["stable_budget"] <= 2
     assert (out / "compare.md").is_file() and all(Path(p).is_file() for p in result["plots"])

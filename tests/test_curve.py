@@ -71,6 +71,22 @@ def test_a_recipe_is_placed_against_the_curves_time_frontier_without_changing_it
     assert [p.on_time_front for p in points] == [True, True, True, False]
 
 
+def test_inference_cost_is_a_frontier_of_its_own():
+    from ftlab.runs.record import RunRecord
+
+    def record(samples_per_second):
+        return RunRecord({"output_dir": "x", "metrics": {"test": {"samples_per_second": samples_per_second}}})
+
+    assert fit.inference_ms_per_1000([record(50.0), record(200.0)]) == pytest.approx((20_000 + 5_000) / 2)
+    assert fit.inference_ms_per_1000([record(None)]) is None
+    # slow to train but cheap to serve (the SVM), fast to train but dear to serve, and one beaten on both
+    points = [fit.CostPoint("svm", 100, 0.80, 100.0, None, 50.0), fit.CostPoint("head", 100, 0.85, 10.0, 1e11, 900.0),
+              fit.CostPoint("lora", 100, 0.79, 50.0, 1e12, 950.0), fit.CostPoint("full", 100, 0.90, 60.0, 3e12, None)]
+    fit.mark_fronts(points)
+    assert [p.on_inference_front for p in points] == [True, True, False, False]
+    assert [p.on_time_front for p in points] == [False, True, False, True]
+
+
 def test_the_size_reaching_a_target_inverts_the_curve():
     params = np.array([0.9, 3.0, 0.6])
     size = fit.size_reaching(params, 0.85)
@@ -224,6 +240,9 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
     assert cost["train_flops"] == pytest.approx(np.mean([training_flops("head", model, r["mean_train_tokens"], 80)
                                                          for r in seeds80]))
     assert cost["train_seconds"] == pytest.approx(np.mean([r["train_seconds"] for r in seeds80]))
+    assert cost["inference_ms_per_1000"] == pytest.approx(np.mean([1e6 / r["metrics"]["test"]["samples_per_second"]
+                                                                   for r in seeds80]))
+    assert any(c["on_inference_front"] for c in result["cost"])
     assert any(c["on_time_front"] for c in result["cost"])
     assert result["crossovers"][0]["methods"] == ["head", "svm"]
     assert set(result["verdicts_by_size"]) == {"40", "80", "120"}

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import optimize
 
 from ftlab.analysis.compare import Summary
+from ftlab.runs.record import RunRecord
 
 BOUNDS = ([0.0, 0.0, 1e-3], [1.0, np.inf, 2.0])  # a, b, c
 MIN_FIT_SIZES = 3
@@ -238,6 +239,15 @@ def target_size(curve: MethodCurve, target: float) -> dict[str, Any]:
             "share_of_rounds_reaching": (len(reached) / len(rounds)) if rounds else None}
 
 
+def inference_ms_per_1000(records: Sequence[RunRecord]) -> Optional[float]:
+    """What labelling costs a configuration: milliseconds per 1,000 texts at its runs' test-split evaluation
+    throughput (as trained: torch, the evaluation batch size, on the machine that ran them), mean over seeds; None
+    where no record measured it. `export --bench` measures a deployed model's cost (ftlab.bench.inference)."""
+    rates = [record.metrics("test").get("samples_per_second") for record in records if "test" in record.splits]
+    costs = [1e6 / rate for rate in rates if rate]
+    return float(np.mean(costs)) if costs else None
+
+
 @dataclass
 class CostPoint:
     method: str
@@ -245,17 +255,22 @@ class CostPoint:
     accuracy: float  # mean over seeds
     train_seconds: float  # mean over seeds
     train_flops: Optional[float]  # None where FLOPs mean nothing (the TF-IDF SVM)
+    inference_ms_per_1000: Optional[float] = None  # inference_ms_per_1000 of its seeds
     on_time_front: bool = False
     on_flops_front: bool = False
+    on_inference_front: bool = False
     notes: list[str] = field(default_factory=list)
 
 
 def mark_fronts(points: list[CostPoint]) -> None:
-    """Flag the Pareto-optimal points of accuracy against training time, and against training FLOPs."""
+    """Flag the Pareto-optimal points of accuracy against training time, against training FLOPs and against
+    inference cost."""
     for i in pareto_front([p.train_seconds for p in points], [p.accuracy for p in points]):
         points[i].on_time_front = True
     for i in pareto_front([p.train_flops for p in points], [p.accuracy for p in points]):
         points[i].on_flops_front = True
+    for i in pareto_front([p.inference_ms_per_1000 for p in points], [p.accuracy for p in points]):
+        points[i].on_inference_front = True
 
 
 def place(point: CostPoint, curve_points: list[CostPoint]) -> tuple[bool, list[int]]:

@@ -7,21 +7,24 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ftlab.commands.job import Job
 from ftlab.config import OPTIONAL_BOOL, POSITIVE_INT, TRUNCATIONS, OneLineParser
 from ftlab.console import say
 from ftlab.data.textfile import check_text_file
 from ftlab.errors import ConfigError, DataError
-from ftlab.runs.model import SavedModel, locate_model
+from ftlab.models.inference import DEFAULT_MAX_LENGTH
+from ftlab.runs.model import SavedModel, locate_export, locate_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from ftlab.models.onnx import OnnxClassifier
+
 NAME = "predict"
 SUMMARY = "Label texts with the model of a run (its directory, a seed's or a checkpoint)."
-DEFAULT_MAX_LENGTH = 512  # for models saved without the run's max length
+BACKENDS = ("torch", "onnx")
 INPUT_SUFFIXES = (".txt", ".csv", ".jsonl")
 
 
@@ -29,7 +32,11 @@ def build_parser(prog: str = "main.py") -> OneLineParser:
     parser = OneLineParser(prog=f"{prog} {NAME}", description="Label texts with the model a run saved.")
     parser.add_argument("texts", nargs="*", help="Texts to label (or use --file).")
     parser.add_argument("--model_dir", required=True, help="A run's directory (its model), a seed directory of a "
-                        "--seeds run, a checkpoint directory, or a saved model or LoRA adapter directory.")
+                        "--seeds run, a checkpoint directory, or a saved model or LoRA adapter directory; with "
+                        "--backend onnx, what `export` wrote (or a run directory holding it in onnx/).")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="torch: the saved model with PyTorch; "
+                        "onnx: the graph `export` wrote (the quantised one where it was asked for), with ONNX "
+                        "Runtime (default: torch).")
     parser.add_argument("--file", help="Texts to label: .txt (one per line), .csv or .jsonl (see --text_column), "
                         "UTF-8.")
     parser.add_argument("--text_column", default="text", help="--file .csv/.jsonl: the column of texts (default: "
@@ -49,27 +56,35 @@ def build_parser(prog: str = "main.py") -> OneLineParser:
 
 def read_texts(path: str, text_column: str = "text") -> list[str]:
     """.txt: one text per line (blank lines skipped); .csv / .jsonl: the `text_column` of each row."""
+    return read_labelled_texts(path, text_column)[0]
+
+
+def read_labelled_texts(path: str, text_column: str = "text", label_column: Optional[str] = None,
+                        flag: str = "--file") -> tuple[list[str], Optional[list[str]]]:
+    """The texts of read_texts, and each row's `label_column` value as text where the file is a .csv / .jsonl
+    that has that column in every row (else None). `flag`: the option that named the file, for errors."""
     file = Path(path)
     if not file.is_file():
-        raise DataError(f"--file {path}: no such file")
+        raise DataError(f"{flag} {path}: no such file")
     suffix = file.suffix.lower()
     if suffix not in INPUT_SUFFIXES:
-        raise DataError(f"--file {path}: expected a .txt, .csv or .jsonl file")
-    check_text_file(file, "--file", empty="no texts to label")
+        raise DataError(f"{flag} {path}: expected a .txt, .csv or .jsonl file")
+    check_text_file(file, flag, empty="no texts to label")
     with open(file, encoding="utf-8", newline="" if suffix == ".csv" else None) as handle:
         if suffix == ".txt":
-            return [line.rstrip("\r\n") for line in handle if line.strip()]
+            return [line.rstrip("\r\n") for line in handle if line.strip()], None
         if suffix == ".csv":
             rows = list(csv.DictReader(handle))
         else:
             try:
                 rows = [json.loads(line) for line in handle if line.strip()]
             except json.JSONDecodeError as exc:
-                raise DataError(f"--file {path}: not JSON Lines ({exc})") from None
+                raise DataError(f"{flag} {path}: not JSON Lines ({exc})") from None
     missing = [i for i, row in enumerate(rows) if not isinstance(row, dict) or row.get(text_column) is None]
     if missing:
-        raise DataError(f"--file {path}: row {missing[0] + 1} has no column {text_column!r} (set --text_column)")
-    return [str(row[text_column]) for row in rows]
+        raise DataError(f"{flag} {path}: row {missing[0] + 1} has no column {text_column!r} (set --text_column)")
+    labelled = label_column is not None and all(row.get(label_column) not in (None, "") for row in rows)
+    return [str(row[text_column]) for row in rows], [str(row[label_column]) for row in rows] if labelled else None
 
 
 def prepare(argv: list[str]) -> Job:
@@ -82,7 +97,8 @@ def prepare(argv: list[str]) -> Job:
         raise DataError(f"--file {args.file} holds no texts")
     if args.output and Path(args.output).is_dir():
         raise ConfigError(f"--output {args.output}: a directory; --output names the file to write the predictions to")
-    saved = locate_model(args.model_dir)  # a directory without a model is refused before anything loads
+    # A directory without a model (or, for onnx, without an export) is refused before anything loads.
+    saved = locate_export(args.model_dir) if args.backend == "onnx" else locate_model(args.model_dir)
     return Job(run=lambda stop: label_and_write(saved, texts, args), verbose=args.verbose)
 
 
@@ -103,39 +119,27 @@ def load_saved(saved: SavedModel, verbose: bool = False) -> tuple[PreTrainedMode
     return load_for_inference(str(saved.directory), record.label_names, settings, verbose)
 
 
-def predict(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], *, batch_size: int = 32,
-            max_length: Optional[int] = None, truncation: Optional[str] = None) -> list[dict[str, Any]]:
+def predict(model: Union[PreTrainedModel, OnnxClassifier], tokenizer: Optional[PreTrainedTokenizerBase],
+            texts: list[str], *, batch_size: int = 32, max_length: Optional[int] = None,
+            truncation: Optional[str] = None) -> list[dict[str, Any]]:
     """One record per text: {"text", "label" (name), "label_id", "probabilities": {name: p}}. Texts are cut as the
     model's run cut them (its saved truncation and max length; head and 512 tokens when it saved none) unless
-    `max_length` / `truncation` say otherwise."""
-    import torch
+    `max_length` / `truncation` say otherwise. `model`: a torch classifier with its tokenizer, or an exported graph
+    (tokenizer None: its own)."""
+    from ftlab.runs.labelling import label_records, logits
 
-    from ftlab.data.truncation import encode, saved_truncation
-
-    saved_strategy, saved_length = saved_truncation(model.config)
-    truncation = truncation or saved_strategy
-    max_length = max_length or saved_length or DEFAULT_MAX_LENGTH
-    model.eval()  # dropout off: the same text always gets the same answer
-    id2label = model.config.id2label
-    device = next(model.parameters()).device
-    records: list[dict[str, Any]] = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            # Dynamic padding: each batch is padded to its own longest text, not to max_length.
-            encoded = encode(tokenizer, batch, max_length=max_length, truncation=truncation, padding=True,
-                             return_tensors="pt")
-            logits = model(**{key: value.to(device) for key, value in encoded.items()}).logits
-            probabilities = torch.softmax(logits.float(), dim=-1).cpu()
-            for text, probs in zip(batch, probabilities):
-                label_id = int(probs.argmax())
-                records.append({"text": text, "label": id2label[label_id], "label_id": label_id,
-                                "probabilities": {id2label[i]: float(p) for i, p in enumerate(probs)}})
-    return records
+    scores = logits(model, tokenizer, texts, batch_size=batch_size, max_length=max_length, truncation=truncation)
+    return label_records(scores, texts, model.config.id2label)
 
 
-def label_and_write(saved: SavedModel, texts: list[str], args: Any) -> int:
-    model, tokenizer = load_saved(saved, args.verbose)
+def label_and_write(saved: Union[SavedModel, Path], texts: list[str], args: Any) -> int:
+    """`saved`: a run's model, or (--backend onnx) the graph an export deploys."""
+    if isinstance(saved, Path):
+        from ftlab.models.onnx import OnnxClassifier
+
+        model, tokenizer = OnnxClassifier.load(saved), None
+    else:
+        model, tokenizer = load_saved(saved, args.verbose)
     records = predict(model, tokenizer, texts, batch_size=args.batch_size, max_length=args.max_length,
                       truncation=args.truncation)
     for record in records:

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ftlab.analysis.compare import Comparison, Summary, best_by_validation, compare, summarise
+from ftlab.analysis.curves import inference_ms_per_1000
 from ftlab.analysis.records import Group, load_records
 from ftlab.analysis.tuning import TuningCurve, probability_of_improvement, stable_budget, tuning_curve
 from ftlab.compare.args import CompareArgs
@@ -61,6 +62,7 @@ def _row(summary: Summary, outcome: Any, reference: Summary) -> dict[str, Any]:
                            "interval": summary.interval,
                            "validation_mean": float(np.mean(summary.validation_accuracy)),
                            "train_seconds": float(np.mean([r.train_seconds for r in summary.group.records])),
+                           "inference_ms_per_1000": inference_ms_per_1000(summary.group.records),
                            "trainable_params": summary.group.records[0].trainable_params,
                            "lr": summary.group.records[0].option("optim", "lr"),
                            "p_improvement_over_best": probability_of_improvement(summary.test_accuracy,

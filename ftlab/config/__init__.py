@@ -4,7 +4,7 @@
 
 Layer: imports only the foundation modules (ftlab.errors, ...). Callers import from here."""
 from ftlab.config.groups import ADAPTER_PROVENANCE, group_id
-from ftlab.config.parse import (OPTIONAL_BOOL, POSITIVE_INT, OneLineParser, build_parser, config_from_record,
+from ftlab.config.parse import (OPTIONAL_BOOL, POSITIVE_INT, OneLineParser, build_parser, command_line, config_from_record,
                                 explicit_options, flags_for_method, flatten_sections, parse_config, read_config_file)
 from ftlab.config.reference import flag_reference
 from ftlab.config.rules import unused_flags, validate
@@ -18,7 +18,7 @@ __all__ = ["ADAPTER_PROVENANCE", "BEST_METRICS", "DEFAULT_MODEL", "FIELDS", "GRO
            "IDENTITY_FIELDS", "LORA_SWITCHES", "METHODS", "NO_LEGACY", "OPTIMIZERS",
            "OPTIONAL_BOOL", "POOLINGS", "POSITIVE_INT", "PRECISIONS", "SCHEDULERS", "TRUNCATIONS", "WANDB_MODES",
            "Config", "DataArgs", "MethodArgs", "ModelArgs", "OneLineParser", "OptimArgs", "RunArgs", "SpeedArgs",
-           "TrackingArgs", "build_parser", "config_from_record", "config_from_values", "explicit_options",
+           "TrackingArgs", "build_parser", "command_line", "config_from_record", "config_from_values", "explicit_options",
            "flags_for_method", "flag_reference", "flatten_sections", "group_id", "parse_config", "read_config_file",
            "resolve_defaults", "unused_flags",
            "validate"]

@@ -15,7 +15,7 @@ from typing import Any, Callable, Collection, Optional
 
 from ftlab import methods
 from ftlab.config.rules import settle_method_flags, validate
-from ftlab.config.schema import (FIELDS, GROUP_CLASSES, NO_LEGACY, Config, config_from_values,
+from ftlab.config.schema import (FIELDS, GROUP_CLASSES, IDENTITY_FIELDS, NO_LEGACY, Config, config_from_values,
                                  resolve_defaults)
 from ftlab.config.values import OPTIONAL_VALUE_PARSERS, InvalidValue, parse_bool, parse_positive_int
 from ftlab.errors import ConfigError
@@ -257,3 +257,25 @@ def config_from_record(sections: dict[str, Any]) -> Config:
         if name not in values and f.metadata["legacy"] is not NO_LEGACY:
             values[name] = f.metadata["legacy"]
     return resolve_defaults(config_from_values(values))
+
+
+# What a run's reproducing command names besides its identity: the seed (seeds are one configuration group, but a
+# card describes one run) and whether it merged (what it saved).
+_REPRODUCED = (IDENTITY_FIELDS | {"seed", "merge"}) - {"seeds"}
+
+
+def command_line(cfg: Config) -> list[str]:
+    """The train flags that repeat a run of `cfg`: its method, then every option that decides the trained model
+    (and its seed) set to a value other than the default of a run of that method, in the schema's order.
+    parse_config reads them back to the same configuration."""
+    baseline = resolve_defaults(config_from_values({"method": cfg.method.method}))
+    flags = ["--method", cfg.method.method]
+    for name, (group, _) in FIELDS.items():
+        value = getattr(getattr(cfg, group), name)
+        if name not in _REPRODUCED or name == "method" or value == getattr(getattr(baseline, group), name) \
+                or value is None:
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).lower() \
+            if isinstance(value, bool) else str(value)
+        flags += [f"--{name}", text]
+    return flags

@@ -47,11 +47,12 @@ def _flops(method: str, records: list[RunRecord], models: dict[str, FlopsModel])
 
 
 def _cost_point(method: str, size: int, summary: Summary, models: dict[str, FlopsModel]) -> fit.CostPoint:
-    """One configuration's seeds as a point of the cost frontier: the means of their test accuracy, training
-    seconds and training FLOPs. `method` as the curve names it (`svm` for the baseline)."""
+    """One configuration's seeds as a point of the cost frontiers: the means of their test accuracy, training
+    seconds, training FLOPs and inference cost. `method` as the curve names it (`svm` for the baseline)."""
     records = summary.group.records
     return fit.CostPoint(method, size, float(np.mean(summary.test_accuracy)),
-                         float(np.mean([r.train_seconds for r in records])), _flops(method, records, models))
+                         float(np.mean([r.train_seconds for r in records])), _flops(method, records, models),
+                         fit.inference_ms_per_1000(records))
 
 
 def _outcome_fields(outcome: Optional[Any]) -> Optional[Any]:
@@ -149,7 +150,8 @@ def _place_recipe(directory: Path, costs: list[fit.CostPoint], point_summaries: 
                        "paired_test": _outcome_fields(outcome) or "no per-example predictions"})
     return {"dir": str(directory), "group": group.name, "method": method, "size": point.size, "seeds": summary.n,
             "accuracy": point.accuracy, "interval": summary.interval, "train_seconds": point.train_seconds,
-            "train_flops": point.train_flops, "on_time_front": on_front, "better_in_no_more_time": better}
+            "train_flops": point.train_flops, "inference_ms_per_1000": point.inference_ms_per_1000,
+            "on_time_front": on_front, "better_in_no_more_time": better}
 
 
 def _interval(pair: Optional[Any], spec: str = ".3f") -> str:
@@ -159,7 +161,8 @@ def _interval(pair: Optional[Any], spec: str = ".3f") -> str:
 def format_markdown(result: dict[str, Any]) -> str:
     lines = [f"## Learning curve: {result['curve_dir']} (training split {result['training_split_rows']:,} rows)", "",
              "| method | size | test accuracy (mean) | 95% CI | seeds | vs best at this size | train s | train TFLOPs "
-             "| time frontier | FLOPs frontier |", "|---|---:|---:|---|---:|---|---:|---:|---|---|"]
+             "| ms / 1,000 texts | time frontier | FLOPs frontier | inference frontier |",
+             "|---|---:|---:|---|---:|---|---:|---:|---:|---|---|---|"]
     cost = {(c["method"], c["size"]): c for c in result["cost"]}
     for method, entry in result["methods"].items():
         for point in entry["points"]:
@@ -169,9 +172,13 @@ def format_markdown(result: dict[str, Any]) -> str:
                      else f"{100 * verdict['difference']:+.1f} pts, p={verdict['adjusted_p']:.3f}: {verdict['verdict']}")
             c = cost[method, size]
             flops = "n/a" if c["train_flops"] is None else f"{c['train_flops'] / 1e12:,.1f}"
+            # curve.json files written before inference cost was an axis lack it
+            inference = c.get("inference_ms_per_1000")
             lines.append(f"| {method} | {size:,} | {point['mean']:.4f} | {_interval(point['interval'])} "
                          f"| {point['seeds']} | {shown} | {c['train_seconds']:.1f} | {flops} "
-                         f"| {'yes' if c['on_time_front'] else ''} | {'yes' if c['on_flops_front'] else ''} |")
+                         f"| {'n/a' if inference is None else f'{inference:,.0f}'} "
+                         f"| {'yes' if c['on_time_front'] else ''} | {'yes' if c['on_flops_front'] else ''} "
+                         f"| {'yes' if c.get('on_inference_front') else ''} |")
     lines += ["", "| method | a (asymptote) | b | c | at the full split (fit, 95% interval) | target |",
               "|---|---|---:|---:|---|---|"]
     for method, entry in result["methods"].items():

@@ -27,6 +27,7 @@ MODEL_DIR = "model"  # in a run's directory: what predict loads (ftlab.models.ex
 ADAPTER_CONFIG = "adapter_config.json"
 MODEL_CONFIG = "config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
+DEFAULT_MAX_LENGTH = 512  # tokens per text for models saved without the run's max length
 
 
 def holds_model(directory: Path) -> bool:
@@ -158,3 +159,4 @@ def _load_tokenizer(directory: Path, base_location: Optional[str]) -> PreTrained
     if base_location is not None:  # an adapter saved without its tokenizer: the base's is the one it trained with
         return AutoTokenizer.from_pretrained(base_location)
     raise ModelSourceError(f"--model_dir {directory} has no tokenizer ({TOKENIZER_CONFIG})")
+

@@ -25,13 +25,14 @@ from ftlab.models.export import export_models
 from ftlab.models.load import (check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token,
                                unquantised_layers)
 from ftlab.methods import ApplyContext, count_parameters, skip_adapter_input_casts
-from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
 from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
 from ftlab.models.sources import ModelSource, check_resolved_model, load_config, resolve_model
 from ftlab.models.tuning import apply_method, check_method_fits
+from ftlab.runs.card import write_run_cards
 from ftlab.runs.directory import CONFIG_NAME, resolve_output_dir, write_atomic, write_json_atomic
 from ftlab.runs.predictions import save_run_predictions
 from ftlab.runs.preemption import StopOnRequest
+from ftlab.runs.record import RESULT_NAME, RunRecord
 from ftlab.runs.resume import count_attempt, latest_checkpoint, prune_checkpoints
 from ftlab.training.record import build_record, environment, finish_record
 from ftlab.training.speed import PROFILE_NAME, family_precision, resolve_dropout, resolve_precision
@@ -124,6 +125,7 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     )
     record["tracking"] = finish_run(tracker, record)
     finish_record(output_dir, record)
+    write_run_cards(RunRecord.load(output_dir / RESULT_NAME))  # the metrics they show are the saved record's
     # Only now: a run stopped before its record keeps every checkpoint for --resume.
     prune_checkpoints(output_dir, cfg.run.keep_checkpoints, outcome.best_checkpoint)
     return record
