@@ -112,6 +112,10 @@ def build_parser(prog: str = "main.py", shown: Optional[Collection[str]] = None,
         aliases.add_argument(f"--{flag}", dest=f"alias_{flag}", nargs="?", const=True, type=OPTIONAL_BOOL,
                              help=alias_help(f"= --method {method}"))
     aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help=alias_help("= --lora_r"))
+    # transformers' TrainingArguments name; one flag, two spellings.
+    aliases.add_argument("--metric_for_best_model", dest="alias_metric_for_best_model",
+                         choices=FIELDS["metric_for_best"][1].metadata["choices"],
+                         help=alias_help("= --metric_for_best"))
     aliases.add_argument("--task", dest="alias_task", choices=TASKS,
                          help=alias_help(", ".join(f"{task} = --method {methods.canonical(task)}" for task in TASKS)))
     return parser
@@ -133,6 +137,12 @@ def _from_aliases(given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("conflicting method flags: " + ", ".join(flag for flag, _ in chosen))
     if chosen:
         resolved["method"] = chosen[0][1]
+    if "alias_metric_for_best_model" in given:
+        metric = given.pop("alias_metric_for_best_model")
+        if given.get("metric_for_best", metric) != metric:
+            raise ConfigError(f"conflicting flags: --metric_for_best_model {metric} and --metric_for_best "
+                              f"{given['metric_for_best']}")
+        resolved["metric_for_best"] = metric
     if "alias_lora_rank" in given:
         rank = given.pop("alias_lora_rank")
         if "lora_r" in given and given["lora_r"] != rank:
