@@ -26,6 +26,8 @@ class Task:
     short: str  # in tables and messages
     primary: str  # the record's metric that reports, searches, curves and paired tests use
     primary_label: str  # the primary metric in a column header ("acc", "F1 (examples)", "MSE")
+    secondary: str  # the report's second metric column
+    secondary_label: str
     per_example: str  # what one example scores in the paired tests, in words
     metrics: tuple[str, ...]  # the validation metrics --metric_for_best may name (loss for every task)
     mcnemar: bool  # one 0/1 outcome per example: McNemar's exact test applies to two single runs
@@ -36,15 +38,15 @@ class Task:
 
 
 TASKS = {task.problem_type: task for task in (
-    Task(SINGLE_LABEL, "single-label", "accuracy", "acc", "1 where the prediction is right, else 0",
+    Task(SINGLE_LABEL, "single-label", "accuracy", "acc", "f1", "F1", "1 where the prediction is right, else 0",
          ("accuracy", "f1", "macro_f1", "roc_auc", "pr_auc", "loss"), mcnemar=True),
     # Example-based F1 (scikit-learn's average="samples") is the mean of a per-example score, which the two-level
     # bootstrap resamples; micro- and macro-F1 pool over examples first and have no per-example part.
-    Task(MULTI_LABEL, "multi-label", "samples_f1", "F1 (examples)",
+    Task(MULTI_LABEL, "multi-label", "samples_f1", "F1 (examples)", "macro_f1", "macro-F1",
          "the F1 of the example's predicted label set against its true set (1 where both are empty)",
          ("samples_f1", "micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "loss"),
          mcnemar=False),
-    Task(REGRESSION, "regression", "mse", "MSE", "the squared error of the prediction",
+    Task(REGRESSION, "regression", "mse", "MSE", "pearson", "Pearson", "the squared error of the prediction",
          ("mse", "mae", "pearson", "spearman", "loss"), mcnemar=False),
 )}
 BEST_METRICS = tuple(dict.fromkeys(metric for task in TASKS.values() for metric in task.metrics))

@@ -109,15 +109,15 @@ class MethodCurve:
 
     @property
     def mean_accuracy(self) -> list[float]:
-        return [float(np.mean(s.test_accuracy)) for s in self.summaries]
+        return [float(np.mean(s.test_score)) for s in self.summaries]
 
 
 def _resampled_accuracy(summary: Summary, rng: np.random.Generator, examples: Optional[np.ndarray]) -> float:
     """One bootstrap round's accuracy of a point: its seeds redrawn, then its test examples (the round's draw)."""
-    if summary.correct is None:  # no per-example predictions: only the seeds can be redrawn
-        values = np.asarray(summary.test_accuracy)
+    if summary.scores is None:  # no per-example predictions: only the seeds can be redrawn
+        values = np.asarray(summary.test_score)
         return float(values[rng.integers(0, len(values), len(values))].mean())
-    correct = summary.correct
+    correct = summary.scores
     if len(correct) > 1:
         correct = correct[rng.integers(0, len(correct), len(correct))]
     if examples is not None:
@@ -138,7 +138,7 @@ def fit_curves(curves: list[MethodCurve], rounds: int = N_BOOTSTRAP, seed: int =
         return
     points = [s for curve in fitted for s in curve.summaries]
     # Test examples are redrawn only where every point was scored on the same ones (the curve's test split).
-    shared = all(s.correct is not None and np.array_equal(s.example_ids, points[0].example_ids) for s in points)
+    shared = all(s.scores is not None and np.array_equal(s.example_ids, points[0].example_ids) for s in points)
     n_examples = len(points[0].example_ids) if shared else 0
     rng = np.random.default_rng(seed)
     draws = {curve.method: np.full((rounds, 3), np.nan) for curve in fitted}

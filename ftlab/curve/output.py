@@ -50,7 +50,7 @@ def _cost_point(method: str, size: int, summary: Summary, models: dict[str, Flop
     """One configuration's seeds as a point of the cost frontier: the means of their test accuracy, training
     seconds and training FLOPs. `method` as the curve names it (`svm` for the baseline)."""
     records = summary.group.records
-    return fit.CostPoint(method, size, float(np.mean(summary.test_accuracy)),
+    return fit.CostPoint(method, size, float(np.mean(summary.test_score)),
                          float(np.mean([r.train_seconds for r in records])), _flops(method, records, models))
 
 
@@ -68,7 +68,7 @@ def _verdicts(curves: list[fit.MethodCurve]) -> dict[int, dict[str, Any]]:
     out = {}
     for size in sorted({size for curve in curves for size in curve.sizes}):
         here = {curve.method: curve.summaries[curve.sizes.index(size)] for curve in curves if size in curve.sizes}
-        best = max(here, key=lambda method: np.mean(here[method].test_accuracy))
+        best = max(here, key=lambda method: np.mean(here[method].test_score))
         outcomes = compare(list(here.values()), here[best])
         rows = {}
         for method, summary in here.items():
@@ -104,8 +104,8 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
     }
     for curve in curves:
         entry: dict[str, Any] = {
-            "points": [{"size": size, "test_accuracy": summary.test_accuracy, "mean": float(np.mean(
-                summary.test_accuracy)), "interval": summary.interval, "seeds": summary.n, "notes": summary.notes}
+            "points": [{"size": size, "test_accuracy": summary.test_score, "mean": float(np.mean(
+                summary.test_score)), "interval": summary.interval, "seeds": summary.n, "notes": summary.notes}
                 for size, summary in zip(curve.sizes, curve.summaries)],
             "fit": None if curve.params is None else dict(zip("abc", map(float, curve.params))),
             "no_fit": curve.no_fit,
