@@ -128,6 +128,10 @@ def _resampled_accuracy(summary: Summary, rng: np.random.Generator, examples: Op
 def fit_curves(curves: list[MethodCurve], rounds: int = N_BOOTSTRAP, seed: int = SEED) -> None:
     """Fit each curve and its bootstrap rounds in place (see the module docstring)."""
     for curve in curves:
+        if curve.summaries and not curve.summaries[0].task.higher_is_better:
+            # a - b*n^-c rises to a ceiling in [0, 1]; a falling error (a regression's MSE) has no such ceiling.
+            curve.no_fit = f"{curve.summaries[0].task.primary}: lower is better; the power law fits rising scores"
+            continue
         curve.params = fit_power_law(curve.sizes, curve.mean_accuracy)
         if curve.params is None:
             curve.no_fit = (f"{len(curve.sizes)} size(s): the curve a - b*n^-c has three parameters and needs at "
@@ -250,11 +254,13 @@ class CostPoint:
     notes: list[str] = field(default_factory=list)
 
 
-def mark_fronts(points: list[CostPoint]) -> None:
-    """Flag the Pareto-optimal points of accuracy against training time, and against training FLOPs."""
-    for i in pareto_front([p.train_seconds for p in points], [p.accuracy for p in points]):
+def mark_fronts(points: list[CostPoint], higher_is_better: bool = True) -> None:
+    """Flag the Pareto-optimal points of accuracy (the task's score; an MSE counts negated) against training time,
+    and against training FLOPs."""
+    scores = [p.accuracy if higher_is_better else -p.accuracy for p in points]
+    for i in pareto_front([p.train_seconds for p in points], scores):
         points[i].on_time_front = True
-    for i in pareto_front([p.train_flops for p in points], [p.accuracy for p in points]):
+    for i in pareto_front([p.train_flops for p in points], scores):
         points[i].on_flops_front = True
 
 

@@ -34,21 +34,26 @@ def build_parser(prog: str = "main.py") -> OneLineParser:
                         "UTF-8.")
     parser.add_argument("--text_column", default="text", help="--file .csv/.jsonl: the column of texts (default: "
                         "text).")
+    parser.add_argument("--text_pair_column", help="--file .csv/.jsonl: the column of second texts, for a model "
+                        "trained on pairs (--text_pair_column of its run).")
     parser.add_argument("--batch_size", type=POSITIVE_INT, default=32, help="Texts per forward pass (default: 32).")
     parser.add_argument("--max_length", type=POSITIVE_INT, help="Tokens per text; longer ones are cut (default: the "
                         f"run's, saved with the model, else {DEFAULT_MAX_LENGTH}).")
     parser.add_argument("--truncation", choices=TRUNCATIONS, help="Which tokens of a longer text are kept (default: "
                         "the run's, saved with the model, else head).")
     parser.add_argument("--output", help="Also write the predictions to this file: a .parquet or .csv file gets the "
-                        "run prediction files' columns (example_id = row number, prediction, p_<label> per class), "
-                        "any other name JSON Lines (text, label, label_id, probabilities).")
+                        "run prediction files' columns (example_id = row number, prediction, p_<label> per class; "
+                        "multi-label: prediction_<label> and p_<label>; regression: prediction), any other name JSON "
+                        "Lines (text, label, label_id, probabilities; multi-label: labels, probabilities; "
+                        "regression: score).")
     parser.add_argument("--verbose", nargs="?", const=True, default=False, type=OPTIONAL_BOOL,
                         help="Show the libraries' notices and progress bars while the model loads (default: false).")
     return parser
 
 
-def read_texts(path: str, text_column: str = "text") -> list[str]:
-    """.txt: one text per line (blank lines skipped); .csv / .jsonl: the `text_column` of each row."""
+def read_texts(path: str, text_column: str = "text", pair_column: Optional[str] = None) -> list[Any]:
+    """.txt: one text per line (blank lines skipped); .csv / .jsonl: the `text_column` of each row (with
+    `pair_column`: (text, second text) of each row)."""
     file = Path(path)
     if not file.is_file():
         raise DataError(f"--file {path}: no such file")
@@ -66,9 +71,13 @@ def read_texts(path: str, text_column: str = "text") -> list[str]:
                 rows = [json.loads(line) for line in handle if line.strip()]
             except json.JSONDecodeError as exc:
                 raise DataError(f"--file {path}: not JSON Lines ({exc})") from None
-    missing = [i for i, row in enumerate(rows) if not isinstance(row, dict) or row.get(text_column) is None]
-    if missing:
-        raise DataError(f"--file {path}: row {missing[0] + 1} has no column {text_column!r} (set --text_column)")
+    for column, flag in ((text_column, "--text_column"), *([(pair_column, "--text_pair_column")] if pair_column
+                                                            else [])):
+        missing = [i for i, row in enumerate(rows) if not isinstance(row, dict) or row.get(column) is None]
+        if missing:
+            raise DataError(f"--file {path}: row {missing[0] + 1} has no column {column!r} (set {flag})")
+    if pair_column:
+        return [(str(row[text_column]), str(row[pair_column])) for row in rows]
     return [str(row[text_column]) for row in rows]
 
 
@@ -77,12 +86,18 @@ def prepare(argv: list[str]) -> Job:
     if bool(args.texts) == bool(args.file):
         raise ConfigError("give the texts to label either as arguments or with --file, not both"
                           if args.texts else "no texts to label: pass them as arguments or with --file")
-    texts = read_texts(args.file, args.text_column) if args.file else list(args.texts)
+    if args.text_pair_column and not args.file:
+        raise ConfigError("--text_pair_column reads the second texts from --file (a .csv or .jsonl)")
+    texts = read_texts(args.file, args.text_column, args.text_pair_column) if args.file else list(args.texts)
     if not texts:
         raise DataError(f"--file {args.file} holds no texts")
     if args.output and Path(args.output).is_dir():
         raise ConfigError(f"--output {args.output}: a directory; --output names the file to write the predictions to")
     saved = locate_model(args.model_dir)  # a directory without a model is refused before anything loads
+    trained_on_pairs = saved.record is not None and saved.record.data.get("data", {}).get("pairs")
+    if trained_on_pairs and not args.text_pair_column:
+        raise ConfigError(f"--model_dir {args.model_dir}: its run was trained on pairs of texts; give them with "
+                          f"--file and --text_pair_column")
     return Job(run=lambda stop: label_and_write(saved, texts, args), verbose=args.verbose)
 
 
@@ -103,35 +118,66 @@ def load_saved(saved: SavedModel, verbose: bool = False) -> tuple[PreTrainedMode
     return load_for_inference(str(saved.directory), record.label_names, settings, verbose)
 
 
-def predict(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], *, batch_size: int = 32,
+def predict(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[Any], *, batch_size: int = 32,
             max_length: Optional[int] = None, truncation: Optional[str] = None) -> list[dict[str, Any]]:
-    """One record per text: {"text", "label" (name), "label_id", "probabilities": {name: p}}. Texts are cut as the
-    model's run cut them (its saved truncation and max length; head and 512 tokens when it saved none) unless
-    `max_length` / `truncation` say otherwise."""
+    """One record per text (or (text, second text) pair), as the model's task has it (its config's problem_type):
+    single-label {"text", "label" (name), "label_id", "probabilities": {name: p}}; multi-label {"text", "labels"
+    (the names at or above their thresholds, tuned on validation by the run), "probabilities"}; regression {"text",
+    "score"} on the targets' scale. Texts are cut as the model's run cut them (its saved truncation and max length;
+    head and 512 tokens when it saved none) unless `max_length` / `truncation` say otherwise."""
     import torch
 
-    from ftlab.data.truncation import encode, saved_truncation
+    from ftlab import tasks
+    from ftlab.data.pairs import encode_pairs
+    from ftlab.data.truncation import LABEL_SCALING_KEY, THRESHOLDS_KEY, encode, saved_truncation
 
     saved_strategy, saved_length = saved_truncation(model.config)
     truncation = truncation or saved_strategy
     max_length = max_length or saved_length or DEFAULT_MAX_LENGTH
     model.eval()  # dropout off: the same text always gets the same answer
     id2label = model.config.id2label
+    problem_type = model.config.problem_type or tasks.SINGLE_LABEL
+    thresholds = getattr(model.config, THRESHOLDS_KEY, None) or [0.5] * len(id2label)
+    mean, std = getattr(model.config, LABEL_SCALING_KEY, None) or (0.0, 1.0)
     device = next(model.parameters()).device
     records: list[dict[str, Any]] = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             batch = texts[start:start + batch_size]
             # Dynamic padding: each batch is padded to its own longest text, not to max_length.
-            encoded = encode(tokenizer, batch, max_length=max_length, truncation=truncation, padding=True,
-                             return_tensors="pt")
-            logits = model(**{key: value.to(device) for key, value in encoded.items()}).logits
-            probabilities = torch.softmax(logits.float(), dim=-1).cpu()
-            for text, probs in zip(batch, probabilities):
+            if batch and isinstance(batch[0], tuple):
+                encoded = encode_pairs(tokenizer, [a for a, _ in batch], [b for _, b in batch], max_length=max_length,
+                                       truncation=truncation, padding=True, return_tensors="pt")
+            else:
+                encoded = encode(tokenizer, batch, max_length=max_length, truncation=truncation, padding=True,
+                                 return_tensors="pt")
+            logits = model(**{key: value.to(device) for key, value in encoded.items()}).logits.float().cpu()
+            for text, row in zip(batch, logits):
+                text = " | ".join(text) if isinstance(text, tuple) else text
+                if problem_type == tasks.REGRESSION:
+                    records.append({"text": text, "score": float(row[0]) * std + mean})
+                    continue
+                probs = torch.sigmoid(row) if problem_type == tasks.MULTI_LABEL else torch.softmax(row, dim=-1)
+                probabilities = {id2label[i]: float(p) for i, p in enumerate(probs)}
+                if problem_type == tasks.MULTI_LABEL:
+                    records.append({"text": text, "labels": [id2label[i] for i, p in enumerate(probs)
+                                                             if p >= thresholds[i]], "probabilities": probabilities})
+                    continue
                 label_id = int(probs.argmax())
                 records.append({"text": text, "label": id2label[label_id], "label_id": label_id,
-                                "probabilities": {id2label[i]: float(p) for i, p in enumerate(probs)}})
+                                "probabilities": probabilities})
     return records
+
+
+def _line(record: dict[str, Any]) -> str:
+    """A prediction's console line: the label (and its probability), the label set, or the number."""
+    text = " ".join(record["text"].split())[:80]  # one output line per text, even for texts with newlines or tabs
+    if "score" in record:
+        return f"{record['score']:.4f}\t{text}"
+    if "labels" in record:
+        shown = ",".join(f"{name}:{record['probabilities'][name]:.2f}" for name in record["labels"])
+        return f"{shown or '(none)'}\t{text}"
+    return f"{record['label']}\t{max(record['probabilities'].values()):.4f}\t{text}"
 
 
 def label_and_write(saved: SavedModel, texts: list[str], args: Any) -> int:
@@ -139,8 +185,7 @@ def label_and_write(saved: SavedModel, texts: list[str], args: Any) -> int:
     records = predict(model, tokenizer, texts, batch_size=args.batch_size, max_length=args.max_length,
                       truncation=args.truncation)
     for record in records:
-        text = " ".join(record["text"].split())  # one output line per text, even for texts with newlines or tabs
-        print(f"{record['label']}\t{max(record['probabilities'].values()):.4f}\t{text[:80]}")
+        print(_line(record))
     if args.output:
         output = Path(args.output)
         if output.suffix.lower() in (".parquet", ".csv"):
@@ -162,8 +207,13 @@ def write_table(path: Path, records: list[dict[str, Any]], id2label: dict[int, s
     from ftlab.runs.predictions import SplitPredictions, write_predictions
 
     names = [id2label[i] for i in range(len(id2label))]
-    split = SplitPredictions(example_ids=[str(row) for row in range(len(records))], labels=None,
-                             predictions=np.array([record["label_id"] for record in records]),
-                             scores=np.array([[record["probabilities"][name] for name in names]
-                                              for record in records]))
+    ids = [str(row) for row in range(len(records))]
+    if records and "score" in records[0]:
+        values = np.array([record["score"] for record in records], dtype=np.float64)
+        split = SplitPredictions(ids, None, values, values[:, None])
+    else:
+        scores = np.array([[record["probabilities"][name] for name in names] for record in records])
+        predictions = (np.array([[name in record["labels"] for name in names] for record in records], dtype=int)
+                       if records and "labels" in records[0] else np.array([record["label_id"] for record in records]))
+        split = SplitPredictions(ids, None, predictions, scores)
     return write_predictions(path, split, names)

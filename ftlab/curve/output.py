@@ -68,7 +68,8 @@ def _verdicts(curves: list[fit.MethodCurve]) -> dict[int, dict[str, Any]]:
     out = {}
     for size in sorted({size for curve in curves for size in curve.sizes}):
         here = {curve.method: curve.summaries[curve.sizes.index(size)] for curve in curves if size in curve.sizes}
-        best = max(here, key=lambda method: np.mean(here[method].test_score))
+        sign = 1.0 if next(iter(here.values())).task.higher_is_better else -1.0  # MSE: the lowest is best
+        best = max(here, key=lambda method: sign * np.mean(here[method].test_score))
         outcomes = compare(list(here.values()), here[best])
         rows = {}
         for method, summary in here.items():
@@ -90,7 +91,8 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
     models: dict[str, FlopsModel] = {}
     costs = [_cost_point(curve.method, size, summary, models)
              for curve in curves for size, summary in zip(curve.sizes, curve.summaries)]
-    fit.mark_fronts(costs)
+    fit.mark_fronts(costs, higher_is_better=not curves or not curves[0].summaries
+                    or curves[0].summaries[0].task.higher_is_better)
     point_summaries = [summary for curve in curves for summary in curve.summaries]  # in the order of costs
     result = {
         "curve_dir": str(args.curve_dir), "train_argv": args.train_argv, "training_split_rows": rows,
