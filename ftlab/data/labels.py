@@ -114,14 +114,17 @@ def _article(form: str) -> str:
 
 
 def _is_multi_hot(values: list[Any]) -> bool:
-    lengths = {len(value) for value in values}
-    return (len(lengths) == 1 and next(iter(lengths)) >= 2
-            and all(item in (0, 1) and not isinstance(item, str) for value in values for item in value))
+    """Lists of 0s and 1s only, some of two or more: multi-hot vectors (a row of another length is then an error,
+    not a set of the labels "0" and "1")."""
+    return (any(len(value) >= 2 for value in values)
+            and all(item in (0, 1) and not isinstance(item, (str, float)) for value in values for item in value))
 
 
 def infer(splits: datasets.DatasetDict, label_separator: Optional[str], columns: list[str],
-          dataset_name: str) -> tuple[str, str]:
-    """(problem type, reason in words) from the label column's feature and values."""
+          dataset_name: str, typed: bool = False) -> tuple[str, str]:
+    """(problem type, reason in words) from the label column's feature and values. `typed`: the features were
+    chosen by the dataset's author (hub, save_to_disk), so a float feature is a regression whatever its values; a
+    file reader's float column may be integers with an empty cell."""
     column = ",".join(columns)
     feature = splits["train"].features["label"]
     if len(columns) > 1:
@@ -137,10 +140,8 @@ def infer(splits: datasets.DatasetDict, label_separator: Optional[str], columns:
     if form == "list":
         values = [v for v in splits["train"]["label"] if not is_missing(v)]
         return tasks.MULTI_LABEL, f"column {column!r} holds {'multi-hot vectors' if _is_multi_hot(values) else 'lists'}"
-    if isinstance(feature, datasets.Value) and feature.dtype.startswith("float") and form == "number":
-        values = [v for v in splits["train"]["label"] if not is_missing(v)]
-        if any(not float(v).is_integer() for v in values):
-            return tasks.REGRESSION, f"column {column!r} holds numbers with fractions"
+    if typed and isinstance(feature, datasets.Value) and feature.dtype.startswith("float"):
+        return tasks.REGRESSION, f"column {column!r} is a {feature.dtype} feature"
     if form == "number":
         distinct = {float(v) for v in splits["train"]["label"] if not is_missing(v) and v != -1}
         if any(not v.is_integer() for v in distinct):
@@ -247,7 +248,8 @@ def _encode_label_sets(splits: datasets.DatasetDict, separator: Optional[str], c
     train_values = [v for v in splits["train"]["label"] if not is_missing(v)]
     multi_hot = names is None and _is_multi_hot(train_values)
     if multi_hot or len(columns) > 1:
-        width = len(columns) if len(columns) > 1 else len(train_values[0])
+        lengths = [len(value) for value in train_values]
+        width = len(columns) if len(columns) > 1 else max(set(lengths), key=lengths.count)
         names = names or [str(i) for i in range(width)]
         for _, _, example_id, value in _rows(splits):
             if is_missing(value):

@@ -21,6 +21,9 @@ class RawData:
     label_column: str  # one column, or several comma-separated (multi-hot: one 0/1 column per label)
     notes: list[str] = field(default_factory=list)
     text_pair_column: Optional[str] = None
+    # The features were chosen by whoever built the dataset (the hub, a mirror, a save_to_disk directory), not
+    # guessed by a file reader: a float label feature is then a regression even where its values are whole.
+    typed: bool = False
 
     @property
     def label_columns(self) -> list[str]:
@@ -113,7 +116,7 @@ def load_raw(name: str, text_column: Optional[str], label_column: Optional[str],
     path = Path(name).expanduser()
     if name not in REGISTRY and path.exists():
         return RawData(_load_local(path), "local", text_column or "text", label_column or "label",
-                       text_pair_column=text_pair_column)
+                       text_pair_column=text_pair_column, typed=path.is_dir())
     spec: Optional[DatasetSpec] = REGISTRY.get(name)
     hub_id, hub_config = (spec.hub_id, spec.hub_config) if spec else (name, None)
     hub_config = dataset_config or hub_config
@@ -122,7 +125,7 @@ def load_raw(name: str, text_column: Optional[str], label_column: Optional[str],
     pair = text_pair_column or (spec.text_pair_column if spec else None)
     hub = _load_hub(hub_id, hub_config) if hub_id else None
     if hub is not None:
-        return RawData(hub, "hub", text, label, text_pair_column=pair)
+        return RawData(hub, "hub", text, label, text_pair_column=pair, typed=True)
     if spec is not None and spec.mirror is not None:
         from ftlab.data.mirrors import load_mirror
 
@@ -131,7 +134,8 @@ def load_raw(name: str, text_column: Optional[str], label_column: Optional[str],
         counts = ", ".join(f"{key} {value:,}" for key, value in provenance.items())
         return RawData(splits, "mirror", text_column or "text", label_column or "label",
                        notes=[spec.mirror_note, f"mirror conversion: {counts}"],
-                       text_pair_column=text_pair_column or ("text_pair" if spec.text_pair_column else None))
+                       text_pair_column=text_pair_column or ("text_pair" if spec.text_pair_column else None),
+                       typed=True)
     hint = spec.missing_hint if spec and spec.missing_hint else (
         "download it where the hub is reachable (datasets.load_dataset(...).save_to_disk(DIR)) and pass --dataset DIR")
     raise DataError(f"--dataset {name}: the hub is unreachable and it is not in the local hub cache. {hint}")

@@ -201,7 +201,7 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
         splits = datasets.DatasetDict({name: split for name, split in splits.items() if name != "test"})
         notes.append("the test split has no labels: test figures are computed on the validation split")
     if problem_type is None:
-        problem_type, reason = infer(splits, label_separator, raw.label_columns, dataset_name)
+        problem_type, reason = infer(splits, label_separator, raw.label_columns, dataset_name, raw.typed)
         decision = TaskDecision(problem_type, True, reason)
     else:
         decision = TaskDecision(problem_type, False, "--problem_type")
