@@ -52,16 +52,18 @@ def no_inherited_wandb_service():
 
 def word_level_tokenizer(style: str = "bert"):
     """A word-level tokenizer over the fixture vocabulary. style: "bert" ([CLS] text [SEP], a [PAD] token),
-    "llama" (<s> text, no pad token: a decoder LM's), "gpt2" (no special tokens added, no pad token)."""
+    "llama" (<s> text, no pad token: a decoder LM's), "gpt2" (no special tokens added, no pad token), "bart"
+    (<s> text </s>, a <pad> token: an encoder-decoder's)."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
     specials = {"bert": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "llama": ["<unk>", "<s>", "</s>"],
-                "gpt2": ["<|endoftext|>"]}[style]
+                "gpt2": ["<|endoftext|>"], "bart": ["<pad>", "<unk>", "<s>", "</s>"]}[style]
     words = specials + sorted(set(POSITIVE + NEGATIVE + NEUTRAL + ["neutral", "meh", "okay"]))
     vocab = {word: i for i, word in enumerate(words)}
-    backend = Tokenizer(WordLevel(vocab, unk_token=specials[0] if style != "bert" else "[UNK]"))
+    unknown = next((token for token in ("[UNK]", "<unk>") if token in vocab), specials[0])
+    backend = Tokenizer(WordLevel(vocab, unk_token=unknown))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     if style == "bert":
@@ -69,6 +71,11 @@ def word_level_tokenizer(style: str = "bert"):
             single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
         return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    if style == "bart":
+        backend.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])])
+        return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+                                       eos_token="</s>")
     if style == "llama":
         backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
         return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")

@@ -119,3 +119,37 @@ def test_padding_mask_reaches_the_attention_in_every_architecture(arch):
         reference = model(input_ids=ids, attention_mask=mask).logits
         use_fp32_attention(model, "bf16")
         assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, reference)
+
+
+def test_every_floating_input_is_cast_too_t5_trains_under_bf16():
+    """T5 hands SDPA its relative position bias (bf16 under autocast), which transformers adds to the padding mask:
+    a float mask, which SDPA refuses beside fp32 queries ('attn_mask ... BFloat16 and query ... float')."""
+    from transformers import T5Config, T5ForSequenceClassification
+
+    torch.manual_seed(0)
+    model = T5ForSequenceClassification(T5Config(
+        vocab_size=64, d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16,
+        decoder_start_token_id=0, eos_token_id=1, pad_token_id=0, attn_implementation="sdpa")).train()
+    ids, mask = _batch()
+    ids[:, -1] = 1  # the head reads each text's EOS token
+    ids[1, 7] = 1
+    ids[1, 8:] = 0
+    seen = []
+    real = attention.sdpa_attention_forward
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        seen.append((query.dtype, kwargs["position_bias"].dtype))
+        return real(module, query, key, value, attention_mask, **kwargs)
+
+    attention.sdpa_attention_forward, saved = spy, attention.sdpa_attention_forward
+    try:
+        assert use_fp32_attention(model, "bf16") == "sdpa, fp32 inside bf16 autocast"
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 1])).loss
+        loss.backward()
+    finally:
+        attention.sdpa_attention_forward = saved
+    # Every attention (the encoder's, the decoder's own and its cross-attention) in fp32, the bias included.
+    assert len(seen) == 3 and set(seen) == {(torch.float32, torch.float32)}
+    query = model.transformer.encoder.block[0].layer[0].SelfAttention.q
+    assert torch.isfinite(loss) and query.weight.grad.abs().sum() > 0

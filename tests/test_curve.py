@@ -1,6 +1,7 @@
 """`main.py curve`: the fit, nested subsamples, crossovers, the Pareto frontier, bad input, and a small curve run end
 to end on a tiny model (two methods x three sizes x two seeds)."""
 import json
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -228,6 +229,10 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
     assert set(result["verdicts_by_size"]) == {"40", "80", "120"}
     assert (curve_dir / "curve.md").is_file()
     assert all(Path(p).is_file() for p in result["plots"])
+    # The terminal gets the compact table (every point, within 100 columns); the wide tables stay in curve.md.
+    table = [line for line in first.stdout.splitlines() if re.match(r"(head|svm) +\d", line)]
+    assert len(table) == 6 and max(len(line) for line in first.stdout.splitlines()) <= 100, first.stdout
+    assert "| method |" not in first.stdout and "| method |" in (curve_dir / "curve.md").read_text()
 
     # Every point is an ordinary record: the report reads them all.
     report = run_main("report", str(curve_dir), cwd=tmp_path)
@@ -267,7 +272,7 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
     [prediction] = check["predictions"]
     assert (check["fit_up_to"], prediction["size"], prediction["measured"]) == (120, 160, measured)
     assert 0 <= prediction["predicted"] <= 1 and prediction["error"] == pytest.approx(prediction["predicted"] - measured)
-    assert "Extrapolation check: each method fitted on its sizes up to 120 only" in checked.stdout
+    assert "Extrapolation check: each method fitted on its sizes up to 120 only" in (curve_dir / "curve.md").read_text()
     result = json.loads((curve_dir / "curve.json").read_text())
     recipe = result["recipe"]
     assert (recipe["method"], recipe["size"], recipe["seeds"]) == ("head", 40, 2)
@@ -278,7 +283,8 @@ def test_a_curve_end_to_end_and_a_second_run_skips_its_points(flags, tmp_path):
         test = better["paired_test"]
         assert test["test"] == "bootstrap over seeds and examples" and test["verdict"] == "better"
         assert test["difference"] == pytest.approx(better["accuracy"])
-    assert "not** on the time frontier" in checked.stdout
+    assert "not** on the time frontier" in (curve_dir / "curve.md").read_text()
+    assert f"not on the time frontier; {len(front)} frontier point(s) more accurate" in checked.stdout
 
 
 @pytest.mark.distributed

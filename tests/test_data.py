@@ -260,9 +260,9 @@ def test_too_few_rows_to_carve_from_says_how_many_are_needed():
                                         r"and keep 2 to train on: it needs at least 95 rows$"):
         _prepare(_raw({"train": rows[:94], "validation": rows[:10]}))
     # A subsample below the minimum, or a split that came that small, says which.
-    with pytest.raises(DataError, match=r"^--dataset test-data: the validation split has 5 rows "
-                                        r"\(--max_eval_samples 5\); a split is scored on at least 10$"):
-        _prepare(_raw({"train": rows}), max_eval=5)
+    with pytest.raises(DataError, match=r"^--dataset test-data: the validation split has 5 rows; a split is scored "
+                                        r"on at least 10$"):
+        _prepare(_raw({"train": rows, "validation": rows[:5]}))
     with pytest.raises(DataError, match=r"^--dataset test-data: the test split has 3 rows; a split is scored on at "
                                         r"least 10$"):
         _prepare(_raw({"train": rows, "test": rows[:3]}))

@@ -23,9 +23,10 @@ LAYERS = {
     "training": 6,
     "analysis": 7,
     "search": 8, "bench": 8, "curve": 8,
-    "commands": 9,  # one module per subcommand, on top
-    "cli": 10,
-    "__main__": 11,
+    "compare": 9,  # drives ordinary runs through the search machinery
+    "commands": 10,  # one module per subcommand, on top
+    "cli": 11,
+    "__main__": 12,
 }
 
 

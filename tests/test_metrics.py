@@ -68,7 +68,7 @@ def test_the_trainer_hook_scores_the_argmax_of_the_logits():
     labels, predictions = _three_class_arrays()
     logits = np.full((len(labels), 3), -1.0)
     logits[np.arange(len(labels)), predictions] = 2.0
-    scored = trainer_metrics(3)(EvalPrediction(predictions=(logits,), label_ids=labels))
+    scored = trainer_metrics(3)(EvalPrediction(predictions=logits, label_ids=labels))
     assert scored == pytest.approx(classification_metrics(labels, predictions, 3), rel=1e-12)
     assert scored["f1"] == pytest.approx((16 / 21 + 6 / 10 + 2 / 5) / 3, rel=1e-12)
 

@@ -149,7 +149,7 @@ def test_auto_follows_the_sentence_transformers_pooling_config(tmp_path):
 
 @pytest.mark.parametrize("argv, expected", [
     (["--pooling", "max"], "argument --pooling: invalid choice: 'max' (choose from 'auto', 'cls', 'mean', "
-                           "'last')"),
+                           "'last', 'eos')"),
     (["--truncation", "middle"], ("argument --truncation: invalid choice: 'middle' (choose from 'head', 'tail', "
                                   "'head_tail')")),
     (["predict", "--model_dir", ".", "--truncation", "middle", "x"], "argument --truncation: invalid choice"),

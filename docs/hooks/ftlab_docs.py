@@ -3,9 +3,9 @@
 - reference/flags.md, generated from the configuration schema (ftlab.config.reference) on every build. Generated
   here rather than committed: a committed copy would need regenerating whenever a flag changes and a test to catch
   when it was not; built from the schema, the reference cannot differ from the flags in the first place.
-- img/*.png, the repository's figures (the README shows them too, and `report` writes them there). mkdocs serves
-  only files under docs/, and a copy would drift; a `docs/img` symlink breaks where a checkout has no symlinks
-  (Windows without core.symlinks gets a text file). Here each figure is added to the site from where it lies, and
+- img/*.png, the repository's figures (the README shows them too; copied there from the studies' outputs, or
+  written there with `--img_dir img`). mkdocs serves only files under docs/, and a copy would drift; a `docs/img`
+  symlink breaks where a checkout has no symlinks (Windows without core.symlinks gets a text file). Here each figure is added to the site from where it lies, and
   a page that names a missing figure fails `mkdocs build --strict` like any broken link.
 """
 from __future__ import annotations

@@ -94,9 +94,9 @@ def peak_flops(device: str) -> Optional[float]:
     return next((flops for fragment, flops in PEAK_BF16_FLOPS if fragment in device), None)
 
 
-def useful_flops_per_second(record: RunRecord, samples_per_second: float) -> float:
+def useful_flops_per_second(record: RunRecord, samples_per_second: float) -> Optional[float]:
     """FLOP/s of useful work: the FLOPs model over the real tokens only (padding a recipe computes is waste),
-    times the passes its method needs."""
+    times the passes its method needs; None for a family the FLOPs model does not cover."""
     return training_flops(record.method, flops_model(record.model_location), record.mean_train_tokens,
                           samples_per_second)
 
@@ -119,8 +119,8 @@ def bench_row(record: RunRecord, reference: Optional[RunRecord],
         "tokens_per_second": samples_per_second * record.mean_train_tokens,
         "step_ms": 1000 * record.steady_step_seconds if record.steady_step_seconds else None,
         "useful_flops_per_second": useful,
-        "mfu": useful / peak if peak else None,
-        "cpu_utilisation": useful / rate if rate and not peak else None,
+        "mfu": useful / peak if peak and useful is not None else None,
+        "cpu_utilisation": useful / rate if rate and not peak and useful is not None else None,
         "peak_memory_mb": record.peak_memory_mb,
         "eval_samples_per_second": record.metrics("validation")["samples_per_second"],
         "test_accuracy": record.accuracy("test"),
@@ -176,7 +176,7 @@ def table_cells(row: dict[str, Any]) -> dict[str, str]:
         "method": row["method"], "recipe": row["recipe"], "precision": str(row["precision"]),
         "samples/s": _cell(row["samples_per_second"], ".1f"), "real tokens/s": _cell(row["tokens_per_second"], ",.0f"),
         "step ms": _cell(row["step_ms"], ".1f"),
-        "useful GFLOP/s": _cell(row["useful_flops_per_second"] / 1e9, ",.1f"), "MFU (GPU)": _percent(row["mfu"]),
+        "useful GFLOP/s": _cell(row["useful_flops_per_second"] and row["useful_flops_per_second"] / 1e9, ",.1f"), "MFU (GPU)": _percent(row["mfu"]),
         "GEMM util (CPU)": _percent(row["cpu_utilisation"]), "peak MB": _cell(row["peak_memory_mb"], ",.0f"),
         "eval samples/s": _cell(row["eval_samples_per_second"], ".1f"),
         "test acc": _cell(row["test_accuracy"], ".4f"), "speed vs ref": f"{_cell(row.get('speedup'), '.2f')}x",

@@ -5,15 +5,15 @@
 Layer: imports only the foundation modules (ftlab.errors, ...). Callers import from here."""
 from ftlab.config.groups import ADAPTER_PROVENANCE, group_id
 from ftlab.config.parse import (OPTIONAL_BOOL, POSITIVE_INT, OneLineParser, build_parser, config_from_record,
-                                explicit_options, flags_for_method, flatten_sections, parse_config, read_config_file)
+                                config_from_values, explicit_options, flags_for_method, flatten_sections, parse_config,
+                                read_config_file, resolve_defaults)
 from ftlab.config.reference import flag_reference
 from ftlab.config.rules import check_task_flags, unused_flags, validate
 from ftlab.config.schema import (BEST_METRICS, DEFAULT_MODEL, FIELDS, GROUP_CLASSES, IDENTITY_FIELDS,
                                  LORA_SWITCHES, METHODS, NO_LEGACY, OPTIMIZERS,
                                  POOLINGS, PRECISIONS,
                                  SCHEDULERS, TRUNCATIONS, WANDB_MODES, Config, DataArgs, MethodArgs, ModelArgs,
-                                 OptimArgs, RunArgs, SpeedArgs, TaskArgs, TrackingArgs, config_from_values,
-                                 resolve_defaults)
+                                 OptimArgs, RunArgs, SpeedArgs, TaskArgs, TrackingArgs)
 
 __all__ = ["ADAPTER_PROVENANCE", "BEST_METRICS", "DEFAULT_MODEL", "FIELDS", "GROUP_CLASSES",
            "IDENTITY_FIELDS", "LORA_SWITCHES", "METHODS", "NO_LEGACY", "OPTIMIZERS",

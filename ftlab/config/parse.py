@@ -1,5 +1,5 @@
 """Building a configuration: the command line (argparse over the schema's fields, and the seed projects' alias
-flags), the YAML/JSON file of --config, and a run's saved config read back.
+flags), the YAML/JSON file of --config, a run's saved config read back, and the defaults derived from other values.
 
 We build the argparse parser ourselves rather than use transformers' HfArgumentParser because that one imports
 torch (~2 s): a mistyped flag must fail in well under a second, before anything heavy loads.
@@ -10,13 +10,13 @@ import argparse
 import dataclasses
 import difflib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Collection, Optional
 
 from ftlab import methods
 from ftlab.config.rules import settle_method_flags, validate
-from ftlab.config.schema import (FIELDS, GROUP_CLASSES, NO_LEGACY, Config, config_from_values,
-                                 resolve_defaults)
+from ftlab.config.schema import FIELDS, GROUP_CLASSES, NO_LEGACY, WANDB_MODES, Config
 from ftlab.config.values import OPTIONAL_VALUE_PARSERS, InvalidValue, parse_bool, parse_positive_int
 from ftlab.errors import ConfigError
 
@@ -267,3 +267,28 @@ def config_from_record(sections: dict[str, Any]) -> Config:
         if name not in values and f.metadata["legacy"] is not NO_LEGACY:
             values[name] = f.metadata["legacy"]
     return resolve_defaults(config_from_values(values))
+
+
+def resolve_defaults(cfg: Config) -> Config:
+    """Fill values that depend on other values, so the saved config says exactly what ran."""
+    if cfg.optim.lr is None:
+        cfg.optim.lr = methods.get(cfg.method.method).default_lr
+    if cfg.speed.pad_multiple is None:
+        cfg.speed.pad_multiple = 64 if cfg.speed.torch_compile else 8
+    # W&B's own variables are honoured (cluster templates set WANDB_MODE=offline); flags win over them.
+    cfg.tracking.wandb_project = cfg.tracking.wandb_project or os.environ.get("WANDB_PROJECT") or None
+    if cfg.tracking.wandb_mode is None:
+        env_mode = os.environ.get("WANDB_MODE", "").replace("dryrun", "offline")
+        if not cfg.tracking.wandb_project:
+            cfg.tracking.wandb_mode = "disabled"
+        else:
+            cfg.tracking.wandb_mode = env_mode if env_mode in WANDB_MODES else "online"
+    return cfg
+
+
+def config_from_values(values: dict[str, Any]) -> Config:
+    cfg = Config()
+    for key, value in values.items():
+        group, _ = FIELDS[key]
+        setattr(getattr(cfg, group), key, value)
+    return cfg

@@ -1,5 +1,5 @@
 """The run configuration's schema: the option groups as dataclasses, every field's help, parser, rule and
-whether it is part of a run's identity; the derived defaults.
+whether it is part of a run's identity (the derived defaults are filled in by ftlab.config.parse).
 
 The dataclasses are the single source of truth: flags, file keys, help texts and validation all come from the
 field metadata (ftlab.config.parse builds the command line from them, ftlab.config.rules checks them).
@@ -8,7 +8,6 @@ Light: the standard library only, so that a mistyped flag fails in well under a 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
@@ -25,7 +24,7 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr"
 BEST_METRICS = tasks.BEST_METRICS
 WANDB_MODES = ("online", "offline", "disabled")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-POOLINGS = ("auto", "cls", "mean", "last")
+POOLINGS = ("auto", "cls", "mean", "last", "eos")
 TRUNCATIONS = ("head", "tail", "head_tail")
 TRAIN_SUBSAMPLES = ("stratified", "nested")
 KEEP_CHECKPOINTS = ("none", "best", "all")
@@ -56,6 +55,17 @@ def _positive(value: Any) -> bool:
     return value is None or value > 0
 
 
+# Fewest rows a validation or test split is scored on. Below it one example moves the accuracy by more than 10
+# points and the intervals and paired tests have nothing to stand on (a 6-row file left 1 and 1 and reported
+# accuracy 0.0): an error, not a figure. A subsample flag below it is refused with the other values, before the
+# data loads; a split that arrives that small is refused once read (ftlab.data.splits).
+MIN_EVAL_ROWS = 10
+
+
+def _scoreable(value: Any) -> bool:
+    return value is None or value >= MIN_EVAL_ROWS
+
+
 # --- the config groups --------------------------------------------------------------------------------------
 
 @dataclass
@@ -66,7 +76,9 @@ class ModelArgs:
                         "(these two) are fetched through the package index.")
     pooling: str = option("auto", "What the classification head sees: cls = an encoder's own (first-token) input, "
                           "mean = the mean of the last layer's token states (padding left out), last = the last real "
-                          "token's state (a decoder's own); auto = last for decoder LMs, mean when the model's "
+                          "token's state (a decoder's own), eos = an encoder-decoder's own (BART, T5: the decoder's "
+                          "state at the EOS token; the only one they take); auto = eos for encoder-decoders, last for "
+                          "decoder LMs, mean when the model's "
                           "sentence-transformers pooling config says mean (all-MiniLM-L6-v2), else cls. A saved "
                           "adapter's pooling is kept when it is loaded.", choices=POOLINGS, legacy="cls")
     # Not part of a run's identity: it permits loading a model, it cannot change what a loadable model computes.
@@ -98,9 +110,11 @@ class DataArgs:
                                   "so that with one --data_seed a smaller sample lies inside every larger one "
                                   "(learning curves: main.py curve uses it).", choices=TRAIN_SUBSAMPLES)
     max_eval_samples: Optional[int] = option(250, "Stratified subsample of the validation split ('all' for all).",
-                                             parse=parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+                                             parse=parse_count, check=_scoreable,
+                                             allowed=f"an integer >= {MIN_EVAL_ROWS} or 'all'")
     max_test_samples: Optional[int] = option(1000, "Stratified subsample of the test split ('all' for all).",
-                                             parse=parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
+                                             parse=parse_count, check=_scoreable,
+                                             allowed=f"an integer >= {MIN_EVAL_ROWS} or 'all'")
     validation_fraction: float = option(0.1, "Share of train carved out as validation when a dataset has none.",
                                         parse=parse_float, check=lambda v: 0 < v < 1,
                                         allowed="a number between 0 and 1 (exclusive)")
@@ -295,7 +309,8 @@ class SpeedArgs:
     precision: str = option("auto", "Autocast precision: auto = bf16 on GPUs that have it, fp16 on older GPUs; on "
                             "CPUs bf16 where they have bf16 units (AVX512-BF16 or AMX), else fp32 (bf16 without "
                             "them is emulated, far slower). bf16 on CPU computes the attention in fp32, which is "
-                            "faster there.",
+                            "faster there. Families that fail in half precision (DeBERTa v1) train in fp32 under "
+                            "auto, with the reason in the record, and refuse bf16 and fp16.",
                             choices=PRECISIONS)
     group_by_length: bool = option(True, "Batch texts of similar length together, so little compute goes to "
                                    "padding (ignored with --pad_to_max_length).", parse=parse_bool,
@@ -374,27 +389,3 @@ FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
 # is made of (ftlab.config.groups) and what a resumed run must share with the checkpoint (ftlab.runs.resume).
 IDENTITY_FIELDS = frozenset(name for name, (_, f) in FIELDS.items() if f.metadata["identity"])
 
-
-def resolve_defaults(cfg: Config) -> Config:
-    """Fill values that depend on other values, so the saved config says exactly what ran."""
-    if cfg.optim.lr is None:
-        cfg.optim.lr = methods.get(cfg.method.method).default_lr
-    if cfg.speed.pad_multiple is None:
-        cfg.speed.pad_multiple = 64 if cfg.speed.torch_compile else 8
-    # W&B's own variables are honoured (cluster templates set WANDB_MODE=offline); flags win over them.
-    cfg.tracking.wandb_project = cfg.tracking.wandb_project or os.environ.get("WANDB_PROJECT") or None
-    if cfg.tracking.wandb_mode is None:
-        env_mode = os.environ.get("WANDB_MODE", "").replace("dryrun", "offline")
-        if not cfg.tracking.wandb_project:
-            cfg.tracking.wandb_mode = "disabled"
-        else:
-            cfg.tracking.wandb_mode = env_mode if env_mode in WANDB_MODES else "online"
-    return cfg
-
-
-def config_from_values(values: dict[str, Any]) -> Config:
-    cfg = Config()
-    for key, value in values.items():
-        group, _ = FIELDS[key]
-        setattr(getattr(cfg, group), key, value)
-    return cfg

@@ -18,7 +18,7 @@ from ftlab.curve.args import SVM, CurveArgs, Point
 from ftlab.models.flops import FlopsModel, flops_model, training_flops
 from ftlab.runs.directory import write_atomic, write_json_atomic
 from ftlab.runs.record import RESULT_NAME, RunRecord
-from ftlab.console import say
+from ftlab.console import render_table, say, short_path
 from ftlab.runtime import pyplot
 from ftlab.training.baseline import METHOD as BASELINE_METHOD
 
@@ -317,6 +317,24 @@ def log_to_wandb(args: CurveArgs, result: dict[str, Any]) -> Optional[dict[str, 
         return None
 
 
+def compact_table(result: dict[str, Any]) -> str:
+    """The terminal's view of the curve: one row per (method, size), narrow enough for the console's width; the fit,
+    the targets and the extrapolation check stay in curve.md."""
+    cost = {(c["method"], c["size"]): c for c in result["cost"]}
+    rows = []
+    for method, entry in result["methods"].items():
+        for point in entry["points"]:
+            verdict = result["verdicts_by_size"][point["size"]]["against_best"].get(method)
+            shown = (verdict or "" if isinstance(verdict, str) or verdict is None
+                     else f"{100 * verdict['difference']:+.1f} {verdict['verdict']}")
+            c = cost[method, point["size"]]
+            front = "time" if c["on_time_front"] else ""
+            rows.append([method, f"{point['size']:,}", f"{point['mean']:.4f}", _interval(point["interval"]),
+                         shown, f"{c['train_seconds']:.0f}", front])
+    return render_table(("method", "size", "test acc", "95% CI", "vs best", "train s", "front"), rows,
+                        right=("size", "test acc", "train s"), wrap=("vs best",))
+
+
 def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str) -> dict[str, Any]:
     result, curves, costs = analyse(args, points, rows)
     result["dataset"] = dataset
@@ -327,10 +345,17 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     write_atomic(args.curve_dir / "curve.md", lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     result["tracking"] = log_to_wandb(args, result)
     write_json_atomic(args.curve_dir / "curve.json", result)
-    print(markdown, flush=True)
+    print(compact_table(result), flush=True)
+    recipe = result.get("recipe")
+    if recipe:
+        better = len(recipe["better_in_no_more_time"])
+        say(f"recipe {recipe['dir']}: test accuracy {recipe['accuracy']:.4f} in {recipe['train_seconds']:.1f} s, "
+            + ("on the time frontier" if recipe["on_time_front"] else "not on the time frontier")
+            + (f"; {better} frontier point(s) more accurate in no more time, tested in curve.md" if better else ""),
+            prefix="[curve]")
     for curve in curves:
         if curve.no_fit:
             print(f"[curve] {curve.method}: no fitted curve: {curve.no_fit}", flush=True)
-    say(f"written: {args.curve_dir / 'curve.json'}, {args.curve_dir / 'curve.md'}, {', '.join(result['plots'])}",
-        prefix="[curve]")
+    say(f"written: {short_path(args.curve_dir / 'curve.md')} (every table: the fits, targets and the extrapolation "
+        f"check), curve.json, {', '.join(short_path(Path(plot)) for plot in result['plots'])}", prefix="[curve]")
     return result

@@ -8,6 +8,7 @@ import datasets
 import numpy as np
 
 from ftlab import tasks
+from ftlab.config.schema import MIN_EVAL_ROWS
 from ftlab.data.labels import (TaskDecision, check_trainable, encode, infer, is_unlabelled, keep_rows,
                                scale_targets)
 from ftlab.data.sources import RawData
@@ -151,10 +152,6 @@ def _carve_counts(rows: int, validation_fraction: Optional[float],
 
 # Fewest training rows that still hold two classes.
 MIN_TRAIN_ROWS = 2
-# Fewest rows a validation or test split is scored on. Below it one example moves the accuracy by more than 10
-# points and the intervals and paired tests have nothing to stand on (a 6-row file left 1 and 1 and reported
-# accuracy 0.0): an error, not a figure.
-MIN_EVAL_ROWS = 10
 
 
 def _enough(rows: int, validation_fraction: Optional[float], test_fraction: Optional[float]) -> bool:
@@ -178,13 +175,12 @@ def _check_enough_rows(rows: int, dataset_name: str, validation_fraction: Option
                     f"{MIN_EVAL_ROWS} rows each from and keep {MIN_TRAIN_ROWS} to train on: it needs {need}")
 
 
-def _check_scored_size(name: str, split: datasets.Dataset, dataset_name: str, limit: Optional[int]) -> None:
-    if len(split) >= MIN_EVAL_ROWS:
-        return
-    flag = {"validation": "--max_eval_samples", "test": "--max_test_samples"}[name]
-    cause = f" ({flag} {limit})" if limit is not None and limit < MIN_EVAL_ROWS else ""
-    raise DataError(f"--dataset {dataset_name}: the {name} split has {len(split)} rows{cause}; a split is scored on "
-                    f"at least {MIN_EVAL_ROWS}")
+def _check_scored_size(name: str, split: datasets.Dataset, dataset_name: str) -> None:
+    # --max_eval_samples/--max_test_samples below the minimum are refused with the flags; this is a split that
+    # came this small.
+    if len(split) < MIN_EVAL_ROWS:
+        raise DataError(f"--dataset {dataset_name}: the {name} split has {len(split)} rows; a split is scored on at "
+                        f"least {MIN_EVAL_ROWS}")
 
 
 def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: float, test_fraction: float,
@@ -232,8 +228,8 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
     for name, split in (("train", train), ("validation", validation), ("test", test)):
         if len(split) == 0:
             raise DataError(f"--dataset {dataset_name}: the {name} split is empty")
-    _check_scored_size("validation", validation, dataset_name, max_eval)
-    _check_scored_size("test", test, dataset_name, max_test)
+    _check_scored_size("validation", validation, dataset_name)
+    _check_scored_size("test", test, dataset_name)
     check_trainable(train, problem_type, label_names, dataset_name, notes)
     splits = datasets.DatasetDict({"train": train, "validation": validation, "test": test})
     if label_scaling and problem_type == tasks.REGRESSION:

@@ -11,7 +11,7 @@ from typing import Any
 from ftlab.errors import ConfigError
 from ftlab.methods.base import ApplyContext
 from ftlab.methods.peft_method import NORMS, PeftMethod
-from ftlab.methods.targets import check_matches, target_pattern
+from ftlab.methods.targets import resolve_targets
 
 UNPUBLISHED = "no published setting for text classification: LoRA's, to be tuned by `main.py compare`"
 
@@ -48,7 +48,7 @@ class Beft(PeftMethod):
     def check(self, model: Any, args: Any, arch: Any) -> None:
         super().check(model, args, arch)
         if args.merge:
-            unbiased = [path for path in check_matches(model, target_pattern(arch, args), args, self.name)
+            unbiased = [path for path in resolve_targets(model, arch, args, self.name).modules
                         if getattr(model.get_submodule(path), "bias", None) is None]
             if unbiased:
                 raise ConfigError(f"--merge: --method {self.name} merges into the layers' biases, and "
@@ -117,12 +117,13 @@ METHODS = (
                trains="scaling of full-rank sums of shared frozen random bases, and the head", **_LOW_RANK_LR,
                lr_source=UNPUBLISHED),
     PeftMethod(name="fourierft", label="FourierFT", peft_type="FOURIERFT",
-               config=("tuners/fourierft/config.py", "FourierFTConfig"), merges=True,
+               config=("tuners/fourierft/config.py", "FourierFTConfig"), merges=True, budget="n_frequency",
                trains="1,000 spectral coefficients per target layer (inverse DFT to the update), and the head",
                default_lr=1e-2, lr_range=(1e-3, 1e-1), lr_source="Gao et al. 2024 (FourierFT, GLUE: 5e-2 for the "
                "coefficients, lower for the head: one rate here)"),
     PeftMethod(name="waveft", label="WaveFT", peft_type="WAVEFT", config=("tuners/waveft/config.py", "WaveFTConfig"),
-               merges=True, trains="sparse wavelet coefficients per target layer, and the head", default_lr=1e-2,
+               merges=True, budget="n_frequency", trains="sparse wavelet coefficients per target layer, and the head",
+               default_lr=1e-2,
                lr_range=(1e-3, 1e-1), lr_source="FourierFT's (a spectral method of the same kind)"),
     PeftMethod(name="c3a", label="C3A", peft_type="C3A", config=("tuners/c3a/config.py", "C3AConfig"),
                sized=("block_size", 256), merges=True,
@@ -141,7 +142,8 @@ METHODS = (
                trains="a sparse set of rotations of each target layer's decomposition, and the head",
                default_lr=1e-3, lr_range=(1e-4, 1e-2), lr_source=UNPUBLISHED),
     PeftMethod(name="glora", label="GLoRA", peft_type="GLORA", config=("tuners/glora/config.py", "GloraConfig"),
-               peft_flags=_rank(), merges=True, trains="generalised LoRA (weight, bias and activation prompts), "
+               peft_flags=_rank(), merges=True, plain_linear=True,
+               trains="generalised LoRA (weight, bias and activation prompts), "
                "and the head", **_LOW_RANK_LR, lr_source=UNPUBLISHED),
     PeftMethod(name="gralora", label="GraLoRA", peft_type="GRALORA",
                config=("tuners/gralora/config.py", "GraloraConfig"),

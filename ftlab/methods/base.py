@@ -80,11 +80,16 @@ class Method:
             raise ConfigError(f"--merge: --method {self.name} cannot be merged into a plain checkpoint")
         return model.merge_and_unload()
 
-    def continue_from(self, model: Any, adapter_dir: str, args: Any) -> Any:
-        """The model with a saved adapter of this method loaded for more training (--load_adapter)."""
+    def load(self, model: Any, adapter_dir: str, trainable: bool = False) -> Any:
+        """`model` (the base) with the adapter of this method saved in `adapter_dir` (PEFT's from_pretrained), on
+        the base as the method's wrapper needs it."""
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(self.wrap_base(model), adapter_dir, is_trainable=True)
+        return PeftModel.from_pretrained(self.wrap_base(model), adapter_dir, is_trainable=trainable)
+
+    def continue_from(self, model: Any, adapter_dir: str, args: Any) -> Any:
+        """The model with a saved adapter of this method loaded for more training (--load_adapter)."""
+        return self.load(model, adapter_dir, trainable=True)
 
     def save_adapter(self, model: Any, args: Any, target: Path, run_dir: Path) -> None:
         """Write the trained adapter (PEFT's save_pretrained) to `target` (--save_adapter)."""

@@ -8,13 +8,14 @@ and LoftQ (against the 4-bit quantisation error of a QLoRA base).
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Optional
 
 from ftlab.errors import ConfigError
 from ftlab.methods.base import TARGET_FLAGS, ApplyContext, Method
-from ftlab.methods.targets import check_matches, target_pattern
+from ftlab.methods.targets import Targets, resolve_targets
 
 DEFAULT_INIT = "kaiming"  # PEFT's init_lora_weights=True
 # --lora_init -> PEFT's init_lora_weights
@@ -37,14 +38,33 @@ def _init_weights(init: str) -> Any:
     return INITS.get(init, init)  # pissa_niter_N is PEFT's own spelling
 
 
-def uses_conv1d(model: Any, pattern: str) -> bool:
-    """Whether the pattern reaches transformers' Conv1D layers (GPT-2), whose weight is stored transposed."""
+def uses_conv1d(model: Any, modules: list[str]) -> bool:
+    """Whether the targets include transformers' Conv1D layers (GPT-2), whose weight is stored transposed."""
     from transformers.pytorch_utils import Conv1D
 
-    return any(isinstance(module, Conv1D) for name, module in model.named_modules() if re.fullmatch(pattern, name))
+    return any(isinstance(model.get_submodule(name), Conv1D) for name in modules)
 
 
-def lora_config(model: Any, args: Any, context: ApplyContext, pattern: str) -> Any:
+@contextmanager
+def exact_targets() -> Iterator[None]:
+    """PEFT as told: the targets of a LoRA config are applied (and an adapter loaded) as they are named.
+
+    peft 0.21 rewrites a LoRA config's targets for the families whose checkpoints transformers 5 converts (Mixtral,
+    Qwen3-MoE, DeepSeek-V3, ...), for adapters trained under transformers 4: every gate_proj, up_proj and down_proj
+    becomes the fused expert parameters and `gate` the router, so DeepSeek-V3's dense MLP and shared experts lose
+    their adapters. The lab's configs name transformers 5's modules and parameters already (the expert stacks in
+    target_parameters), so the rewrite is switched off while they are applied or loaded."""
+    from peft.utils import transformers_weight_conversion as conversion
+
+    original = conversion.convert_peft_config_for_transformers
+    conversion.convert_peft_config_for_transformers = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        conversion.convert_peft_config_for_transformers = original
+
+
+def lora_config(model: Any, args: Any, context: ApplyContext, targets: Targets) -> Any:
     from peft import LoraConfig, TaskType
 
     extra: dict[str, Any] = dict(args.peft_args or {})
@@ -60,10 +80,13 @@ def lora_config(model: Any, args: Any, context: ApplyContext, pattern: str) -> A
     # classifier to modules_to_save behind our back, so it is left out then.
     try:
         return LoraConfig(task_type=None if args.lora_head else TaskType.SEQ_CLS, r=args.lora_r,
-                          lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=pattern,
+                          lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                          target_modules=targets.pattern or [],
+                          # Mixture-of-experts' expert stacks: 3-D parameters, adapted per expert.
+                          target_parameters=targets.parameters or None,
                           modules_to_save=None if args.lora_head else list(context.arch.head),
                           # GPT-2's Conv1D stores its weight transposed (in x out): PEFT's switch for it.
-                          fan_in_fan_out=uses_conv1d(model, pattern), use_rslora=args.use_rslora,
+                          fan_in_fan_out=uses_conv1d(model, targets.modules), use_rslora=args.use_rslora,
                           use_dora=args.use_dora, init_lora_weights=_init_weights(args.lora_init), **extra)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"--method lora: PEFT refuses the configuration: {str(exc).splitlines()[0]}") from None
@@ -82,7 +105,21 @@ def _batches_without_labels(context: ApplyContext) -> list[dict]:
 @dataclass(frozen=True)
 class Lora(Method):
     def check(self, model: Any, args: Any, arch: Any) -> None:
-        check_matches(model, target_pattern(arch, args), args, self.name)
+        targets = resolve_targets(model, arch, args, self.name, experts=True)
+        if targets.parameters:
+            # PEFT's LoRA on a parameter (lora.ParamWrapper) adds B A to the weight itself: an input dropout cannot
+            # be factored out of that, and neither DoRA nor the initialisations from the weights' decompositions
+            # or from data know a stack of experts.
+            experts = f"{arch.model_type}'s expert stacks ({', '.join(sorted(set(arch.experts)))})"
+            fix = "or --lora_mlp false to leave the experts out"
+            if args.lora_dropout:
+                raise ConfigError(f"--lora_dropout {args.lora_dropout:g}: PEFT's LoRA on {experts} takes no dropout; "
+                                  f"use --lora_dropout 0, {fix}")
+            if args.use_dora:
+                raise ConfigError(f"--use_dora: PEFT has no DoRA for {experts}; drop --use_dora, {fix}")
+            if args.lora_init not in ("kaiming", "gaussian"):
+                raise ConfigError(f"--lora_init {args.lora_init}: PEFT initialises LoRA on {experts} only randomly; "
+                                  f"use --lora_init kaiming or gaussian, {fix}")
 
     def check_args(self, args: Any) -> None:
         base = args.lora_init.split("_niter_")[0]
@@ -102,8 +139,7 @@ class Lora(Method):
         from peft import get_peft_model
 
         model = self.prepare(model)
-        pattern = target_pattern(context.arch, args)
-        config = lora_config(model, args, context, pattern)
+        config = lora_config(model, args, context, resolve_targets(model, context.arch, args, self.name, experts=True))
         if args.lora_init == "corda":
             from peft.tuners.lora.corda import preprocess_corda
 
@@ -112,7 +148,8 @@ class Lora(Method):
             texts = [{key: value[row:row + 1, batch["attention_mask"][row].bool()] for key, value in batch.items()}
                      for batch in _batches_without_labels(context) for row in range(len(batch["input_ids"]))]
             preprocess_corda(model, config, run_model=lambda: [model(**text) for text in texts])
-        peft_model = get_peft_model(model, config)
+        with exact_targets():
+            peft_model = get_peft_model(model, config)
         if args.lora_init == "eva":
             from peft import initialize_lora_eva_weights
 
@@ -134,6 +171,10 @@ class Lora(Method):
             peft_model.save_pretrained(context.run_dir / INITIAL_ADAPTER)
             config.init_lora_weights = init
         return peft_model
+
+    def load(self, model: Any, adapter_dir: str, trainable: bool = False) -> Any:
+        with exact_targets():
+            return super().load(model, adapter_dir, trainable)
 
     def save_adapter(self, model: Any, args: Any, target: Path, run_dir: Path) -> None:
         initial = run_dir / INITIAL_ADAPTER
@@ -170,6 +211,20 @@ class Lora(Method):
 
 @dataclass(frozen=True)
 class QLora(Lora):
+    def check(self, model: Any, args: Any, arch: Any) -> None:
+        import torch
+
+        super().check(model, args, arch)
+        # transformers' 4-bit loading replaces layers of exactly these classes (its replace_with_bnb_linear); on the
+        # loaded base they are bitsandbytes' Linear4bit.
+        kinds = {type(model.get_submodule(path)) for path in arch.body_linears}
+        if kinds and not {kind for kind in kinds
+                          if kind is torch.nn.Linear or kind.__name__ in ("Conv1D", "Linear4bit")}:
+            names = ", ".join(sorted(kind.__name__ for kind in kinds))
+            raise ConfigError(f"--method {self.name}: transformers' 4-bit loading quantises plain torch.nn.Linear "
+                              f"layers only, and {arch.model_type}'s are {names}: the base would stay in full "
+                              f"precision; use --method lora")
+
     def prepare(self, model: Any) -> Any:
         from peft import prepare_model_for_kbit_training
 
@@ -191,7 +246,8 @@ class QLora(Lora):
         adapter_config = model.peft_config[model.active_adapter]
         trained = get_peft_model_state_dict(model)
         base = model.unload().dequantize()  # the untouched 4-bit base weights, dequantised; the head as trained
-        plain = get_peft_model(base, adapter_config)
+        with exact_targets():
+            plain = get_peft_model(base, adapter_config)
         set_peft_model_state_dict(plain, trained)
         return plain.merge_and_unload()
 
@@ -225,9 +281,12 @@ _LORA = dict(flags=LORA_FLAGS, peft_type="LORA", default_lr=5e-4, lr_range=(5e-5
 METHODS = (
     Lora(name="lora", label="LoRA", legacy_flag="lora",
          trains="rank-r adapters on the target layers (default: query, key, value, attention output and MLP of "
-                "every block), and the head", **_LORA),
+                "every block, an encoder-decoder's encoder and decoder blocks and a mixture of experts' expert "
+                "stacks included; routers are left alone), and the head", **_LORA),
     QLora(name="qlora", label="QLoRA", legacy_flag="q_lora", four_bit_base=True,
-          trains="as lora, on a base loaded in 4-bit nf4 (bitsandbytes); the head stays unquantised",
+          trains="as lora, on a base loaded in 4-bit nf4 (bitsandbytes); the head stays unquantised, and on a CPU "
+                 "so do the layers bitsandbytes' kernel cannot hold (outputs not a multiple of 32 or inputs of 64; "
+                 "the record lists them)",
           **{**_LORA, "flags": (*LORA_FLAGS, "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
                                 "bnb_4bit_compute_dtype")}),
 )

@@ -10,8 +10,7 @@ from typing import Any, Mapping, Optional
 from ftlab.errors import ConfigError
 from ftlab.methods.base import TARGET_FLAGS, ApplyContext, Method
 from ftlab.methods.peft_fields import MISSING, check_peft_args, class_fields
-from ftlab.methods.targets import (check_matches, common_width, head_leaves, norm_paths, paths_regex,
-                                  target_pattern)
+from ftlab.methods.targets import common_width, head_leaves, norm_paths, paths_regex, resolve_targets
 
 # Fields of every PEFT config that the lab sets itself, and from what.
 FRAMEWORK = {"task_type": "the task (sequence classification)", "peft_type": "--method",
@@ -29,7 +28,8 @@ class PeftMethod(Method):
     importing peft. peft_flags: lab flag -> the config field it sets. targets: LINEAR (the target layers), NORMS
     (the normalisation layers) or None. fixed: fields the lab always sets. feedforward: the field that gets the
     MLP switch's layers (IA3 scales their inputs). sized: (field, limit): set to the largest power of two up to
-    the limit that divides every target layer's widths (VB-LoRA's vector length, C3A's block size)."""
+    the limit that divides every target layer's widths (VB-LoRA's vector length, C3A's block size). budget: a
+    field counting entries of each target's weight (FourierFT's spectral coefficients), at most its size."""
     config: tuple[str, str] = ("", "")
     peft_flags: Mapping[str, str] = field(default_factory=dict)
     targets: Optional[str] = LINEAR
@@ -38,6 +38,8 @@ class PeftMethod(Method):
     sized: Optional[tuple[str, int]] = None
     task_type: Optional[str] = None  # PEFT's TaskType name; None: the plain PeftModel (see peft_config())
     linear_only: bool = False  # PEFT's layer takes torch.nn.Linear only, though its config has fan_in_fan_out
+    plain_linear: bool = False  # PEFT's layer refuses subclasses of torch.nn.Linear (Falcon's FalconLinear)
+    budget: Optional[str] = None
     adapter: bool = True
 
     def __post_init__(self) -> None:
@@ -70,21 +72,36 @@ class PeftMethod(Method):
     def check(self, model: Any, args: Any, arch: Any) -> None:
         if self.targets != LINEAR:
             return
-        targets = check_matches(model, target_pattern(arch, args), args, self.name)
+        targets = resolve_targets(model, arch, args, self.name).modules
         conv1d = sorted({path.rsplit(".", 1)[-1] for path in targets
                          if type(model.get_submodule(path)).__name__ == "Conv1D"})
         if conv1d and (self.linear_only or "fan_in_fan_out" not in {f.name for f in self.fields()}):
             raise ConfigError(f"--method {self.name}: PEFT's {self.label} adapts torch.nn.Linear layers; "
                               f"{arch.model_type}'s {', '.join(conv1d)} are transformers Conv1D layers (use lora, "
                               f"ia3 or vera there)")
+        subclasses = sorted({type(model.get_submodule(path)).__name__ for path in targets
+                             if type(model.get_submodule(path)).__name__ not in ("Linear", "Conv1D")})
+        if subclasses and self.plain_linear:
+            raise ConfigError(f"--method {self.name}: PEFT's {self.label} adapts plain torch.nn.Linear layers; "
+                              f"{arch.model_type}'s targets are {', '.join(subclasses)} (use lora there)")
+        if self.budget:
+            given = (args.peft_args or {}).get(self.budget)
+            count = given if given is not None else next(f.default for f in self.fields() if f.name == self.budget)
+            for path in targets:
+                weight = model.get_submodule(path).weight
+                if weight.numel() < count:
+                    raise ConfigError(f"--method {self.name}: {self.budget} {count} is more than the {weight.numel()} "
+                                      f"weights of {arch.model_type}'s {path} ({' x '.join(map(str, weight.shape))}); "
+                                      f"set a smaller one with --peft_args, or leave such layers out with the "
+                                      f"--lora_<module> switches")
 
     def config_kwargs(self, model: Any, args: Any, arch: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {name: getattr(args, flag) for flag, name in self.peft_flags.items()}
         kwargs.update(self.fixed)
         if self.targets == LINEAR:
-            pattern = target_pattern(arch, args)
-            targets = check_matches(model, pattern, args, self.name)
-            kwargs["target_modules"] = pattern
+            resolved = resolve_targets(model, arch, args, self.name)
+            targets = resolved.modules
+            kwargs["target_modules"] = resolved.pattern
             if any(type(model.get_submodule(path)).__name__ == "Conv1D" for path in targets):
                 kwargs["fan_in_fan_out"] = True
             if self.feedforward:

@@ -16,10 +16,50 @@ class PromptMethod(PeftMethod):
     needs_cache: bool = False
 
     def check(self, model: Any, args: Any, arch: Any) -> None:
-        if self.needs_cache and not arch.decoder:
+        if arch.encoder_decoder:
+            raise ConfigError(f"--method {self.name}: PEFT feeds the virtual tokens to the model as input embeddings "
+                              f"(and a prefix as a cache), which {arch.model_type}'s classifier refuses (an "
+                              f"encoder-decoder's head finds the EOS token in the input ids); use lora or another "
+                              f"method with targets")
+        if not self.needs_cache:
+            return
+        import inspect
+
+        if not arch.decoder:
             raise ConfigError(f"--method {self.name}: PEFT hands the trained prefix to the model as a key-value "
                               f"cache, which {arch.model_type} (an encoder) does not take; use prompt_tuning or "
                               f"p_tuning on encoders")
+        if not {"cache", "past_key_values"} & set(inspect.signature(model.forward).parameters):
+            raise ConfigError(f"--method {self.name}: PEFT hands the trained prefix to the model as a key-value "
+                              f"cache, and {type(model).__name__} takes none; use prompt_tuning or p_tuning")
+        if not arch.blocks:
+            raise ConfigError(f"--method {self.name}: PEFT hands every layer a prefix of keys and values for its "
+                              f"attention; {arch.model_type}: {arch.no_blocks()}, not all of them attention layers; "
+                              f"use prompt_tuning or p_tuning")
+        self._check_prefix_shape(model, args, arch)
+
+    def _check_prefix_shape(self, model: Any, args: Any, arch: Any) -> None:
+        """PEFT shapes each layer's prefix keys and values from the config (key-value heads x head size); the model's
+        key and value layers must compute that width (Falcon's multi-query attention and DeepSeek's latent attention
+        do not)."""
+        from peft.utils.other import _prepare_prompt_learning_config
+
+        config = _prepare_prompt_learning_config(self.peft_config(model, args, arch), model.config.to_dict())
+        head = config.token_dim // config.num_attention_heads
+        block = dict(model.get_submodule(arch.blocks[0])[0].named_modules())
+        for path in dict.fromkeys([*arch.layers["key"], *arch.layers["value"]]):
+            if path not in block:
+                continue
+            served = [switch for switch in ("query", "key", "value") if path in arch.layers[switch]]
+            expected = config.token_dim * sum(switch in served for switch in ("key", "value")) \
+                + (model.config.num_attention_heads * head if "query" in served else 0)
+            weight = block[path].weight
+            out = weight.shape[-1] if type(block[path]).__name__ == "Conv1D" else weight.shape[0]
+            if out != expected:
+                raise ConfigError(f"--method {self.name}: PEFT shapes the prefix's keys and values as "
+                                  f"{config.num_attention_heads} heads x {head} (from {arch.model_type}'s config), "
+                                  f"but its {path} computes {out} features, so its attention cannot read them; use "
+                                  f"prompt_tuning or p_tuning")
 
     def config_kwargs(self, model: Any, args: Any, arch: Any) -> dict[str, Any]:
         # PEFT reads these from the config's own keys (hidden_size, ...), which some families name otherwise

@@ -37,22 +37,28 @@ class Head(Method):
 
 @dataclass(frozen=True)
 class Selective(Method):
+    """The last --unfreeze_layers blocks of each block list train: an encoder-decoder's top encoder blocks and top
+    decoder blocks."""
+
     def check(self, model: Any, args: Any, arch: Any) -> None:
-        if arch.blocks is None:
-            raise ConfigError(f"--method {self.name}: model type {arch.model_type!r} has no list of transformer "
-                              f"blocks that could be found; use --method lora with --lora_target_modules, or full")
-        blocks = model.get_submodule(arch.blocks)
-        if args.unfreeze_layers > len(blocks):
-            layers = getattr(model.config, "num_hidden_layers", len(blocks))
-            shared = f" ({layers} layers share their weights)" if layers > len(blocks) else ""
-            raise ConfigError(f"--unfreeze_layers {args.unfreeze_layers}: the model has only {len(blocks)} "
-                              f"transformer blocks{shared}")
+        if not arch.blocks:
+            raise ConfigError(f"--method {self.name}: model type {arch.model_type!r}: {arch.no_blocks()}; use "
+                              f"--method lora with --lora_target_modules, or full")
+        for path in arch.blocks:
+            blocks = model.get_submodule(path)
+            if args.unfreeze_layers > len(blocks):
+                layers = getattr(model.config, "num_hidden_layers", len(blocks))
+                shared = f" ({layers} layers share their weights)" if layers > len(blocks) else ""
+                where = f" in {path}" if len(arch.blocks) > 1 else ""
+                raise ConfigError(f"--unfreeze_layers {args.unfreeze_layers}: the model has only {len(blocks)} "
+                                  f"transformer blocks{where}{shared}")
 
     def apply(self, model: Any, args: Any, context: ApplyContext) -> Any:
         self.check(model, args, context.arch)
         train_only(model, context.arch.head)
-        for block in list(model.get_submodule(context.arch.blocks))[-args.unfreeze_layers:]:
-            block.requires_grad_(True)
+        for path in context.arch.blocks:
+            for block in list(model.get_submodule(path))[-args.unfreeze_layers:]:
+                block.requires_grad_(True)
         return model
 
     def describe(self, args: Mapping[str, Any]) -> str:
@@ -89,7 +95,9 @@ METHODS = (
          lr_range=(1e-5, 3e-4), lr_source="BERT's fine-tuning range (Devlin et al. 2019: 2e-5..5e-5)", passes=3.0),
     Head(name="head", label="head only", trains="the classification head only", aliases=("cls",),
          default_lr=1e-3, lr_range=(1e-4, 1e-1), lr_source="a linear probe on frozen features", passes=1.0),
-    Selective(name="selective", label="last blocks", trains="the last --unfreeze_layers blocks and the head",
+    Selective(name="selective", label="last blocks",
+              trains="the last --unfreeze_layers blocks (of the encoder and of the decoder in an encoder-decoder) and "
+                     "the head",
               flags=("unfreeze_layers",), search_space={"unfreeze_layers": "1,2,3"}, default_lr=1e-4,
               lr_range=(1e-5, 1e-3), lr_source="between full fine-tuning's and the head's", passes=3.0),
     BitFit(name="bitfit", label="BitFit", trains="every bias term and the head", default_lr=1e-3,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 from ftlab.errors import ConfigError
 
@@ -41,9 +42,10 @@ def switches_on(args: Any) -> tuple[str, ...]:
     return tuple(switch for switch in SWITCHES if getattr(args, f"lora_{switch}"))
 
 
-def target_pattern(arch: Any, args: Any) -> str:
+def target_pattern(arch: Any, args: Any) -> Optional[str]:
     """The pattern of the layers a method with targets adapts: --lora_target_modules, else the switches' layers
-    (and the head's linears with --lora_head). `arch`: the model's ftlab.models.architectures.Architecture."""
+    (and the head's linears with --lora_head); None where the switches name parameters only (a mixture of
+    experts' MLP). `arch`: the model's ftlab.models.architectures.Architecture."""
     if args.lora_target_modules:
         if args.lora_target_modules.strip().lower() == ALL_LINEAR:
             # Resolved here rather than passed to PEFT as "all-linear": PEFT would also wrap the linears of the
@@ -54,22 +56,57 @@ def target_pattern(arch: Any, args: Any) -> str:
     return arch.target_regex(switches_on(args), include_head=args.lora_head)
 
 
-def matching(model: Any, pattern: str) -> list[str]:
+def matching(model: Any, pattern: Optional[str]) -> list[str]:
     """Paths of the modules of `model` whose full path matches `pattern` (the root module excluded)."""
-    return [name for name, _ in model.named_modules() if name and re.fullmatch(pattern, name)]
+    return [name for name, _ in model.named_modules() if name and pattern and re.fullmatch(pattern, name)]
 
 
-def check_matches(model: Any, pattern: str, args: Any, method: str) -> list[str]:
-    """The matching module paths; a method whose targets match nothing stops with one line naming them."""
-    found = matching(model, pattern)
-    if not found:
+@dataclass(frozen=True)
+class Targets:
+    """What a method with targets adapts: the pattern of its layers (None: no layer) and their paths, and the block
+    parameters it adapts by full name (mixture-of-experts' expert stacks, for LoRA)."""
+    pattern: Optional[str]
+    modules: list[str]
+    parameters: list[str]
+
+
+def resolve_targets(model: Any, arch: Any, args: Any, method: str, experts: bool = False) -> Targets:
+    """The targets of `method` on `model`; one line where they match nothing, or where the switches name weights
+    held as 3-D parameters that the method cannot adapt (`experts`: it adapts expert stacks, as PEFT's LoRA does
+    through target_parameters)."""
+    pattern = target_pattern(arch, args)
+    parameters = _parameter_targets(model, arch, args, method, experts)
+    modules = matching(model, pattern)
+    if not modules and not parameters:
         given = (f"--lora_target_modules {args.lora_target_modules}" if args.lora_target_modules
                  else f"the --lora_<module> switches ({', '.join(switches_on(args)) or 'none on'})")
         linears = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
                           if type(module).__name__ in ("Linear", "Conv1D")})
         raise ConfigError(f"{given}: no layer of {model.config.model_type} matches (--method {method}); its linear "
                           f"layers are named {', '.join(linears) or 'nothing: it has none'}")
-    return found
+    return Targets(pattern, modules, parameters)
+
+
+def _parameter_targets(model: Any, arch: Any, args: Any, method: str, experts: bool) -> list[str]:
+    if args.lora_target_modules:  # layers named by hand
+        return []
+    switches = switches_on(args)
+    wanted = arch.parameter_targets(switches)
+    refused = [path for path in wanted if not (experts and path in arch.experts)]
+    if refused:
+        off = " ".join(f"--lora_{switch} false" for switch in switches
+                       if set(arch.parameters.get(switch, ())) & set(refused))
+        if all(path in arch.experts for path in refused):
+            what, how = "MLP experts", "only --method lora adapts them (PEFT's target_parameters)"
+        else:
+            what, how = "weights", ("no method here adapts them (PEFT's target_parameters takes a 3-D parameter for a "
+                                    "stack of experts, which they are not)")
+        raise ConfigError(f"--method {method}: {arch.model_type}'s {what} {', '.join(refused)} are 3-D parameters, "
+                          f"not layers; {how}; switch {off} to adapt the other layers, or use full or selective")
+    if not wanted:
+        return []
+    pattern = arch.block_regex(wanted)
+    return [name for name, _ in model.named_parameters() if re.fullmatch(pattern, name)]
 
 
 def head_leaves(model: Any, head: Sequence[str]) -> list[str]:

@@ -3,9 +3,10 @@
 Under bf16 autocast the query, key and value come out of the linears in bf16, and PyTorch's fused CPU attention
 kernel is slower in bf16 than in fp32 on the CPUs this was measured on, mostly in backward, so the three inputs
 are cast to fp32 for the attention alone (scripts/bench_attention.py times it per length; the figures and the
-accuracy check over seeds are in docs/studies/speed.md and docs/studies/cpu-defaults.md). The linears, where bf16
-pays, stay in bf16. The result is cast back, so the rest of the
-model sees what it saw before.
+accuracy check over seeds are in docs/studies/speed.md and docs/studies/cpu-defaults.md), and with them every other
+floating input: a float mask (T5 adds its position bias to the mask, in bf16 under autocast), which SDPA wants in the
+query's dtype. The linears, where bf16 pays, stay in bf16. The result is cast back, so the rest of the model sees
+what it saw before.
 
 It is a transformers attention function (AttentionInterface), selected per model, so nothing global changes and
 saved configs do not name it (transformers does not serialise the attention implementation). CUDA is left alone:
@@ -29,9 +30,15 @@ def _sdpa_in_fp32(module: torch.nn.Module, query: torch.Tensor, key: torch.Tenso
     if dtype == torch.float32 or query.device.type != "cpu":
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     with torch.autocast("cpu", enabled=False):
-        output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
-                                                 **kwargs)
+        output, weights = sdpa_attention_forward(module, _fp32(query), _fp32(key), _fp32(value),
+                                                 _fp32(attention_mask),
+                                                 **{name: _fp32(value) for name, value in kwargs.items()})
     return output.to(dtype), weights
+
+
+def _fp32(value: Any) -> Any:
+    """A floating tensor in fp32; anything else (a boolean mask, a scale, None) as it is."""
+    return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
 AttentionInterface.register(FP32_SDPA, _sdpa_in_fp32)

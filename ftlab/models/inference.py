@@ -118,9 +118,9 @@ def _load_adapter(directory: Path, label_names: Optional[Sequence[str]],
                                f"names: {str(exc).splitlines()[0]}") from None
     from ftlab import methods
 
-    # The base as the adapter's method needs it (prefix tuning reads the cache under its old name).
-    base = methods.of_adapter(PeftConfig.from_pretrained(str(directory)).peft_type).wrap_base(base)
-    model = PeftModel.from_pretrained(base, str(directory))
+    # Loaded by the adapter's method: on the base as it needs it (prefix tuning reads the cache under its old name),
+    # with its targets as named (LoRA on expert stacks).
+    model = methods.of_adapter(PeftConfig.from_pretrained(str(directory)).peft_type).load(base, str(directory))
     # Weights missing from the base checkpoint were initialised at random both in training and here, so unless the
     # adapter saved them (modules_to_save), the predictions would be noise. This happens with --lora_head when the
     # base checkpoint has no head or one for another label count: the adapter holds only the head's LoRA deltas.

@@ -33,10 +33,47 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
     return tokenizer
 
 
-def quantization_config(config: PreTrainedConfig, args: MethodArgs, head: tuple[str, ...]):
-    """nf4 with double quantisation; the head (its modules by full path: transformers skips a module whose path
-    starts with one) stays in full precision (a quantised head cannot be trained, and
-    DistilBERT crashes with 'only Tensors of floating point dtype can require gradients' otherwise)."""
+# bitsandbytes 0.50 repacks a CPU 4-bit layer's weight for its fused kernel the first time the layer runs in eval
+# mode on a CPU with AVX512-BF16 (bitsandbytes.functional._convert_weight_packed_for_cpu: 32-row tiles over the
+# 64-value quantisation blocks); a layer whose output size is not a multiple of the one or input size of the other
+# fails there, at the first evaluation. Such layers (Qwen2-MoE's one-output shared_expert_gate, ConvBERT's
+# conv_kernel_layer, DeepSeek's latent projections) stay in full precision on every CPU, so that which layers are
+# quantised does not depend on the CPU.
+CPU_4BIT_ROWS, CPU_4BIT_BLOCK = 32, 64
+
+
+def four_bit_misfit(module: torch.nn.Module) -> Optional[str]:
+    """Why bitsandbytes' CPU 4-bit kernel cannot hold a linear layer (a Linear, or GPT-2's transposed Conv1D); None
+    where it can."""
+    out_features, in_features = module.weight.shape[::-1] if type(module).__name__ == "Conv1D" else module.weight.shape
+    if out_features % CPU_4BIT_ROWS:
+        return f"{out_features} outputs, not a multiple of {CPU_4BIT_ROWS} (bitsandbytes' CPU 4-bit kernel)"
+    if in_features % CPU_4BIT_BLOCK:
+        return f"{in_features} inputs, not a multiple of {CPU_4BIT_BLOCK} (bitsandbytes' CPU 4-bit kernel)"
+    return None
+
+
+def unquantised_layers(model: torch.nn.Module, body_linears: tuple[str, ...]) -> dict[str, str]:
+    """The linear layers outside the head that a 4-bit base (loaded or its skeleton) holds in full precision, each
+    with the reason; on a loaded model also those transformers' 4-bit loading left as they were."""
+    import bitsandbytes as bnb
+
+    kept = {}
+    for path in body_linears:
+        module = model.get_submodule(path)
+        if isinstance(module, bnb.nn.Linear4bit):
+            continue
+        misfit = None if torch.cuda.is_available() else four_bit_misfit(module)
+        if misfit or module.weight.device.type != "meta":
+            kept[path] = misfit or "left in full precision by transformers' 4-bit loading"
+    return kept
+
+
+def quantization_config(config: PreTrainedConfig, args: MethodArgs, keep: list[str]):
+    """nf4 with double quantisation. `keep`: the modules (by full path: transformers skips a module whose path
+    starts with one) that stay in full precision: the head (a quantised head cannot be trained, and DistilBERT
+    crashes with 'only Tensors of floating point dtype can require gradients' otherwise) and the layers 4-bit cannot
+    hold on this device (unquantised_layers)."""
     try:
         import bitsandbytes  # noqa: F401  (imported only to fail with a clear message)
     except ImportError:
@@ -52,7 +89,7 @@ def quantization_config(config: PreTrainedConfig, args: MethodArgs, head: tuple[
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=args.bnb_4bit_quant_type,
                               bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
                               bnb_4bit_compute_dtype=compute_dtype,
-                              llm_int8_skip_modules=list(head))
+                              llm_int8_skip_modules=keep)
 
 
 def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs,
@@ -80,10 +117,13 @@ def load_classifier(source: ModelSource, label_names: list[str], args: MethodArg
             # BERT's and RoBERTa's heads fall back to the hidden dropout: pin them to the value they had.
             config.classifier_dropout = getattr(config, hidden_key)
         setattr(config, hidden_key, hidden_dropout)
-    head = discover(skeleton(config, trust_remote_code)).head
+    shape = skeleton(config, trust_remote_code)
+    arch = discover(shape)
+    head = arch.head
     kwargs = {}
     if methods.get(args.method).four_bit_base:
-        kwargs["quantization_config"] = quantization_config(config, args, head)
+        keep = [*head, *unquantised_layers(shape, arch.body_linears)]
+        kwargs["quantization_config"] = quantization_config(config, args, keep)
         # Each process holds a whole copy on its own GPU: the local rank is the device index on its machine.
         kwargs["device_map"] = {"": process_state().local_process_index if torch.cuda.is_available() else "cpu"}
     # A checkpoint fine-tuned for another label set (say 2 classes, here 3) gets a fresh head instead of a

@@ -1,7 +1,8 @@
 """What the classification head reads: the first token's state (cls, an encoder's own head), the attention-masked
 mean of the last layer's token states (mean), the way sentence-transformers encoders such as all-MiniLM-L6-v2 were
-trained to be read, or the last real token's state (last, what a decoder LM's own classifier reads: under causal
-attention only the last token has seen the whole text).
+trained to be read, the last real token's state (last, what a decoder LM's own classifier reads: under causal
+attention only the last token has seen the whole text), or an encoder-decoder's own (eos: BART's and T5's heads read
+the decoder's state at the text's last EOS token; the only pooling they take).
 
 Mean and last pooling are two forward hooks, not a new head module, so the model keeps its class, parameter names
 and head modules: trainable-parameter counts, PEFT's modules_to_save, the 4-bit skip list, save_pretrained, merging
@@ -28,7 +29,7 @@ import torch
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from ftlab.errors import ConfigError
-from ftlab.models.architectures import Architecture, discover, is_decoder_type
+from ftlab.models.architectures import Architecture, discover, is_decoder_type, is_encoder_decoder_type
 
 POOLING_KEY = "ftlab_pooling"  # config.json attribute; a model saved without it reads its first token (cls)
 _MASK = "ftlab_attention_mask"  # the encoder module's attribute holding the mask of the batch being run
@@ -39,8 +40,8 @@ HOOKED_POOLINGS = ("mean", "last")
 
 @dataclass(frozen=True)
 class PoolingChoice:
-    requested: str  # auto | cls | mean | last
-    used: str  # cls | mean | last
+    requested: str  # auto | cls | mean | last | eos
+    used: str  # cls | mean | last | eos
     reason: str
 
     def as_record(self) -> dict[str, str]:
@@ -48,12 +49,23 @@ class PoolingChoice:
 
 
 def resolve_pooling(requested: str, model_location: str, adapter_dir: Optional[str] = None) -> PoolingChoice:
-    """auto: a loaded adapter's own pooling; otherwise last for a decoder LM, mean when the model's
-    sentence-transformers pooling config says mean tokens, else cls. An explicit choice is used as given, except cls
-    on a decoder (its first token has seen nothing but itself)."""
+    """auto: a loaded adapter's own pooling; otherwise eos for an encoder-decoder, last for a decoder LM, mean when
+    the model's sentence-transformers pooling config says mean tokens, else cls. An explicit choice is used as given,
+    except cls on a decoder (its first token has seen nothing but itself), anything but eos on an encoder-decoder
+    and eos on anything else."""
     adapter_pooling = _saved_pooling_in(Path(adapter_dir)) if adapter_dir else None
     config = _read_json(model_location, "config.json") or {}
-    decoder = is_decoder_type(str(config.get("model_type")))
+    model_type = str(config.get("model_type"))
+    decoder = is_decoder_type(model_type)
+    if is_encoder_decoder_type(model_type):
+        if requested not in ("auto", "eos"):
+            raise ConfigError(f"--pooling {requested}: {model_location} is an encoder-decoder ({model_type}), whose "
+                              f"head reads the decoder's state at the text's EOS token; use --pooling auto or eos")
+        return PoolingChoice(requested, "eos", f"{model_location} is an encoder-decoder ({model_type}): its head "
+                                               f"reads the decoder's state at the EOS token")
+    if requested == "eos":
+        raise ConfigError(f"--pooling eos: the EOS pooling of encoder-decoders' heads; {model_location} "
+                          f"({model_type}) is none: use auto, cls, mean or last")
     if requested != "auto":
         if requested == "cls" and decoder:
             raise ConfigError(f"--pooling cls: {model_location} is a decoder LM ({config.get('model_type')}), whose "
@@ -101,8 +113,10 @@ def _saved_pooling_in(directory: Path) -> str:
 
 
 def _native_pooling(model_type: str) -> str:
-    """What a model saved without ftlab's pooling key reads: a decoder's own classifier its last token, an
-    encoder's its first."""
+    """What a model saved without ftlab's pooling key reads: an encoder-decoder's own classifier its EOS token, a
+    decoder's its last token, an encoder's its first."""
+    if is_encoder_decoder_type(model_type):
+        return "eos"
     return "last" if is_decoder_type(model_type) else "cls"
 
 

@@ -35,9 +35,8 @@ def apply_method(model: Any, args: MethodArgs, arch: Optional[Architecture] = No
     if continues_adapter(args):
         return method.continue_from(model, args.load_adapter, args)
     if args.load_adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, args.load_adapter).merge_and_unload()
+        adapter = methods.of_adapter(str(adapter_type(args.load_adapter)))
+        model = adapter.load(model, args.load_adapter).merge_and_unload()
     method.check(model, args, context.arch)  # as before loading; callers that built the model themselves get it here
     return method.apply(model, args, context)
 
@@ -48,8 +47,12 @@ def check_method_fits(config: Any, args: MethodArgs, trust_remote_code: bool = F
     try:
         model = skeleton(config, trust_remote_code)
     except ValueError as exc:  # transformers: "Unrecognized configuration class ... for this kind of AutoModel"
+        if "Unrecognized configuration class" not in str(exc):
+            raise ConfigError(f"model type {config.model_type!r}: transformers cannot build its sequence classifier: "
+                              f"{str(exc).splitlines()[0][:200]}") from None
         raise ConfigError(f"model type {config.model_type!r} has no sequence-classification class in transformers "
-                          f"({str(exc).splitlines()[0][:120]})") from None
+                          f"(AutoModelForSequenceClassification does not know {type(config).__name__}); the "
+                          f"families page of the docs lists those tried") from None
     arch = discover(model)
     if not continues_adapter(args):
         methods.get(args.method).check(model, args, arch)

@@ -11,12 +11,13 @@ from typing import Optional
 
 from ftlab import tasks
 from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options, unused_flags
+from ftlab.config.values import InvalidValue, parse_seeds
 from ftlab.errors import ConfigError
 from ftlab.runs.directory import STUDIES_DIR, check_output_dir, dataset_label
 from ftlab.runs.plan import plan_run
 from ftlab.search.space import NOT_FOR_SEARCH, SYNTAX, Param, build_space, flag_value, param_flags
 
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("hyperband", "halving", "median", "none")
 # Every combination of the space's choices and range ends is checked as a train command before the study starts;
 # beyond this many, only the first ones (the rest fail as single trials, if they do).
 MAX_CHECKED_POINTS = 256
@@ -36,6 +37,10 @@ class SearchArgs:
     img_dir: Path
     train_argv: list[str]  # the fixed train flags, as typed
     base: Config  # ... validated
+    # Seeds every trial runs with, its objective their mean (none: the one seed of the train flags).
+    trial_seeds: tuple[int, ...] = ()
+    # Values of the study's first trial (e.g. a method's registry default), queued when the study is created.
+    first_trial: Optional[dict] = None
 
     @cached_property
     def metric(self) -> str:
@@ -70,6 +75,8 @@ def build_parser(prog: str = "main.py search") -> OneLineParser:
     parser.add_argument("--pruner", choices=PRUNERS, default="median",
                         help="stop hopeless trials at intermediate validations (default median)")
     parser.add_argument("--sampler_seed", type=int, default=42, help="seed of the TPE sampler (default 42)")
+    parser.add_argument("--trial_seeds", default=None, help="comma-separated seeds each trial runs with (in "
+                        "trial-<n>/seed<N>); the study optimises their mean (default: one run with the train seed)")
     parser.add_argument("--heartbeat_interval", type=POSITIVE_INT, default=60,
                         help="seconds between a running trial's heartbeats (database storages; default 60)")
     parser.add_argument("--grace_period", type=POSITIVE_INT, default=None,
@@ -102,8 +109,8 @@ def parse_search_args(argv: list[str]) -> SearchArgs:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("search runs each trial in one process: start several workers (or a SLURM array, "
                           "scripts/slurm/search_array.sbatch), not accelerate launch")
+    _check_space_methods(space, base)  # before the points: its line says why such a flag cannot be searched
     _check_space_points(space, train_argv)
-    _check_space_methods(space, base)
     method = "" if "method" in space else f"-{base.method.method}"
     study_dir = Path(known.output_dir or Path(STUDIES_DIR) / f"search-{dataset_label(base)}{method}")
     check_output_dir(study_dir)
@@ -113,7 +120,17 @@ def parse_search_args(argv: list[str]) -> SearchArgs:
                       study_name=known.study_name or study_dir.resolve().name, storage=known.storage,
                       pruner=known.pruner, sampler_seed=known.sampler_seed,
                       heartbeat_interval=known.heartbeat_interval, grace_period=known.grace_period,
-                      img_dir=Path(known.img_dir or study_dir), train_argv=train_argv, base=base)
+                      img_dir=Path(known.img_dir or study_dir), train_argv=train_argv, base=base,
+                      trial_seeds=tuple(_trial_seeds(known.trial_seeds)))
+
+
+def _trial_seeds(text: Optional[str]) -> list[int]:
+    if text is None:
+        return []
+    try:
+        return parse_seeds(text)
+    except InvalidValue as exc:
+        raise ConfigError(f"--trial_seeds {text!r}: {exc}") from None
 
 
 def _check_space_methods(space: dict[str, Param], base: Config) -> None:

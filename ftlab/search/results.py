@@ -44,12 +44,12 @@ def write_plots(study: Any, img_dir: Path, name: str, target_name: str, seed: in
     written = []
     for plot, draw in plots.items():
         if plot == "param_importances" and len(_complete_trials(study)) < 2:
-            print("[search] no parameter importances yet: they need two complete trials", flush=True)
+            say("no parameter importances yet: they need two complete trials", prefix="[search]")
             continue
         try:
             figure = draw().figure
         except RuntimeError as exc:  # fANOVA: every complete trial has the same value, nothing to attribute
-            print(f"[search] no {plot.replace('_', ' ')} plot: {exc}", flush=True)
+            say(f"no {plot.replace('_', ' ')} plot: {exc}", prefix="[search]")
             continue
         figure.tight_layout()
         written.append(write_atomic(img_dir / f"{name}_{plot}.png",
@@ -71,13 +71,13 @@ def _counts(trials: list[Any]) -> str:
 
 def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
     trials = study.get_trials(deepcopy=False)
-    print(f"[search] study {args.study_name} ({storage_display}): {len(trials)} trials: {_counts(trials)}",
-          flush=True)
+    say(f"study {args.study_name} ({storage_display}):", prefix="[search]")  # a long path wraps on its own line
+    say(f"{len(trials)} trials: {_counts(trials)}", prefix="[search]")
     table = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "datetime_start",
                                           "duration"))
     written = [write_atomic(args.study_dir / "trials.csv", lambda tmp: table.to_csv(tmp, index=False))]
     if not _complete_trials(study):
-        print("[search] no complete trial yet: no best configuration", flush=True)
+        say("no complete trial yet: no best configuration", prefix="[search]")
         say(f"written: {written[0]}", prefix="[search]")
         return
     best = study.best_trial
@@ -85,15 +85,15 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
               f"#   python main.py --config {args.study_dir / 'best_config.yaml'}\n")
     text = header + yaml.safe_dump(best_config(study, args), sort_keys=False)
     written.append(write_atomic(args.study_dir / "best_config.yaml", lambda tmp: tmp.write_text(text)))
-    print(f"[search] best: trial {best.number}, validation {args.metric} {best.value:.4f}: "
-          f"{show_params(best.params)}", flush=True)
+    say(f"best: trial {best.number}, validation {args.metric} {best.value:.4f}: "
+        f"{show_params(best.params)}", prefix="[search]")
     record_path = Path(best.user_attrs.get("output_dir", args.study_dir / f"trial-{best.number}")) / RESULT_NAME
     if record_path.is_file():
         record = RunRecord.load(record_path)
         test, task = record.metrics("test"), record.task
-        print(f"[search] best trial on test ({test['num_samples']} texts, never used to choose): {task.primary} "
-              f"{test[task.primary]:.4f}, {task.secondary} {test.get(task.secondary, float('nan')):.4f}, loss "
-              f"{test['loss']:.4f} ({record_path})", flush=True)
+        say(f"best trial on test ({test['num_samples']} texts, never used to choose): {task.primary} "
+            f"{test[task.primary]:.4f}, {task.secondary} {test.get(task.secondary, float('nan')):.4f}, loss "
+            f"{test['loss']:.4f} ({record_path})", prefix="[search]")
     written += write_plots(study, args.img_dir, args.study_name, target_name=f"validation {args.metric}",
                            seed=args.sampler_seed)
     say(f"written: {', '.join(short_path(path) for path in written)}", prefix="[search]")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ftlab import tasks
 from ftlab.config import FIELDS
+from ftlab.console import say
 from ftlab.errors import ConfigError
 from ftlab.runs.record import RESULT_NAME
 from ftlab.search.args import SearchArgs
@@ -37,7 +38,10 @@ def fixed_settings(args: SearchArgs) -> dict[str, Any]:
     (tracking and the output directory excepted: they do not change what a trial measures)."""
     fixed = {name: getattr(getattr(args.base, group), name) for name, (group, _) in FIELDS.items()
              if group != "tracking" and name not in args.space and name not in NOT_COMPARED}
-    return {"space": {name: param.describe() for name, param in args.space.items()}, "train": fixed}
+    settings = {"space": {name: param.describe() for name, param in args.space.items()}, "train": fixed}
+    if args.trial_seeds:
+        settings["trial_seeds"] = list(args.trial_seeds)
+    return settings
 
 
 def _difference(stored: dict[str, Any], ours: dict[str, Any]) -> str:
@@ -86,14 +90,16 @@ def open_study(args: SearchArgs, storage: Any) -> Any:
         if args.n_trials < originals:
             raise ConfigError(f"--n_trials {args.n_trials}: study {args.study_name} already has {originals} trials; "
                               f"ask for at least that many")
-        for _ in range(args.n_trials - originals):
-            study.enqueue_trial({})
+        for index in range(args.n_trials - originals):
+            # The first trial of a new study may be given (a method's registry default), the others are drawn.
+            first = args.first_trial if index == 0 and originals == 0 else None
+            study.enqueue_trial(first or {})
         # Workers of one study draw from differently seeded samplers (the same seed would give the same values
         # to trials started side by side); the first worker of a study uses --sampler_seed itself.
         worker_index = study.user_attrs.get("ftlab_workers", 0)
         study.set_user_attr("ftlab_workers", worker_index + 1)
     pruner = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
-              "none": optuna.pruners.NopPruner}[args.pruner]()
+              "halving": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner}[args.pruner]()
     # constant_liar: trials still running count as bad results, so concurrent workers spread out.
     sampler = optuna.samplers.TPESampler(seed=args.sampler_seed + worker_index, constant_liar=True)
     return optuna.load_study(study_name=args.study_name, storage=storage.optuna, sampler=sampler, pruner=pruner)
@@ -131,8 +137,8 @@ def run_worker(study: Any, args: SearchArgs, storage: Any, stop: Optional[StopRe
                 except optuna.exceptions.UpdateFinishedTrialError:
                     # This worker stalled longer than --grace_period (alive, but silent): another one already
                     # failed its trial and queued it again. Its run directory stays; the study re-runs it.
-                    print(f"[search] trial {runner.current} was taken for dead while it ran (no heartbeat for the "
-                          f"grace period) and is re-run; raise --grace_period", file=sys.stderr, flush=True)
+                    say(f"trial {runner.current} was taken for dead while it ran (no heartbeat for the "
+                        f"grace period) and is re-run; raise --grace_period", prefix="[search]", file=sys.stderr)
                 runner.current = None
                 waiting_said = False
                 continue
@@ -144,8 +150,8 @@ def run_worker(study: Any, args: SearchArgs, storage: Any, stop: Optional[StopRe
         if not (storage.heartbeats and states[TrialState.RUNNING]):
             return
         if not waiting_said:
-            print(f"[search] no trial left to start; waiting for {states[TrialState.RUNNING]} running trial(s) of "
-                  f"other workers (one whose worker died is re-queued after its grace period)", flush=True)
+            say(f"no trial left to start; waiting for {states[TrialState.RUNNING]} running trial(s) of "
+                f"other workers (one whose worker died is re-queued after its grace period)", prefix="[search]")
             waiting_said = True
         time.sleep(min(WAIT_POLL_SECONDS, storage.heartbeat_interval))
 
@@ -156,7 +162,8 @@ def _trial_runner(args: SearchArgs, storage: Any) -> Any:
     return TrialRunner(train_argv=args.train_argv, space=args.space, study_dir=args.study_dir,
                        study_name=args.study_name, metric=args.metric, storage_display=storage.display,
                        release_queue=storage.lock.release,
-                       wandb_group=None if args.base.tracking.wandb_group else args.study_name)
+                       wandb_group=None if args.base.tracking.wandb_group else args.study_name,
+                       seeds=args.trial_seeds)
 
 
 def _requeue_interrupted(study: Any, number: Optional[int]) -> None:
@@ -172,4 +179,4 @@ def _requeue_interrupted(study: Any, number: Optional[int]) -> None:
         trial = study.get_trials(deepcopy=False)[number]
     if trial is not None and trial.state == TrialState.FAIL:
         optuna.storages.RetryHeartbeatStaleTrialCallback()(study, trial)
-        print(f"[search] trial {number} interrupted; queued again for the next run of this command", flush=True)
+        say(f"trial {number} interrupted; queued again for the next run of this command", prefix="[search]")

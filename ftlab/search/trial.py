@@ -20,6 +20,7 @@ import optuna
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ftlab.config import Config
+from ftlab.console import say
 from ftlab.runs.plan import plan_run
 from ftlab.search.space import Param, param_flags, show_params
 from ftlab.training.run import run_training  # heavy (torch): imported once, before the worker takes its first trial
@@ -73,14 +74,17 @@ class TrialRunner:
     """The objective handed to study.optimize: one trial = one training run, returning validation `metric`."""
 
     def __init__(self, *, train_argv: list[str], space: dict[str, Param], study_dir: Path, study_name: str,
-                 metric: str, storage_display: str, release_queue: Callable[[], None], wandb_group: Optional[str]):
+                 metric: str, storage_display: str, release_queue: Callable[[], None], wandb_group: Optional[str],
+                 seeds: tuple[int, ...] = ()):
         self.train_argv, self.space, self.study_dir, self.study_name = train_argv, space, study_dir, study_name
         self.metric, self.storage_display, self.release_queue = metric, storage_display, release_queue
-        self.wandb_group = wandb_group
+        self.wandb_group, self.seeds = wandb_group, seeds
         self.current: Optional[int] = None  # number of the trial in progress (to re-queue it on Ctrl-C)
 
-    def trial_config(self, params: dict[str, Any], output_dir: Path) -> Config:
+    def trial_config(self, params: dict[str, Any], output_dir: Path, seed: Optional[int] = None) -> Config:
         argv = [*self.train_argv, *param_flags(params), "--output_dir", str(output_dir)]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
         if self.wandb_group:
             argv += ["--wandb_group", self.wandb_group]
         return plan_run(argv)
@@ -96,29 +100,41 @@ class TrialRunner:
         trial.set_user_attr("worker", worker_name())
         if retry_of is not None:
             trial.set_user_attr("retry_of", retry_of)
-        print(f"[search] trial {trial.number}{f' (retry of trial {retry_of})' if retry_of is not None else ''}: "
-              f"{show_params(params)}", flush=True)
+        say(f"trial {trial.number}{f' (retry of trial {retry_of})' if retry_of is not None else ''}: "
+            f"{show_params(params)}", prefix="[search]")
         info = {"study": self.study_name, "storage": self.storage_display, "trial": trial.number,
                 "state": "COMPLETE", "params": params, "objective": f"validation {self.metric}",
                 "retry_of": retry_of, "worker": worker_name()}
         try:
-            cfg = self.trial_config(params, output_dir)
-            reporter = TrialReporter(trial, self.metric, info,
-                                     eval_fractions=() if cfg.run.eval_steps else AUTO_EVAL_FRACTIONS)
-            sweep = {"command": "search", "dir": str(self.study_dir)}  # a report around the study leaves it out
-            record = run_training(cfg, callbacks=[reporter], extra={"search": info, "sweep": sweep})
+            value = self._run(trial, params, output_dir, info)
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
-            print(f"[search] trial {trial.number} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            say(f"trial {trial.number} failed: {type(exc).__name__}: {exc}", prefix="[search]", file=sys.stderr)
             raise
         finally:
             # A trial is never resumed (a retried one starts afresh in its own directory): its checkpoints are
             # only disk. The record and config stay; retrain the best configuration to keep a model.
-            for checkpoint in output_dir.glob("checkpoint-*"):
+            for checkpoint in output_dir.rglob("checkpoint-*"):
                 shutil.rmtree(checkpoint, ignore_errors=True)
-        value = record["metrics"]["validation"][self.metric]
         if info["state"] == "PRUNED":
-            print(f"[search] trial {trial.number} pruned at step {info['pruned_at_step']}", flush=True)
+            say(f"trial {trial.number} pruned at step {info['pruned_at_step']}", prefix="[search]")
             raise optuna.TrialPruned(f"pruned at step {info['pruned_at_step']}")
-        print(f"[search] trial {trial.number} done: validation {self.metric} {value:.4f}", flush=True)
+        say(f"trial {trial.number} done: validation {self.metric} {value:.4f}", prefix="[search]")
         return value
+
+    def _run(self, trial: optuna.Trial, params: dict[str, Any], output_dir: Path, info: dict[str, Any]) -> float:
+        """The trial's runs, one per trial seed (in <trial>/seed<N>) or one; its objective is their mean validation
+        metric. Only the first seed's run reports to the pruner: the seeds' intermediate figures would interleave."""
+        values = []
+        sweep = {"command": "search", "dir": str(self.study_dir)}  # a report around the study leaves it out
+        for index, seed in enumerate(self.seeds or (None,)):
+            cfg = self.trial_config(params, output_dir / f"seed{seed}" if seed is not None else output_dir, seed)
+            callbacks = [] if index else [TrialReporter(trial, self.metric, info, eval_fractions=(
+                () if cfg.run.eval_steps else AUTO_EVAL_FRACTIONS))]
+            record = run_training(cfg, callbacks=callbacks, extra={"search": info, "sweep": sweep})
+            values.append(record["metrics"]["validation"][self.metric])
+            if info["state"] != "COMPLETE":
+                break
+        if len(values) > 1:
+            info["seed_values"] = values
+        return sum(values) / len(values)

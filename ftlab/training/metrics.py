@@ -189,8 +189,7 @@ class Scorer:
         """The Trainer's compute_metrics hook: the scalar metrics of each evaluation (multi-label: with thresholds
         tuned on that evaluation's examples, or the fixed one), so that every logger can take them."""
         def compute(eval_prediction: Any) -> dict[str, float]:
-            logits = eval_prediction.predictions
-            logits = logits[0] if isinstance(logits, tuple) else logits
+            logits = eval_prediction.predictions  # the logits alone (HarnessTrainer.prediction_step)
             self.tune(eval_prediction.label_ids, logits)
             result = self.metrics(self.labels(eval_prediction.label_ids), self.scores(logits))
             return {key: value for key, value in result.items() if isinstance(value, float)}
@@ -207,9 +206,9 @@ def trainer_metrics(num_labels: int) -> Callable[[Any], dict[str, float]]:
     """The single-label compute_metrics hook on argmax predictions (what Scorer's gives for single-label runs,
     without the scores' metrics)."""
     def compute(eval_prediction: Any) -> dict[str, float]:
-        logits = eval_prediction.predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        return classification_metrics(eval_prediction.label_ids, np.argmax(logits, axis=-1), num_labels)
+        # The logits alone: HarnessTrainer.prediction_step drops the other outputs of encoder-decoders.
+        return classification_metrics(eval_prediction.label_ids, np.argmax(eval_prediction.predictions, axis=-1),
+                                      num_labels)
     return compute
 
 

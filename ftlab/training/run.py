@@ -23,8 +23,9 @@ from ftlab.distributed import distributed_summary, largest, process_state
 from ftlab.models.architectures import discover, dropout_attributes
 from ftlab.models.attention import use_fp32_attention
 from ftlab.models.export import export_models
+from ftlab.models.load import (check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token,
+                               unquantised_layers)
 from ftlab.methods import ApplyContext, count_parameters, skip_adapter_input_casts
-from ftlab.models.load import check_gradient_checkpointing, load_classifier, load_tokenizer, match_pad_token
 from ftlab.models.pooling import PoolingChoice, apply_pooling, resolve_pooling
 from ftlab.models.sources import ModelSource, check_resolved_model, load_config, resolve_model
 from ftlab.models.tuning import apply_method, check_method_fits
@@ -33,7 +34,7 @@ from ftlab.runs.predictions import save_run_predictions
 from ftlab.runs.preemption import StopOnRequest
 from ftlab.runs.resume import count_attempt, latest_checkpoint, prune_checkpoints
 from ftlab.training.record import build_record, environment, finish_record
-from ftlab.training.speed import PROFILE_NAME, resolve_dropout, resolve_precision
+from ftlab.training.speed import PROFILE_NAME, family_precision, resolve_dropout, resolve_precision
 from ftlab.training.tracking import finish_run, start_run
 from ftlab.training.trainer import build_trainer, optimizer_steps, train_and_evaluate
 
@@ -44,9 +45,12 @@ CALIBRATION_BATCHES = 16
 
 @dataclass
 class Inputs:
-    """What a run reads before it builds its model: the model's source and pooling, the data and its tokens."""
+    """What a run reads before it builds its model: the model's source and pooling, the precision it trains in (and
+    why, where its family decided), the data and its tokens."""
     source: ModelSource
     pooling: PoolingChoice
+    precision: str
+    precision_reason: Optional[str]
     data: PreparedData
     tokenizer: PreTrainedTokenizerBase
     tokenized: Any
@@ -60,10 +64,11 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     as they stand when it is written (such a callback may still fill them in during training)."""
     state = process_state()
     output_dir = resolve_output_dir(cfg)
-    precision = resolve_precision(cfg.speed.precision)  # a precision this device lacks fails before any download
+    # A precision this device lacks fails before any download, one the model's family cannot take before the data.
+    inputs = _read_inputs(cfg, resolve_precision(cfg.speed.precision))
+    precision = inputs.precision
     # Before training: a run that saves its adapter where it loaded it from rewrites what identifies that adapter.
     group = group_id(cfg, cfg.method.method, precision)
-    inputs = _read_inputs(cfg)
     set_seed(cfg.run.seed)  # the new head's initial weights depend on it
     model, model_details = _build_model(cfg, inputs, precision, output_dir)
     params = count_parameters(model)
@@ -105,6 +110,7 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
         pairs={"template": inputs.pair_template, "budget": SHARED_BUDGET} if inputs.pair_template else None,
         model_source={"origin": inputs.source.origin, "location": inputs.source.location},
         precision=precision,
+        precision_reason=inputs.precision_reason,
         **model_details,
         profile=str(output_dir / PROFILE_NAME) if cfg.speed.profile_steps else None,
         steady_step_seconds=outcome.steady_step_seconds,
@@ -128,9 +134,10 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     return record
 
 
-def _read_inputs(cfg: Config) -> Inputs:
+def _read_inputs(cfg: Config, precision: str) -> Inputs:
     """The model's source (resolved before the data, so that a model we cannot get fails before minutes of work),
-    the data, the tokenizer and the tokenised splits.
+    the precision its family trains in (`precision`: what --precision resolved to on this device), the data, the
+    tokenizer and the tokenised splits.
 
     With several processes the main one fills the caches (mirrors, tokenised splits) and the others then read them.
     Where each machine has its own cache, the processes of the other machines may build theirs at the same time;
@@ -138,8 +145,13 @@ def _read_inputs(cfg: Config) -> Inputs:
     with process_state().main_process_first():
         source = resolve_model(cfg.model.model)
         check_resolved_model(source, cfg.data.max_length, cfg.model.trust_remote_code)
-        # Before the data: a model the method cannot train stops now, in one line.
-        check_method_fits(load_config(source, cfg.model.trust_remote_code), cfg.method, cfg.model.trust_remote_code)
+        # Before the data: a model the method cannot train, or a precision its family cannot take, stops now, in one
+        # line.
+        config = load_config(source, cfg.model.trust_remote_code)
+        check_method_fits(config, cfg.method, cfg.model.trust_remote_code)
+        precision, precision_reason = family_precision(precision, cfg.speed.precision, config.model_type)
+        if precision_reason:
+            say(f"precision {precision}: {precision_reason}")
         pooling = resolve_pooling(cfg.model.pooling, source.location, cfg.method.load_adapter)
         data = load_data(cfg)
         location = short_path(source.location)
@@ -152,7 +164,7 @@ def _read_inputs(cfg: Config) -> Inputs:
         template = pair_template(tokenizer) if data.has_pairs else None
     if template:
         say(f"pairs: {template}, {SHARED_BUDGET}")
-    return Inputs(source, pooling, data, tokenizer, tokenized, template)
+    return Inputs(source, pooling, precision, precision_reason, data, tokenizer, tokenized, template)
 
 
 def _calibration_batches(cfg: Config, inputs: Inputs) -> list[dict]:
@@ -185,6 +197,11 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str, output_dir: Path) 
                "hidden_dropout": getattr(model.config, hidden_key) if hidden_key else None,
                "attention": use_fp32_attention(model, precision)}
     arch = discover(model)  # once: pooling and the method read it
+    if methods.get(cfg.method.method).four_bit_base:
+        details["unquantised_layers"] = unquantised_layers(model, arch.body_linears)
+        if details["unquantised_layers"]:
+            say(f"4-bit base: {len(details['unquantised_layers'])} linear layers stay in full precision "
+                f"(unquantised_layers in the record), e.g. {next(iter(details['unquantised_layers'].items()))}")
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, inputs.pooling.used, arch)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))

@@ -18,6 +18,7 @@ from transformers.trainer_callback import ExportableState
 from ftlab.config import Config
 from ftlab.distributed import cpu_processes
 from ftlab.errors import ConfigError
+from ftlab.models.architectures import HALF_PRECISION_FAILS
 
 # Steps at the start left out of steady-state throughput: CUDA context and kernel selection, compilation of the
 # first buckets. At least one step, at most a tenth of the run.
@@ -44,6 +45,18 @@ def resolve_precision(requested: str) -> str:
     if requested == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise ConfigError("--precision bf16: this GPU has no bf16 support; use fp16 or auto")
     return requested
+
+
+def family_precision(precision: str, requested: str, model_type: str) -> tuple[str, Optional[str]]:
+    """The precision a model family trains in, and why where it is not `precision` (what --precision `requested`
+    resolved to on this device): a family that cannot run in half precision (HALF_PRECISION_FAILS) trains in fp32
+    under auto; bf16 or fp16 asked for by name is refused."""
+    fails = HALF_PRECISION_FAILS.get(model_type)
+    if fails is None or precision == "fp32":
+        return precision, None
+    if requested != "auto":
+        raise ConfigError(f"--precision {requested}: {model_type} {fails}; use --precision fp32 or auto")
+    return "fp32", f"{model_type} {fails}: fp32 instead of {precision}"
 
 
 def resolve_dropout(requested: Optional[float]) -> Optional[float]:

@@ -93,6 +93,16 @@ class HarnessTrainer(Trainer):
         return EpochSeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                                lengths=self.train_dataset["length"], seed=self.args.seed)
 
+    def prediction_step(self, model: torch.nn.Module, inputs: dict[str, Any], prediction_loss_only: bool,
+                        ignore_keys: Optional[list[str]] = None) -> tuple[Any, Any, Any]:
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        # Encoder-decoder classifiers (BART, T5) return the encoder's last hidden state beside the logits, and the
+        # Trainer gathers every output: the logits come first and are all that is scored; the states of a whole
+        # split would be texts x tokens x width, padded across batches.
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return loss, logits, labels
+
     def _get_eval_sampler(self, eval_dataset: Any) -> list[int]:
         # transformers 5 evaluates length-grouped batches too (less padding), in a random order drawn when the
         # sampler is iterated. The order is drawn once here and kept, so that per-example predictions, which come

@@ -3,13 +3,12 @@ weights give the same logits and gradients as `lora` (tests/test_scratch_lora.py
 and to check PEFT against an independent implementation; its layer loads torch, so it is imported when applied."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ftlab.errors import ConfigError
 from ftlab.methods.base import TARGET_FLAGS, ApplyContext, Method
-from ftlab.methods.targets import check_matches, target_pattern, within
+from ftlab.methods.targets import resolve_targets, target_pattern, within
 
 
 @dataclass(frozen=True)
@@ -17,14 +16,12 @@ class ScratchLora(Method):
     def check(self, model: Any, args: Any, arch: Any) -> None:
         import torch
 
-        pattern = target_pattern(arch, args)
-        check_matches(model, pattern, args, self.name)
+        targets = resolve_targets(model, arch, args, self.name)
         trained = () if args.lora_head else arch.head
         # The layer wraps torch.nn.Linear exactly: transformers' Conv1D (GPT-2) stores its weight transposed, and
         # subclasses (Falcon's FalconLinear, bitsandbytes' 4-bit linear) may compute otherwise than the weight says.
-        other = sorted({type(module).__name__ for name, module in model.named_modules()
-                        if name and re.fullmatch(pattern, name) and not within(name, trained)
-                        and type(module) is not torch.nn.Linear})
+        other = sorted({type(model.get_submodule(name)).__name__ for name in targets.modules
+                        if not within(name, trained) and type(model.get_submodule(name)) is not torch.nn.Linear})
         if other:
             raise ConfigError(f"--method {self.name} wraps torch.nn.Linear layers; {arch.model_type}'s targets are "
                               f"{', '.join(other)}: use --method lora (PEFT handles them)")
@@ -48,7 +45,8 @@ class ScratchLora(Method):
 
 METHODS = (
     ScratchLora(name="scratch_lora", label="LoRA (by hand)", merges=True,
-                trains="as lora, with the lab's own LoRA layer instead of PEFT's",
+                trains="as lora, with the lab's own LoRA layer instead of PEFT's, on torch.nn.Linear layers only "
+                       "(expert stacks, Conv1D and Linear subclasses are refused in one line)",
                 flags=("lora_r", "lora_alpha", "lora_dropout", *TARGET_FLAGS, "use_rslora"),
                 search_space={"lora_r": "4,8,16,32"}, default_lr=5e-4, lr_range=(5e-5, 5e-3),
                 lr_source="lora's, which it equals"),

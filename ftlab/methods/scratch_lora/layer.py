@@ -42,6 +42,12 @@ class LoRALinear(nn.Module):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The frozen base weight: model code reads its layers' weights (T5's feed-forward casts its input to
+        wo.weight's dtype), as it can through PEFT's layers."""
+        return self.base.weight
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Two thin matmuls (x A^T, then B^T) instead of forming the full out x in matrix B A: that is the point of
         # LoRA's low rank. Same operation order as PEFT, so results agree to the last bit.
