@@ -18,6 +18,10 @@ SHORT_FORMS = {"single_label": SINGLE_LABEL, "multi_label": MULTI_LABEL}
 
 # Metrics where a smaller value is better; every other metric is better larger.
 LOWER_IS_BETTER = frozenset({"loss", "mse", "mae", "hamming_loss"})
+# The values a metric can take, which bound the tuning curves' bands (ftlab.analysis.tuning): rates, F1 scores and
+# areas in [0, 1] (the default), correlations in [-1, 1], errors and losses from 0 without an upper bound.
+METRIC_RANGES = {"pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0), "mse": (0.0, float("inf")),
+                 "mae": (0.0, float("inf")), "loss": (0.0, float("inf"))}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,10 @@ BEST_METRICS = tuple(dict.fromkeys(metric for task in TASKS.values() for metric 
 
 def better_larger(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    return METRIC_RANGES.get(metric, (0.0, 1.0))
 
 
 def parse_problem_type(text: Any) -> Optional[str]:
