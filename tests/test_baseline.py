@@ -126,15 +126,14 @@ def test_eval_only_leaves_the_trainable_weights_unchanged(tiny_model_dir, tmp_pa
 
 
 @pytest.mark.e2e
-def test_svm_on_the_imdb_mirror_reaches_090(tmp_path):
-    """The whole offline IMDB 50/50 split (22,311 train after carving validation, 24,791 test): ~0.911."""
+def test_svm_on_8000_imdb_mirror_reviews_reaches_the_learning_curves_figure(tmp_path):
+    """8,000 reviews of the offline IMDB mirror's training split, scored on 4,000 of its test reviews: the learning
+    curve study measured 0.897 at this size on the whole 24,791-review test split (0.911 on all 22,311)."""
     out = tmp_path / "svm"
-    start = time.perf_counter()
-    proc = run_main("baseline", "--dataset", "imdb", "--max_train_samples", "all", "--max_eval_samples", "all",
-                    "--max_test_samples", "all", "--output_dir", str(out), cwd=tmp_path)
-    print(f"IMDB SVM baseline: {time.perf_counter() - start:.0f} s")
+    proc = run_main("baseline", "--dataset", "imdb", "--max_train_samples", "8000", "--max_test_samples", "4000",
+                    "--output_dir", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((out / "result.json").read_text())
     assert record["data"]["origin"] == "mirror"
-    assert record["data"]["sizes"] == {"train": 22311, "validation": 2479, "test": 24791}
-    assert record["metrics"]["test"]["accuracy"] >= 0.90
+    assert record["data"]["sizes"] == {"train": 8000, "validation": 250, "test": 4000}
+    assert record["metrics"]["test"]["accuracy"] >= 0.88

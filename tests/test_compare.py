@@ -66,7 +66,7 @@ def test_mcnemar_p_is_binomtest_on_the_discordant_counts(tmp_path, capsys):
     expected = scipy_stats.binomtest(3, 15, 0.5).pvalue  # B's 3 of the 15 discordant examples
 
     summaries = summaries_of(results)
-    reference = best_by_validation(summaries)["imdb"]
+    reference = best_by_validation(summaries)[0]
     assert reference.group.name == "a"
     outcome = compare(summaries, reference)["gb"]
     assert outcome.test == "McNemar" and outcome.p == expected == outcome.adjusted_p  # one comparison: Holm = p
@@ -170,7 +170,7 @@ def test_holm_correction_over_the_rows_compared(tmp_path):
     for name, right in (("close", mask(145)), ("far", mask(110))):
         write_run(results, name, right, group=name)
     summaries = summaries_of(results)
-    outcomes = compare(summaries, best_by_validation(summaries)["imdb"])
+    outcomes = compare(summaries, best_by_validation(summaries)[0])
     raw = sorted((outcomes[g].p, g) for g in ("close", "far"))
     # Two comparisons: the smaller p doubled, the larger one kept (but never below the first).
     assert outcomes[raw[0][1]].adjusted_p == pytest.approx(min(1, 2 * raw[0][0]))
@@ -218,16 +218,16 @@ def test_two_level_columns_aso_from_five_seeds_and_seeds_needed(tmp_path, capsys
     ref, five = summaries["ref"], summaries["five"]
     rows = report(results, tmp_path, capsys)
     row = rows["five"]
-    result = stats.two_level_bootstrap(five.correct, ref.correct)
+    result = stats.two_level_bootstrap(five.scores, ref.scores)
     assert row[15:21] == [f"{result.difference:+.4f}", f"{result.interval[0]:+.4f}–{result.interval[1]:+.4f}",
                           TWO_LEVEL, f"{result.p:.4f}", row[19], "no significant difference"]
-    assert row[21] == (f"{stats.aso_eps_min(five.test_accuracy, ref.test_accuracy):.2f} / "
-                       f"{stats.aso_eps_min(ref.test_accuracy, five.test_accuracy):.2f}")
-    needed = stats.seeds_needed(five.correct, ref.correct)
+    assert row[21] == (f"{stats.aso_eps_min(five.test_score, ref.test_score):.2f} / "
+                       f"{stats.aso_eps_min(ref.test_score, five.test_score):.2f}")
+    needed = stats.seeds_needed(five.scores, ref.scores)
     assert row[22] == ("more test examples" if needed is None else str(needed))
     assert rows["three"][21] == "needs ≥ 5 seeds" and rows["three"][20] == "no significant difference"
     # 200 examples: the test set's sampling dwarfs the seeds' spread, and the seeds+examples interval is shown.
-    low, high = stats.two_level_interval(ref.correct)
+    low, high = stats.two_level_interval(ref.scores)
     assert rows["ref"][10] == f"{low:.4f}–{high:.4f}" and high - low > 1.5 * (ref.interval[1] - ref.interval[0])
 
 
@@ -236,9 +236,9 @@ def test_the_reference_is_the_best_validation_group_and_the_first_of_equals(tmp_
     for name, val in (("low", 0.7), ("first", 0.9), ("second", 0.9)):
         write_run(results, name, mask(150), group=name, val=val)
     summaries = summaries_of(results)
-    best = best_by_validation(summaries)["imdb"]
-    assert best.validation_accuracy == [0.9]
-    assert best is [s for s in summaries if s.validation_accuracy == [0.9]][0]  # table order decides a tie
+    best = best_by_validation(summaries)[0]
+    assert best.validation_score == [0.9]
+    assert best is [s for s in summaries if s.validation_score == [0.9]][0]  # table order decides a tie
 
 
 def test_seeds_needed_only_with_several_seeds_a_side_and_runs_without_predictions_left_out(tmp_path):
@@ -251,12 +251,12 @@ def test_seeds_needed_only_with_several_seeds_a_side_and_runs_without_prediction
             write_run(results, f"{name}/seed{seed}", mask(right, offset=7 * seed), group=name, seed=seed)
     summaries = {s.group.id: s for s in summaries_of(results)}
     blind = summarise(next(g for g in group_records(load_records(results)) if g.id == "two"))
-    blind.correct = None  # as for a run whose prediction files are gone
+    blind.scores = None  # as for a run whose prediction files are gone
     blind.group.id = "blind"
     outcomes = compare([*summaries.values(), blind], summaries["ref"])
     two = outcomes["two"]
     assert (two.test, two.verdict, two.seeds_estimated) == (TWO_LEVEL, "no significant difference", True)
-    assert two.seeds_needed == stats.seeds_needed(summaries["two"].correct, summaries["ref"].correct)
+    assert two.seeds_needed == stats.seeds_needed(summaries["two"].scores, summaries["ref"].scores)
     one = outcomes["one"]
     assert (one.test, one.seeds_estimated, one.seeds_needed) == (TWO_LEVEL, False, None)
     assert "blind" not in outcomes
@@ -291,10 +291,10 @@ def test_what_a_group_without_usable_predictions_says(tmp_path):
     assert summaries["partial"].notes == ["no per-example predictions for 1 of 3 runs"]
     assert summaries["lone"].notes == ["no per-example predictions"]
     assert summaries["moved"].notes == ["seeds scored on different test examples"]
-    assert all(summaries[g].correct is None for g in ("partial", "lone", "moved"))
+    assert all(summaries[g].scores is None for g in ("partial", "lone", "moved"))
     fine = summaries["fine"]
     assert list(fine.example_ids) == sorted(f"test/{i}" for i in range(N))
-    assert fine.correct.shape == (1, N) and fine.correct.sum() == 150
+    assert fine.scores.shape == (1, N) and fine.scores.sum() == 150
 
 
 def test_the_seeds_and_examples_interval_is_shown_only_where_it_differs_by_a_third(tmp_path):
@@ -311,9 +311,9 @@ def test_the_seeds_and_examples_interval_is_shown_only_where_it_differs_by_a_thi
         write_run(results, f"close/seed{seed}", mask(right, offset=3 * seed), group="close", seed=seed)
     summaries = {s.group.id: s for s in summaries_of(results)}
     equal, spread, close = summaries["equal"], summaries["spread"], summaries["close"]
-    assert equal.two_level_interval == stats.two_level_interval(equal.correct)
+    assert equal.two_level_interval == stats.two_level_interval(equal.scores)
     low, high = close.two_level_interval
     assert 2 < (high - low) / (close.interval[1] - close.interval[0]) < 3
-    low, high = stats.two_level_interval(spread.correct)
+    low, high = stats.two_level_interval(spread.scores)
     t_width = spread.interval[1] - spread.interval[0]
     assert abs((high - low) - t_width) <= t_width / 3 and spread.two_level_interval is None

@@ -158,7 +158,8 @@ def test_lora_rank_alias_and_conflicts():
 
 
 def test_dataset_name_checked_before_anything_loads():
-    with pytest.raises(DataError, match="unknown dataset; use one of imdb, rotten_tomatoes, sst2"):
+    with pytest.raises(DataError, match="unknown dataset; use one of imdb, rotten_tomatoes, rotten_tomatoes_ratings, disaster_response, "
+                                          "lee_similarity, sst2"):
         plan_run(["--dataset", "nosuch"])
     with pytest.raises(DataError, match="no such file"):
         plan_run(["--dataset", "./missing.csv"])

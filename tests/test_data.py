@@ -275,10 +275,12 @@ def test_too_few_rows_to_carve_from_says_how_many_are_needed():
 def test_no_train_split_and_too_many_classes_fail():
     with pytest.raises(DataError, match=r"^--dataset test-data: no 'train' split \(splits: validation, test\)$"):
         _prepare(_raw({"validation": synthetic_rows(4), "test": synthetic_rows(4)}))
-    with pytest.raises(DataError, match=r"^--dataset test-data: 22 distinct labels in 22 rows \(e.g. 0, 1, 2\): "
-                                        r"column 'label' looks like a number to predict or an id, not classes; "
-                                        r"choose the class column with --label_column$"):
-        _prepare(_raw({"train": [(t, i) for i, (t, _) in enumerate(synthetic_rows(22))]}))
+    with pytest.raises(DataError, match=r"^--dataset test-data: 22 distinct labels in 22 rows \(e.g. id0, id1, "
+                                        r"id10\): column 'label' looks like an id, not classes; choose the class "
+                                        r"column with --label_column \(or --problem_type regression for numbers to "
+                                        r"predict\)$"):
+        _prepare(_raw({"train": [(t, f"id{i}") for i, (t, _) in enumerate(synthetic_rows(22))]}), max_eval=None,
+                 validation_fraction=0.45, test_fraction=0.45)
     # More than 20 classes is fine where each has two rows or more (at most half as many classes as rows).
     rows = [(t, i // 2) for i, (t, _) in enumerate(synthetic_rows(104))]
     assert _prepare(_raw({"train": rows})).num_labels == 52

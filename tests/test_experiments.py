@@ -51,7 +51,7 @@ def test_array_task_id_runs_one_run_and_a_finished_run_is_skipped(tmp_path):
     assert sorted(p.name for p in results.iterdir()) == ["index.jsonl", "svm"]  # run 0 only, no report
     [record] = [json.loads(line) for line in (results / "index.jsonl").read_text().splitlines()]
     assert record["method"] == "tfidf_svm" and record["config"]["data"]["dataset"] == "rotten_tomatoes"
-    assert record["data"]["sizes"] == {"train": 128, "validation": 64, "test": 128}  # SIZE=smoke by default
+    assert record["data"]["sizes"] == {"train": 64, "validation": 32, "test": 64}  # SIZE=smoke by default
 
     again = run_suite("experiments_1", tmp_path, RUN_INDEX="0", SLURM_ARRAY_TASK_ID="3", RESULTS=str(results))
     assert again.returncode == 0 and "svm: finished before" in again.stdout  # RUN_INDEX wins over the array id
@@ -82,7 +82,7 @@ def test_model_override_and_a_seed_reach_the_runs_and_an_interrupted_run_resumes
 @pytest.mark.parametrize("env, message", [
     ({"RUN_INDEX": "5"}, "error: RUN_INDEX=5: must be an integer from 0 to 4"),
     ({"RUN_INDEX": "first"}, "error: RUN_INDEX=first: must be an integer from 0 to 4"),
-    ({"SIZE": "huge"}, "error: SIZE=huge: must be smoke, medium or full"),
+    ({"SIZE": "huge"}, "error: SIZE=huge: must be smoke, small, default, medium or full"),
     ({"SEEDS": "1,x"},
      "error: SEEDS=1,x: must be a number of seeds (3 = seeds 1,2,3) or comma-separated seeds (1,5,9)"),
 ])

@@ -15,7 +15,7 @@ PACKAGE = ROOT / "ftlab"
 # within its own subpackage, and any lower layer.
 LAYERS = {
     "errors": 0, "exit_codes": 0, "console": 0,  # the foundation: what every layer may use
-    "hub": 1, "assets": 1, "distributed": 1, "runtime": 1,
+    "hub": 1, "assets": 1, "distributed": 1, "runtime": 1, "tasks": 1,
     "methods": 2,  # the method registry: the config reads its names, flags and defaults
     "config": 3,
     "data": 4, "models": 4,

@@ -179,7 +179,7 @@ def test_one_epoch_against_two_on_the_default_task_is_no_significant_difference(
     plain loop's."""
     summaries = {s.group.name: s for s in map(summarise, group_records(load_records(FIXTURE)))}
     one, two = summaries["e1"], summaries["e2"]
-    assert one.n == two.n == 3 and one.correct.shape == two.correct.shape == (3, 1000)
+    assert one.n == two.n == 3 and one.scores.shape == two.scores.shape == (3, 1000)
     outcome = compare(list(summaries.values()), two)[one.group.id]
     assert outcome.test == TWO_LEVEL and outcome.verdict == stats.NOT_SIGNIFICANT
-    assert abs(outcome.p - loop_two_level_p(one.correct, two.correct, 2000, seed=1)) <= 0.05
+    assert abs(outcome.p - loop_two_level_p(one.scores, two.scores, 2000, seed=1)) <= 0.05

@@ -1,16 +1,18 @@
 """The statistics of `compare`'s tuning curves, checked by simulation: the expected-best estimator equals a
 brute-force expected maximum, its band covers the true curve at least as often as it says (minus a stated
-tolerance), the stable budget and the probability of improvement on cases worked by hand."""
+tolerance), the stable budget and the probability of improvement on cases worked by hand; where lower is better
+(MSE), the expected minimum, ranked lowest first."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 from scipy import integrate, stats
 
 from ftlab.analysis.tuning import (CONFIDENCE, TuningCurve, expected_best, expected_best_band,
-                                   probability_of_improvement, stable_budget, tuning_curve)
+                                   probability_of_improvement, ranking, stable_budget, tuning_curve)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -75,3 +77,15 @@ def test_probability_of_improvement_counts_seed_pairs_and_halves_ties():
     assert probability_of_improvement([0.7, 0.6], [0.9, 0.8]) == 0.0
     # pairs: (0.8>0.7) (0.8=0.8) (0.6<0.7) (0.6<0.8): (1 + 0.5) / 4
     assert probability_of_improvement([0.8, 0.6], [0.7, 0.8]) == pytest.approx(0.375)
+
+
+def test_where_lower_is_better_the_curve_is_the_expected_minimum_and_the_lowest_ranks_first():
+    errors = [0.40, 0.55, 0.30, 0.70, 0.45]
+    curve = tuning_curve(errors, [1.0] * 5, support=(0.0, math.inf), minimize=True)
+    assert curve.expected == sorted(curve.expected, reverse=True) and curve.expected[-1] == pytest.approx(0.30)
+    assert curve.expected == pytest.approx((-expected_best([-e for e in errors], range(1, 6))).tolist())
+    # An MSE has no upper bound: the band's worst case is unbounded, its best case is not.
+    assert all(0.0 <= lo <= e for lo, e in zip(curve.lower, curve.expected)) and curve.upper == [None] * 5
+    worse = tuning_curve([e + 0.2 for e in errors], [1.0] * 5, support=(0.0, math.inf), minimize=True)
+    assert ranking({"worse": worse, "better": curve}, 5) == ["better", "worse"]
+    assert probability_of_improvement([0.3, 0.4], [0.5, 0.6], higher_is_better=False) == 1.0

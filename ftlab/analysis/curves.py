@@ -110,15 +110,15 @@ class MethodCurve:
 
     @property
     def mean_accuracy(self) -> list[float]:
-        return [float(np.mean(s.test_accuracy)) for s in self.summaries]
+        return [float(np.mean(s.test_score)) for s in self.summaries]
 
 
 def _resampled_accuracy(summary: Summary, rng: np.random.Generator, examples: Optional[np.ndarray]) -> float:
     """One bootstrap round's accuracy of a point: its seeds redrawn, then its test examples (the round's draw)."""
-    if summary.correct is None:  # no per-example predictions: only the seeds can be redrawn
-        values = np.asarray(summary.test_accuracy)
+    if summary.scores is None:  # no per-example predictions: only the seeds can be redrawn
+        values = np.asarray(summary.test_score)
         return float(values[rng.integers(0, len(values), len(values))].mean())
-    correct = summary.correct
+    correct = summary.scores
     if len(correct) > 1:
         correct = correct[rng.integers(0, len(correct), len(correct))]
     if examples is not None:
@@ -129,6 +129,10 @@ def _resampled_accuracy(summary: Summary, rng: np.random.Generator, examples: Op
 def fit_curves(curves: list[MethodCurve], rounds: int = N_BOOTSTRAP, seed: int = SEED) -> None:
     """Fit each curve and its bootstrap rounds in place (see the module docstring)."""
     for curve in curves:
+        if curve.summaries and not curve.summaries[0].task.higher_is_better:
+            # a - b*n^-c rises to a ceiling in [0, 1]; a falling error (a regression's MSE) has no such ceiling.
+            curve.no_fit = f"{curve.summaries[0].task.primary}: lower is better; the power law fits rising scores"
+            continue
         curve.params = fit_power_law(curve.sizes, curve.mean_accuracy)
         if curve.params is None:
             curve.no_fit = (f"{len(curve.sizes)} size(s): the curve a - b*n^-c has three parameters and needs at "
@@ -139,7 +143,7 @@ def fit_curves(curves: list[MethodCurve], rounds: int = N_BOOTSTRAP, seed: int =
         return
     points = [s for curve in fitted for s in curve.summaries]
     # Test examples are redrawn only where every point was scored on the same ones (the curve's test split).
-    shared = all(s.correct is not None and np.array_equal(s.example_ids, points[0].example_ids) for s in points)
+    shared = all(s.scores is not None and np.array_equal(s.example_ids, points[0].example_ids) for s in points)
     n_examples = len(points[0].example_ids) if shared else 0
     rng = np.random.default_rng(seed)
     draws = {curve.method: np.full((rounds, 3), np.nan) for curve in fitted}
@@ -262,14 +266,15 @@ class CostPoint:
     notes: list[str] = field(default_factory=list)
 
 
-def mark_fronts(points: list[CostPoint]) -> None:
-    """Flag the Pareto-optimal points of accuracy against training time, against training FLOPs and against
-    inference cost."""
-    for i in pareto_front([p.train_seconds for p in points], [p.accuracy for p in points]):
+def mark_fronts(points: list[CostPoint], higher_is_better: bool = True) -> None:
+    """Flag the Pareto-optimal points of accuracy (the task's score; an MSE counts negated) against training time,
+    against training FLOPs and against inference cost."""
+    scores = [p.accuracy if higher_is_better else -p.accuracy for p in points]
+    for i in pareto_front([p.train_seconds for p in points], scores):
         points[i].on_time_front = True
-    for i in pareto_front([p.train_flops for p in points], [p.accuracy for p in points]):
+    for i in pareto_front([p.train_flops for p in points], scores):
         points[i].on_flops_front = True
-    for i in pareto_front([p.inference_ms_per_1000 for p in points], [p.accuracy for p in points]):
+    for i in pareto_front([p.inference_ms_per_1000 for p in points], scores):
         points[i].on_inference_front = True
 
 

@@ -49,10 +49,10 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
     dataset: accuracies on different test sets are not comparable, so they never share an axis."""
     plt = pyplot()
     colors = _method_colors([s.group.records[0] for s in summaries])
-    datasets = list(dict.fromkeys(s.dataset for s in summaries))
+    datasets = list(dict.fromkeys(s.source for s in summaries))  # a panel per dataset and task
     fig, axes = plt.subplots(1, len(datasets), figsize=(8 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        panel = [s for s in summaries if s.dataset == dataset]
+        panel = [s for s in summaries if s.source == dataset]
         params = [s.group.records[0].trainable_params for s in panel]
         for position, (summary, count) in enumerate(zip(panel, params)):
             first = summary.group.records[0]
@@ -62,18 +62,19 @@ def accuracy_vs_params(summaries: list["Summary"], path: Path) -> Path:
             offset = same.index(position) - (len(same) - 1) / 2
             x = count * 1.06 ** offset
             color = colors[first.method]
-            mean = sum(summary.test_accuracy) / summary.n
+            mean = sum(summary.test_score) / summary.n
             error = None if summary.interval is None else [[mean - summary.interval[0]], [summary.interval[1] - mean]]
             ax.errorbar([x], [mean], yerr=error, fmt="o", color=color, markersize=7, capsize=4, zorder=3)
             if summary.n > 1:
-                ax.scatter([x] * summary.n, summary.test_accuracy, color=color, s=10, alpha=0.6, zorder=4)
+                ax.scatter([x] * summary.n, summary.test_score, color=color, s=10, alpha=0.6, zorder=4)
             left = offset < 0  # the left one of a side-by-side pair is labelled on its left, clear of the other
             ax.annotate(summary.group.name, (x, mean), textcoords="offset points", xytext=(-6 if left else 6, 4),
                         ha="right" if left else "left", fontsize="x-small")
         ax.set_xscale("log")
         ax.margins(x=0.1)  # room for the labels of the outermost points
-        ax.set(title=f"{dataset}: test accuracy against trainable parameters", xlabel="trainable parameters (log "
-               "scale)", ylabel="test accuracy (mean, 95% CI; small points: seeds)")
+        metric = "accuracy" if panel[0].task.primary == "accuracy" else panel[0].task.primary_label
+        ax.set(title=f"{dataset[0]}: test {metric} against trainable parameters", xlabel="trainable parameters (log "
+               "scale)", ylabel=f"test {metric} (mean, 95% CI; small points: seeds)")
         ax.grid(alpha=0.3, which="both")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=color) for color in colors.values()]
     axes[0][-1].legend(handles, list(colors), title="method", fontsize="small")

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ftlab.analysis import stats
-from ftlab import methods
+from ftlab import methods, tasks
 from ftlab.analysis.compare import (NOT_COMPARABLE, TWO_LEVEL, Comparison, Outcome, Summary, best_by_validation,
                                     compare, find_group, summarise)
 from ftlab.analysis.records import Group, run_labels
@@ -28,7 +28,30 @@ GROUP_COLUMNS = ("group", "method", "model", "dataset", "seeds", "trainable para
                  "ASO ε_min (row≻ref / ref≻row)", "seeds needed", "notes")
 RUN_COLUMNS = ("run", "group", "seed", "method", "model", "dataset", "trainable params", "val acc", "test acc",
                "test F1", "train time (s)", "peak memory (MB)", "train samples/s", "notes")
-TEXT_COLUMNS = {"group", "run", "method", "model", "dataset", "paired test", "verdict", "notes"}
+TEXT_COLUMNS = {"group", "run", "method", "model", "dataset", "paired test", "verdict", "notes", "task"}
+
+
+def _for_task(columns: tuple[str, ...], task: tasks.Task) -> tuple[str, ...]:
+    """A table's columns named after the task's metrics: "test acc" is "test MSE" for a regression."""
+    names = {"acc": task.primary_label, "F1": task.secondary_label}
+    return tuple(" ".join(names.get(word, word) if word in names and i else word
+                          for i, word in enumerate(column.split(" "))) for column in columns)
+
+
+def group_columns(task: tasks.Task) -> tuple[str, ...]:
+    return _for_task(GROUP_COLUMNS, task)
+
+
+def compact_columns(task: tasks.Task) -> tuple[str, ...]:
+    return _for_task(COMPACT_COLUMNS, task)
+
+
+def by_task(summaries: list[Summary]) -> list[tuple[tasks.Task, list[Summary]]]:
+    """The summaries of each task present, tasks in order of first appearance: one table each."""
+    found: dict[str, list[Summary]] = {}
+    for summary in summaries:
+        found.setdefault(summary.task.problem_type, []).append(summary)
+    return [(tasks.get(problem_type), members) for problem_type, members in found.items()]
 
 
 def method_label(record: RunRecord) -> str:
@@ -75,7 +98,7 @@ def _spread(values: list[float]) -> str:
 
 
 def _seeds_equal(summary: Summary) -> bool:
-    return summary.n > 1 and len(set(summary.test_accuracy)) == 1
+    return summary.n > 1 and len(set(summary.test_score)) == 1
 
 
 def _seed_interval(summary: Summary) -> str:
@@ -117,10 +140,10 @@ def group_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
     records = summary.group.records
     first = records[0]
     return [summary.group.name, method_label(first), first.model, first.dataset,
-            str(summary.n), f"{first.trainable_params:,}", _number(_mean(summary.validation_accuracy), ".4f"),
-            _spread(summary.test_accuracy), _spread(summary.test_f1), _seed_interval(summary),
+            str(summary.n), f"{first.trainable_params:,}", _number(_mean(summary.validation_score), ".4f"),
+            _spread(summary.test_score), _spread(summary.test_secondary), _seed_interval(summary),
             "" if summary.two_level_interval is None else _interval(summary.two_level_interval),
-            "–" if summary.n == 1 else f"{min(summary.test_accuracy):.4f}–{max(summary.test_accuracy):.4f}",
+            "–" if summary.n == 1 else f"{min(summary.test_score):.4f}–{max(summary.test_score):.4f}",
             _number(_mean([r.train_seconds for r in records]), ".1f"),
             _number(_mean([r.peak_memory_mb for r in records]), ".0f"),
             _number(_mean([r.train_samples_per_second for r in records]), ".1f"),
@@ -129,8 +152,8 @@ def group_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
 
 def run_row(record: RunRecord, run: str, group: str) -> list[str]:
     return [run, group, str(record.seed), method_label(record), record.model, record.dataset,
-            f"{record.trainable_params:,}", _number(record.accuracy("validation"), ".4f"),
-            _number(record.accuracy("test"), ".4f"), _number(record.f1("test"), ".4f"),
+            f"{record.trainable_params:,}", _number(record.score("validation"), ".4f"),
+            _number(record.score("test"), ".4f"), _number(record.secondary("test"), ".4f"),
             _number(record.train_seconds, ".1f"), _number(record.peak_memory_mb, ".0f"),
             _number(record.train_samples_per_second, ".1f"), "; ".join(notes(record))]
 
@@ -157,11 +180,11 @@ def analyse(records: list[RunRecord], groups: list[Group], compare_to: Optional[
     named = find_group(compare_to, groups) if compare_to is not None else None  # before any work
     summaries = [summarise(group) for group in groups]
     references = [s for s in summaries if s.group is named] if named is not None else \
-        list(best_by_validation(summaries).values())
+        best_by_validation(summaries)
     outcomes: dict[str, Outcome] = {}
     for reference in references:
-        # With one reference per dataset, each is compared with its own dataset's groups only.
-        peers = [s for s in summaries if compare_to is not None or s.dataset == reference.dataset]
+        # With one reference per dataset (and task), each is compared with its own dataset's groups only.
+        peers = [s for s in summaries if compare_to is not None or s.source == reference.source]
         outcomes.update(compare(peers, reference))
     return Report(records, summaries, outcomes, references)
 
@@ -170,7 +193,7 @@ COMPACT_COLUMNS = ("group", "method", "runs", "test acc [95% CI]", "Δ acc", "p 
 
 
 def _compact_accuracy(summary: Summary) -> str:
-    mean = float(np.mean(summary.test_accuracy))
+    mean = float(np.mean(summary.test_score))
     if _seeds_equal(summary):
         interval = summary.two_level_interval  # over test examples too: the one interval with a width here
         return f"{mean:.4f} " + ("(seeds equal)" if interval is None else
@@ -190,10 +213,6 @@ def compact_row(summary: Summary, outcome: Optional[Outcome]) -> list[str]:
             _compact_accuracy(summary), *comparison]
 
 
-def compact_rows(report: Report) -> list[list[str]]:
-    return [compact_row(s, report.outcomes.get(s.group.id)) for s in report.summaries]
-
-
 def group_notes(summary: Summary) -> str:
     """What the notes column says of a group (a collapse, a pruned trial, missing predictions ...); "" for none."""
     found = dict.fromkeys(note for r in summary.group.records for note in notes(r))  # each note once
@@ -201,12 +220,21 @@ def group_notes(summary: Summary) -> str:
 
 
 def write_csv(path: Path, report: Report) -> Path:
-    """The full group table as CSV (the markdown table's columns and cells), for spreadsheets and scripts."""
+    """The full group table as CSV (the markdown table's columns and cells), for spreadsheets and scripts; where
+    the runs are of several tasks, the metric columns are named score (each row's task's primary metric) and a
+    `task` column says which."""
+    parts = by_task(report.summaries)
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(GROUP_COLUMNS)
-            writer.writerows(group_row(s, report.outcomes.get(s.group.id)) for s in report.summaries)
+            if len(parts) <= 1:
+                writer.writerow(group_columns(parts[0][0]) if parts else GROUP_COLUMNS)
+                writer.writerows(group_row(s, report.outcomes.get(s.group.id)) for s in report.summaries)
+                return
+            generic = tasks.Task("", "", "", "score", "", "second metric", "", (), False)
+            writer.writerow(("task", *group_columns(generic)))
+            writer.writerows((s.task.short, *group_row(s, report.outcomes.get(s.group.id))) for s in report.summaries)
 
     return write_atomic(path, write)
 
@@ -221,7 +249,9 @@ def render(report: Report, results_dir: Path, output_dir: Path, plots: list[Path
         *([f"Left out: {'; '.join(left_out)}.", ""] if left_out else []),
         f"{len(records)} runs in {len(summaries)} configuration groups (runs that differ only in seed). Accuracy "
         "and F1 on each run's own splits (see each record's `data`); F1 is binary for two classes, macro-averaged "
-        "otherwise; `test acc` and `test F1` are mean ± sample standard deviation over seeds. `95% CI` is the "
+        "otherwise; `test acc` and `test F1` are mean ± sample standard deviation over seeds. A multi-label or "
+        "regression table names its task's metrics instead (example-based F1 and macro-F1; MSE and Pearson's r), "
+        "and its paired tests read each example's F1 or squared error (lower MSE is better). `95% CI` is the "
         "test accuracy's confidence interval: a t-interval over seeds for several seeds (the test set held "
         "fixed), a bootstrap over test examples for one run; `95% CI (seeds+examples)` the interval from resampling "
         "both seeds and test examples, shown where its width differs from the t-interval's by more than a third. "
@@ -237,15 +267,29 @@ def render(report: Report, results_dir: Path, output_dir: Path, plots: list[Path
         f"side. `seeds needed`: for a difference that is not significant, seeds per group to detect it at "
         f"α = {stats.ALPHA} with {stats.POWER:.0%} power if it is real (`more test examples` where no number "
         "of seeds would).", "",
-        markdown_table(GROUP_COLUMNS, [group_row(s, outcomes.get(s.group.id)) for s in summaries]), ""]
+        *_task_tables(summaries, outcomes)]
     if per_run:
         labels = run_labels(records)
         group_names = {r.output_dir: s.group.name for s in summaries for r in s.group.records}
-        parts += ["## Runs", "", markdown_table(RUN_COLUMNS, [run_row(r, labels[r.output_dir],
-                                                                      group_names[r.output_dir])
-                                                              for r in records]), ""]
+        parts += ["## Runs", ""]
+        for task, members in by_task(summaries):
+            runs = [r for s in members for r in s.group.records]
+            parts += [markdown_table(_for_task(RUN_COLUMNS, task),
+                                     [run_row(r, labels[r.output_dir], group_names[r.output_dir]) for r in runs]), ""]
     # Links relative to the report, so the markdown renders wherever the two folders travel together.
     parts += [f"![{plot.stem}]({os.path.relpath(plot, output_dir)})" for plot in plots]
     return "\n".join(parts) + "\n"
 
 
+
+
+def _task_tables(summaries: list[Summary], outcomes: dict[str, Outcome]) -> list[str]:
+    """The group table, one per task: each with its task's metric in the columns (a heading where there are
+    several)."""
+    parts: list[str] = []
+    split = by_task(summaries)
+    for task, members in split:
+        if len(split) > 1:
+            parts += [f"## {task.short.capitalize()} ({task.primary_label}; per example: {task.per_example})", ""]
+        parts += [markdown_table(group_columns(task), [group_row(s, outcomes.get(s.group.id)) for s in members]), ""]
+    return parts

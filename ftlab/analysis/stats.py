@@ -4,9 +4,12 @@ The distributions are scipy's (t.interval, bootstrap, binomtest); only Holm's st
 here, because scipy has none (scipy.stats.false_discovery_control does Benjamini-Hochberg/Yekutieli, which
 control another error rate).
 
-Vocabulary: `correct` arrays hold 1.0 where a run's prediction equals the true label, 0.0 elsewhere, one column
-per test example (and one row per seed where there are several), the examples in the same order for both sides
-of a comparison.
+Vocabulary: `correct` arrays hold each test example's score, one column per test example (and one row per seed
+where there are several), the examples in the same order for both sides of a comparison: 1.0 where a run's
+prediction equals the true label and 0.0 elsewhere for a single-label run (where the mean is the accuracy, and
+McNemar applies), the example's F1 of its label set or its squared error for the other tasks (ftlab.tasks). The
+bootstraps and intervals read any such scores; their calibration is checked by simulation in tests/test_stats.py
+and tests/test_seed_variance.py.
 """
 from __future__ import annotations
 
@@ -209,10 +212,12 @@ def holm(p_values: Sequence[float]) -> list[float]:
 NOT_SIGNIFICANT = "no significant difference"
 
 
-def verdict(difference: float, adjusted_p: float, alpha: float = ALPHA) -> str:
+def verdict(difference: float, adjusted_p: float, alpha: float = ALPHA, higher_is_better: bool = True) -> str:
+    """better / worse / no significant difference; a difference in a metric where lower is better (MSE) is better
+    when it is negative."""
     if adjusted_p > alpha:
         return NOT_SIGNIFICANT
-    return "better" if difference > 0 else "worse"
+    return "better" if (difference > 0) == higher_is_better else "worse"
 
 
 ASO_MIN_SEEDS = 5  # below this, the empirical score distributions are too coarse for ASO (Ulmer et al. 2022)

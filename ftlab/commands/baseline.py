@@ -16,7 +16,8 @@ SUMMARY = "The TF-IDF + linear SVM baseline on the same splits as a fine-tuning 
 BASELINE_ALIASES = ("--check_baseline", "--check_baseLine")
 # The train flags the baseline reads: which rows it trains and is scored on, its n-grams, where it writes. It
 # accepts the others and ignores them, so that one set of flags serves every run of a study (experiments/lib.sh).
-USED_FLAGS = ("dataset", "text_column", "label_column", "max_train_samples", "train_subsample", "max_eval_samples",
+USED_FLAGS = ("dataset", "dataset_config", "text_column", "text_pair_column", "label_column", "problem_type",
+              "label_separator", "label_scaling", "class_weights", "max_train_samples", "train_subsample", "max_eval_samples",
               "max_test_samples", "validation_fraction", "test_fraction", "data_seed", "ngram_max", "output_dir",
               "overwrite_output_dir", "verbose")
 

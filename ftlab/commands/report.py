@@ -72,8 +72,10 @@ def prepare(argv: list[str]) -> Job:
         count = len(analysed.summaries)
         say(f"report of {results_dir}: {len(records)} runs in {count} configuration group{'s' * (count != 1)}; "
             f"paired tests against {references}")
-        print(render_table(report.COMPACT_COLUMNS, report.compact_rows(analysed),
-                           right=("runs", "test acc [95% CI]", "Δ acc", "p (Holm)"), wrap=("group", "method")))
+        for task, members in report.by_task(analysed.summaries):
+            columns = report.compact_columns(task)
+            print(render_table(columns, [report.compact_row(s, analysed.outcomes.get(s.group.id)) for s in members],
+                               right=("runs", columns[3], columns[4], "p (Holm)"), wrap=("group", "method")))
         for summary in analysed.summaries:  # below the table: what would need a column of its own
             if report.group_notes(summary):
                 say(f"{summary.group.name}: {report.group_notes(summary).replace('**', '')}", prefix="  note")

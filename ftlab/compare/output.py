@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ftlab import tasks
 from ftlab.analysis.compare import Comparison, Summary, best_by_validation, compare, summarise
 from ftlab.analysis.curves import inference_ms_per_1000
 from ftlab.analysis.records import Group, load_records
@@ -24,15 +25,16 @@ from ftlab.runs.directory import write_atomic, write_json_atomic
 STAGE_TITLES = {"confirm": "tuned", "default": "default"}
 
 
-def trial_scores(args: CompareArgs, method: str) -> tuple[list[float], list[float], dict[str, int]]:
+def trial_scores(args: CompareArgs, method: str) -> tuple[list[float], list[float], dict[str, int], str]:
     """The method's complete trials in trial order: their objective (mean validation metric over the trial
-    seeds) and training seconds (summed over them); and the count of each trial state."""
+    seeds) and training seconds (summed over them); the count of each trial state; and the objective's metric, the
+    study's: --metric_for_best, else the task's primary metric."""
     records = [r for r in load_records(args.study_dir(method)) if r.search]
     by_trial: dict[int, list[Any]] = {}
     for record in records:
         by_trial.setdefault(record.search["trial"], []).append(record)
     scores, seconds, states = [], [], {}
-    metric = args.base.run.metric_for_best
+    metric = args.base.run.metric_for_best or (records[0].task if records else tasks.get(None)).primary
     for number in sorted(by_trial):
         runs = by_trial[number]
         state = runs[-1].search["state"]
@@ -41,7 +43,7 @@ def trial_scores(args: CompareArgs, method: str) -> tuple[list[float], list[floa
             continue
         scores.append(float(np.mean([run.metrics("validation")[metric] for run in runs])))
         seconds.append(float(sum(run.train_seconds for run in runs)))
-    return scores, seconds, states
+    return scores, seconds, states, metric
 
 
 def _stage_table(args: CompareArgs, stage: str) -> tuple[dict[str, Summary], Optional[Summary]]:
@@ -52,21 +54,21 @@ def _stage_table(args: CompareArgs, stage: str) -> tuple[dict[str, Summary], Opt
             raise ConfigError(f"compare: no {stage} run of {method} has finished: run its tasks first (--list_tasks)")
         summaries[method] = summarise(Group(records[0].group, method, records))
     best = best_by_validation(list(summaries.values()))
-    return summaries, next(iter(best.values()), None)
+    return summaries, next(iter(best), None)
 
 
 def _row(summary: Summary, outcome: Any, reference: Summary) -> dict[str, Any]:
-    row: dict[str, Any] = {"seeds": [r.seed for r in summary.group.records], "test_accuracy": summary.test_accuracy,
-                           "mean": float(np.mean(summary.test_accuracy)),
-                           "sd": float(np.std(summary.test_accuracy, ddof=1)) if summary.n > 1 else None,
+    row: dict[str, Any] = {"seeds": [r.seed for r in summary.group.records], "test_scores": summary.test_score,
+                           "mean": float(np.mean(summary.test_score)),
+                           "sd": float(np.std(summary.test_score, ddof=1)) if summary.n > 1 else None,
                            "interval": summary.interval,
-                           "validation_mean": float(np.mean(summary.validation_accuracy)),
+                           "validation_mean": float(np.mean(summary.validation_score)),
                            "train_seconds": float(np.mean([r.train_seconds for r in summary.group.records])),
                            "inference_ms_per_1000": inference_ms_per_1000(summary.group.records),
                            "trainable_params": summary.group.records[0].trainable_params,
                            "lr": summary.group.records[0].option("optim", "lr"),
-                           "p_improvement_over_best": probability_of_improvement(summary.test_accuracy,
-                                                                                  reference.test_accuracy)}
+                           "p_improvement_over_best": probability_of_improvement(
+                               summary.test_score, reference.test_score, summary.task.higher_is_better)}
     if isinstance(outcome, Comparison):
         row.update(difference=outcome.difference, difference_interval=outcome.interval, p=outcome.p,
                    p_holm=outcome.adjusted_p, verdict=outcome.verdict, aso=outcome.aso)
@@ -80,10 +82,12 @@ def analyse(args: CompareArgs) -> dict[str, Any]:
     result: dict[str, Any] = {"methods": {}, "seeds": args.seeds, "trial_seeds": args.trial_seeds,
                               "trials": args.trials, "tuned": args.tune, "train_argv": args.train_argv}
     for method in args.methods:
-        scores, seconds, states = trial_scores(args, method)
+        scores, seconds, states, metric = trial_scores(args, method)
         if len(scores) < 2:
             raise ConfigError(f"compare: {method}'s study has {len(scores)} complete trials: a tuning curve needs 2")
-        curves[method] = tuning_curve(scores, seconds)
+        curves[method] = tuning_curve(scores, seconds, support=tasks.metric_range(metric),
+                                      minimize=not tasks.better_larger(metric))
+        result["objective"] = metric  # the same train flags for every method: the same objective
         result["methods"][method] = {"trial_scores": scores, "trial_states": states,
                                      "tuning_curve": curves[method].__dict__}
     result["stable_budget"] = stable_budget(curves)
@@ -91,6 +95,7 @@ def analyse(args: CompareArgs) -> dict[str, Any]:
         summaries, reference = _stage_table(args, stage)
         outcomes = compare(list(summaries.values()), reference)
         result[f"{title}_reference"] = reference.group.name
+        result["metric"], result["metric_label"] = reference.task.primary, reference.task.primary_label
         for method, summary in summaries.items():
             result["methods"][method][title] = _row(summary, outcomes.get(summary.group.id), reference)
     for method, entry in result["methods"].items():
@@ -102,13 +107,19 @@ def _cell_p(row: dict[str, Any]) -> str:
     return "" if "p_holm" not in row else ("<0.0001" if row["p_holm"] < 1e-4 else f"{row['p_holm']:.4f}")
 
 
-def _cell_accuracy(row: dict[str, Any]) -> str:
+def _cell_score(row: dict[str, Any]) -> str:
     spread = "" if row["sd"] is None else f" ± {row['sd']:.4f}"
     interval = "" if not row["interval"] else f" [{row['interval'][0]:.4f}, {row['interval'][1]:.4f}]"
     return f"{row['mean']:.4f}{spread}{interval}"
 
 
+def _edge(value: Optional[float]) -> str:
+    return "∞" if value is None else f"{value:.3f}"
+
+
 def format_markdown(result: dict[str, Any]) -> str:
+    # Differences of rates (accuracy, F1) in points; of other metrics (MSE) in their own units.
+    label, rate = result["metric_label"], tasks.metric_range(result["metric"]) == (0.0, 1.0)
     lines = [f"# compare: {', '.join(result['methods'])}", "",
              f"Each method's learning rate{' and ' + ', '.join(result['tuned']) if result['tuned'] else ''} tuned "
              f"over {result['trials']} trials on validation (trial seeds {result['trial_seeds']}); its best "
@@ -117,17 +128,19 @@ def format_markdown(result: dict[str, Any]) -> str:
              f"seeds and test examples, Holm-corrected; P(improve): the share of seed pairs in which the method "
              f"beats the best. The ranking by expected best validation score no longer changes from "
              f"{result['stable_budget']} trials on.", "",
-             "| method | tuned lr | tuned test acc ± sd [95% CI] | Δ vs best | p (Holm) | verdict | P(improve) | "
-             "default lr | default test acc ± sd [95% CI] | p (Holm) | verdict | flipped |",
+             f"| method | tuned lr | tuned test {label} ± sd [95% CI] | Δ vs best | p (Holm) | verdict | P(improve) | "
+             f"default lr | default test {label} ± sd [95% CI] | p (Holm) | verdict | flipped |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"]
     for method, entry in result["methods"].items():
         tuned, default = entry["tuned"], entry["default"]
-        difference = "" if "difference" not in tuned else f"{100 * tuned['difference']:+.1f} pts"
-        lines.append(f"| {method} | {tuned['lr']:.2g} | {_cell_accuracy(tuned)} | {difference} | {_cell_p(tuned)} | "
+        difference = "" if "difference" not in tuned else (
+            f"{100 * tuned['difference']:+.1f} pts" if rate else f"{tuned['difference']:+.4f}")
+        lines.append(f"| {method} | {tuned['lr']:.2g} | {_cell_score(tuned)} | {difference} | {_cell_p(tuned)} | "
                      f"{tuned['verdict']} | {tuned['p_improvement_over_best']:.2f} | {default['lr']:.2g} | "
-                     f"{_cell_accuracy(default)} | {_cell_p(default)} | {default['verdict']} | "
+                     f"{_cell_score(default)} | {_cell_p(default)} | {default['verdict']} | "
                      f"{'yes' if entry['verdict_flipped'] else ''} |")
-    lines += ["", "Expected best validation score after k trials (90% band):", "",
+    lines += ["", f"Expected best validation {result['objective']} after k trials "
+              f"({'lowest' if not tasks.better_larger(result['objective']) else 'highest'} is best; 90% band):", "",
               "| method | " + " | ".join(f"k={k}" for k in (1, 2, 5, result["trials"])) + " |",
               "|---|" + "---:|" * 4]
     for method, entry in result["methods"].items():
@@ -135,7 +148,7 @@ def format_markdown(result: dict[str, Any]) -> str:
 
         def at(k: int) -> str:
             i = min(k, len(curve["expected"])) - 1
-            return f"{curve['expected'][i]:.4f} [{curve['lower'][i]:.3f}, {curve['upper'][i]:.3f}]"
+            return f"{curve['expected'][i]:.4f} [{_edge(curve['lower'][i])}, {_edge(curve['upper'][i])}]"
 
         lines.append(f"| {method} | " + " | ".join(at(k) for k in (1, 2, 5, result["trials"])) + " |")
     return "\n".join(lines) + "\n"
@@ -152,8 +165,10 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
         curve = entry["tuning_curve"]
         for ax, x in zip(axes, (curve["trials"], curve["seconds"])):
             ax.plot(x, curve["expected"], color=colors[method], label=method, marker="o", markersize=3)
-            ax.fill_between(x, curve["lower"], curve["upper"], color=colors[method], alpha=0.12)
-    axes[0].set(title="Tuning curves", xlabel="trials", ylabel="expected best validation accuracy")
+            # An unbounded edge (None: an MSE's worst case) is NaN, which fill_between leaves open.
+            ax.fill_between(x, np.array(curve["lower"], dtype=float), np.array(curve["upper"], dtype=float),
+                            color=colors[method], alpha=0.12)
+    axes[0].set(title="Tuning curves", xlabel="trials", ylabel=f"expected best validation {result['objective']}")
     axes[1].set(title="... against compute", xlabel="training seconds (trials x mean trial)", xscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -168,12 +183,13 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
             ax.errorbar(index + offset, row["mean"], yerr=[[row["mean"] - low], [high - row["mean"]]],
                         fmt=marker, color=colors[method], mfc="white" if title == "default" else colors[method],
                         capsize=3, label=title if index == 0 else None)
-            ax.scatter([index + offset] * len(row["test_accuracy"]), row["test_accuracy"], s=8, color="grey")
+            ax.scatter([index + offset] * len(row["test_scores"]), row["test_scores"], s=8, color="grey")
     ax.set_xticks(range(len(result["methods"])), list(result["methods"]), rotation=30)
-    ax.set(title="Test accuracy at the default and the tuned learning rate (95% CI, seeds)", ylabel="test accuracy")
+    ax.set(title=f"Test {result['metric_label']} at the default and the tuned learning rate (95% CI, seeds)",
+           ylabel=f"test {result['metric_label']}")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3, axis="y")
-    paths.append(save_figure(fig, directory / "compare_accuracy.png"))
+    paths.append(save_figure(fig, directory / "compare_test.png"))
     return paths
 
 
@@ -218,8 +234,10 @@ def write_outputs(args: CompareArgs) -> dict[str, Any]:
     rows = [[method, f"{e['tuned']['lr']:.2g}", f"{e['tuned']['mean']:.4f}", _cell_p(e["tuned"]),
              e["tuned"]["verdict"], f"{e['default']['mean']:.4f}", e["default"]["verdict"],
              "yes" if e["verdict_flipped"] else ""] for method, e in result["methods"].items()]
-    print(render_table(("method", "tuned lr", "tuned acc", "p (Holm)", "tuned verdict", "default acc",
-                        "default verdict", "flipped"), rows, right=("tuned lr", "tuned acc", "p (Holm)", "default acc"),
+    label = result["metric_label"]
+    print(render_table(("method", "tuned lr", f"tuned {label}", "p (Holm)", "tuned verdict", f"default {label}",
+                        "default verdict", "flipped"), rows,
+                       right=("tuned lr", f"tuned {label}", "p (Holm)", f"default {label}"),
                        wrap=("tuned verdict", "default verdict")))
     say(f"tuned: against {result['tuned_reference']}, default: against {result['default_reference']}; the ranking "
         f"is stable from {result['stable_budget']} trials", prefix="[compare]")

@@ -16,7 +16,14 @@ from ftlab.config.schema import FIELDS, IDENTITY_FIELDS, Config
 ADAPTER_PROVENANCE = "ftlab_run.json"
 # Identity fields added after ids were given out, with the value every earlier run had: at that value a field is
 # left out of the id, so runs that do not use it keep the id of the runs recorded before it existed.
-ADDED_LATER = {"train_subsample": "stratified"}
+ADDED_LATER = {"train_subsample": "stratified", "dataset_config": None, "text_pair_column": None,
+               "problem_type": None, "label_separator": None, "label_scaling": False, "class_weights": "none",
+               "threshold": None, "lora_init": "kaiming", "loraplus_lr_ratio": None, "num_virtual_tokens": 20,
+               "peft_args": None}
+# Fields whose default changed to a value that means what the old default meant for every run the old one could
+# describe: the id carries the old value, so those runs keep their group. --metric_for_best's default became "the
+# task's primary metric", which is accuracy for the single-label runs that were all there was.
+SAME_AS_BEFORE = {"metric_for_best": (None, "accuracy")}
 
 
 def _adapter_identity(path: str) -> str:
@@ -41,6 +48,9 @@ def group_id(cfg: Config, method: str, precision: Optional[str] = None) -> str:
     for name, before in ADDED_LATER.items():
         if values[name] == before:
             del values[name]
+    for name, (now, before) in SAME_AS_BEFORE.items():
+        if values[name] == now:
+            values[name] = before
     if precision is not None:
         values["precision"] = precision
     if values["load_adapter"]:

@@ -1,5 +1,5 @@
 """Building a configuration: the command line (argparse over the schema's fields, and the seed projects' alias
-flags), the YAML/JSON file of --config, and a run's saved config read back.
+flags), the YAML/JSON file of --config, a run's saved config read back, and the defaults derived from other values.
 
 We build the argparse parser ourselves rather than use transformers' HfArgumentParser because that one imports
 torch (~2 s): a mistyped flag must fail in well under a second, before anything heavy loads.
@@ -10,13 +10,13 @@ import argparse
 import dataclasses
 import difflib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Collection, Optional
 
 from ftlab import methods
 from ftlab.config.rules import settle_method_flags, validate
-from ftlab.config.schema import (FIELDS, GROUP_CLASSES, IDENTITY_FIELDS, NO_LEGACY, Config, config_from_values,
-                                 resolve_defaults)
+from ftlab.config.schema import FIELDS, GROUP_CLASSES, IDENTITY_FIELDS, NO_LEGACY, WANDB_MODES, Config
 from ftlab.config.values import OPTIONAL_VALUE_PARSERS, InvalidValue, parse_bool, parse_positive_int
 from ftlab.errors import ConfigError
 
@@ -112,6 +112,10 @@ def build_parser(prog: str = "main.py", shown: Optional[Collection[str]] = None,
         aliases.add_argument(f"--{flag}", dest=f"alias_{flag}", nargs="?", const=True, type=OPTIONAL_BOOL,
                              help=alias_help(f"= --method {method}"))
     aliases.add_argument("--lora_rank", dest="alias_lora_rank", type=POSITIVE_INT, help=alias_help("= --lora_r"))
+    # transformers' TrainingArguments name; one flag, two spellings.
+    aliases.add_argument("--metric_for_best_model", dest="alias_metric_for_best_model",
+                         choices=FIELDS["metric_for_best"][1].metadata["choices"],
+                         help=alias_help("= --metric_for_best"))
     aliases.add_argument("--task", dest="alias_task", choices=TASKS,
                          help=alias_help(", ".join(f"{task} = --method {methods.canonical(task)}" for task in TASKS)))
     return parser
@@ -133,6 +137,12 @@ def _from_aliases(given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("conflicting method flags: " + ", ".join(flag for flag, _ in chosen))
     if chosen:
         resolved["method"] = chosen[0][1]
+    if "alias_metric_for_best_model" in given:
+        metric = given.pop("alias_metric_for_best_model")
+        if given.get("metric_for_best", metric) != metric:
+            raise ConfigError(f"conflicting flags: --metric_for_best_model {metric} and --metric_for_best "
+                              f"{given['metric_for_best']}")
+        resolved["metric_for_best"] = metric
     if "alias_lora_rank" in given:
         rank = given.pop("alias_lora_rank")
         if "lora_r" in given and given["lora_r"] != rank:
@@ -257,6 +267,31 @@ def config_from_record(sections: dict[str, Any]) -> Config:
         if name not in values and f.metadata["legacy"] is not NO_LEGACY:
             values[name] = f.metadata["legacy"]
     return resolve_defaults(config_from_values(values))
+
+
+def resolve_defaults(cfg: Config) -> Config:
+    """Fill values that depend on other values, so the saved config says exactly what ran."""
+    if cfg.optim.lr is None:
+        cfg.optim.lr = methods.get(cfg.method.method).default_lr
+    if cfg.speed.pad_multiple is None:
+        cfg.speed.pad_multiple = 64 if cfg.speed.torch_compile else 8
+    # W&B's own variables are honoured (cluster templates set WANDB_MODE=offline); flags win over them.
+    cfg.tracking.wandb_project = cfg.tracking.wandb_project or os.environ.get("WANDB_PROJECT") or None
+    if cfg.tracking.wandb_mode is None:
+        env_mode = os.environ.get("WANDB_MODE", "").replace("dryrun", "offline")
+        if not cfg.tracking.wandb_project:
+            cfg.tracking.wandb_mode = "disabled"
+        else:
+            cfg.tracking.wandb_mode = env_mode if env_mode in WANDB_MODES else "online"
+    return cfg
+
+
+def config_from_values(values: dict[str, Any]) -> Config:
+    cfg = Config()
+    for key, value in values.items():
+        group, _ = FIELDS[key]
+        setattr(getattr(cfg, group), key, value)
+    return cfg
 
 
 # What a run's reproducing command names besides its identity: the seed (seeds are one configuration group, but a

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ftlab import methods
+from ftlab import methods, tasks
 from ftlab.config.schema import FIELDS, Config, MethodArgs, RunArgs
 from ftlab.errors import ConfigError
 from ftlab.methods.base import TARGET_FLAGS
@@ -34,7 +34,30 @@ def validate(cfg: Config) -> Config:
     if cfg.optim.optimizer == "sgd_nesterov" and cfg.optim.momentum == 0:
         raise ConfigError("--optimizer sgd_nesterov needs --momentum > 0")
     _check_checkpoints(cfg.run)
+    if cfg.task.problem_type is not None:
+        check_task_flags(cfg, cfg.task.problem_type, "--problem_type")
     return cfg
+
+
+def check_task_flags(cfg: Config, problem_type: str, how: str) -> None:
+    """The task flags that do not fit the task, in one line; `how` says how the task was decided ("--problem_type",
+    or the inference's reason). Checked with the values where --problem_type is given, else once the label column
+    has decided the task (ftlab.data.labels), still before the model loads."""
+    task = tasks.get(problem_type)
+    args = cfg.task
+    if args.class_weights != "none" and problem_type == tasks.REGRESSION:
+        raise ConfigError(f"--class_weights {args.class_weights}: a regression has no classes to weigh ({how}); "
+                          f"use it with single_label or multi_label")
+    if args.label_scaling and problem_type != tasks.REGRESSION:
+        raise ConfigError(f"--label_scaling: only a regression's targets are scaled, this run is {task.short} "
+                          f"({how})")
+    if args.threshold is not None and problem_type != tasks.MULTI_LABEL:
+        raise ConfigError(f"--threshold {args.threshold:g}: only multi-label runs threshold their labels, this run is "
+                          f"{task.short} ({how})")
+    metric = cfg.run.metric_for_best
+    if metric is not None and metric not in task.metrics:
+        raise ConfigError(f"--metric_for_best {metric}: not a {task.short} metric ({how}); use one of "
+                          f"{', '.join(task.metrics)}")
 
 
 def _check_checkpoints(args: RunArgs) -> None:

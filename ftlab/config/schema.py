@@ -1,5 +1,5 @@
 """The run configuration's schema: the option groups as dataclasses, every field's help, parser, rule and
-whether it is part of a run's identity; the derived defaults.
+whether it is part of a run's identity (the derived defaults are filled in by ftlab.config.parse).
 
 The dataclasses are the single source of truth: flags, file keys, help texts and validation all come from the
 field metadata (ftlab.config.parse builds the command line from them, ftlab.config.rules checks them).
@@ -8,13 +8,12 @@ Light: the standard library only, so that a mistyped flag fails in well under a 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-from ftlab import methods
-from ftlab.config.values import (parse_bool, parse_count, parse_float, parse_int, parse_resume, parse_seeds,
-                                 parse_str)
+from ftlab import methods, tasks
+from ftlab.config.values import (parse_bool, parse_class_weights, parse_count, parse_float, parse_int, parse_resume,
+                                 parse_seeds, parse_str, parse_threshold)
 from ftlab.methods.lora import DEFAULT_INIT, valid_init
 from ftlab.methods.peft_fields import parse_peft_args
 
@@ -22,7 +21,7 @@ METHODS = methods.names()
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgd_nesterov", "adamw_8bit", "paged_adamw_8bit")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "linearlr", "onecycle")
-BEST_METRICS = ("accuracy", "f1", "loss")
+BEST_METRICS = tasks.BEST_METRICS
 WANDB_MODES = ("online", "offline", "disabled")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("auto", "cls", "mean", "last", "eos")
@@ -92,9 +91,15 @@ class ModelArgs:
 class DataArgs:
     dataset: str = option("imdb", "A named dataset (imdb, rotten_tomatoes, sst2), a hub dataset id 'owner/name', or "
                           "a local .csv, .tsv, .json, .jsonl or .parquet file or save_to_disk directory.")
+    dataset_config: Optional[str] = option(None, "Configuration of a hub dataset that has several (e.g. --dataset "
+                                           "nyu-mll/glue --dataset_config mrpc).")
     text_column: Optional[str] = option(None, "Text column of a local file or hub dataset (default: the "
                                         "dataset's own, else 'text').")
-    label_column: Optional[str] = option(None, "Label column (default: the dataset's own, else 'label').")
+    text_pair_column: Optional[str] = option(None, "A second text column: each row is a pair (premise and "
+                                             "hypothesis, query and passage), tokenised as a pair with the "
+                                             "tokenizer's own template; the --max_length budget is shared.")
+    label_column: Optional[str] = option(None, "Label column (default: the dataset's own, else 'label'); several "
+                                         "comma-separated columns of 0/1 are one multi-label target.")
     max_train_samples: Optional[int] = option(2000, "Stratified subsample of the training split ('all' for all).",
                                               parse=parse_count, check=_positive, allowed="an integer >= 1 or 'all'")
     # Not the default: nested changes which rows a given --max_train_samples picks, and the default run's 2,000
@@ -198,6 +203,24 @@ class MethodArgs:
 
 
 @dataclass
+class TaskArgs:
+    problem_type: Optional[str] = option(None, "single_label_classification, multi_label_classification or regression "
+                                         "(or single_label, multi_label), the model config's problem_type; default: "
+                                         "inferred from the label column, printed and recorded (docs: tasks).",
+                                         parse=tasks.parse_problem_type, allowed="single_label_classification, "
+                                         "multi_label_classification, regression, single_label, multi_label or auto")
+    label_separator: Optional[str] = option(None, "multi-label: the separator of labels in a text cell ('|').")
+    label_scaling: bool = option(False, "regression: standardise the targets on the training split for training; "
+                                 "predictions are mapped back.", parse=parse_bool, allowed="true or false")
+    class_weights: str = option("none", "Loss weights: none, balanced, or one number per class (single-label) or "
+                                "label (multi-label: positive weights), in label order.", parse=parse_class_weights,
+                                allowed="none, balanced or comma-separated numbers > 0")
+    threshold: Optional[float] = option(None, "multi-label: the probability above which a label is predicted "
+                                        "(default tune: per label, the best F1 on validation).",
+                                        parse=parse_threshold, allowed="tune or a number between 0 and 1")
+
+
+@dataclass
 class OptimArgs:
     epochs: float = option(1.0, "Training epochs (fractions allowed).", parse=parse_float,
                            check=lambda v: v > 0, allowed="a number > 0")
@@ -273,8 +296,9 @@ class RunArgs:
                                       allowed="auto, true or false", identity=False)
     load_best: bool = option(False, "Test (and save) the checkpoint with the best validation --metric_for_best, not "
                              "the last one.", parse=parse_bool, allowed="true or false")
-    metric_for_best: str = option("accuracy", "Validation metric for --load_best and early stopping.",
-                                  choices=BEST_METRICS)
+    metric_for_best: Optional[str] = option(None, "Validation metric for --load_best and early stopping (default: the "
+                                            "task's primary metric; the metrics of each task: docs: tasks).",
+                                            choices=BEST_METRICS)
     early_stopping_patience: int = option(0, "Stop after N evaluations without improvement of --metric_for_best "
                                           "(0: never).", parse=parse_int, check=lambda v: v >= 0,
                                           allowed="an integer >= 0")
@@ -345,6 +369,7 @@ class TrackingArgs:
 class Config:
     model: ModelArgs = field(default_factory=ModelArgs)
     data: DataArgs = field(default_factory=DataArgs)
+    task: TaskArgs = field(default_factory=TaskArgs)
     method: MethodArgs = field(default_factory=MethodArgs)
     optim: OptimArgs = field(default_factory=OptimArgs)
     run: RunArgs = field(default_factory=RunArgs)
@@ -364,27 +389,3 @@ FIELDS: dict[str, tuple[str, dataclasses.Field]] = {
 # is made of (ftlab.config.groups) and what a resumed run must share with the checkpoint (ftlab.runs.resume).
 IDENTITY_FIELDS = frozenset(name for name, (_, f) in FIELDS.items() if f.metadata["identity"])
 
-
-def resolve_defaults(cfg: Config) -> Config:
-    """Fill values that depend on other values, so the saved config says exactly what ran."""
-    if cfg.optim.lr is None:
-        cfg.optim.lr = methods.get(cfg.method.method).default_lr
-    if cfg.speed.pad_multiple is None:
-        cfg.speed.pad_multiple = 64 if cfg.speed.torch_compile else 8
-    # W&B's own variables are honoured (cluster templates set WANDB_MODE=offline); flags win over them.
-    cfg.tracking.wandb_project = cfg.tracking.wandb_project or os.environ.get("WANDB_PROJECT") or None
-    if cfg.tracking.wandb_mode is None:
-        env_mode = os.environ.get("WANDB_MODE", "").replace("dryrun", "offline")
-        if not cfg.tracking.wandb_project:
-            cfg.tracking.wandb_mode = "disabled"
-        else:
-            cfg.tracking.wandb_mode = env_mode if env_mode in WANDB_MODES else "online"
-    return cfg
-
-
-def config_from_values(values: dict[str, Any]) -> Config:
-    cfg = Config()
-    for key, value in values.items():
-        group, _ = FIELDS[key]
-        setattr(getattr(cfg, group), key, value)
-    return cfg

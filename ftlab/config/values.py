@@ -6,8 +6,8 @@ from typing import Any, Optional, Union
 
 from ftlab.errors import InvalidValue  # the parsers' error type; re-exported for the config's callers
 
-__all__ = ["InvalidValue", "parse_bool", "parse_count", "parse_float", "parse_int", "parse_positive_int",
-           "parse_resume", "parse_seeds", "parse_str"]
+__all__ = ["InvalidValue", "parse_bool", "parse_class_weights", "parse_count", "parse_float", "parse_int",
+           "parse_positive_int", "parse_resume", "parse_seeds", "parse_str", "parse_threshold"]
 
 
 def parse_int(text: Any) -> int:
@@ -58,6 +58,34 @@ OPTIONAL_VALUE_PARSERS = (parse_bool, parse_resume)
 def parse_str(text: Any) -> str:
     return str(text)
 
+
+def parse_class_weights(text: Any) -> str:
+    """--class_weights: none, balanced, or one number > 0 per class ('1,4'; a list in a config file), written back
+    in one canonical form so that equal weights make one configuration."""
+    items = text if isinstance(text, (list, tuple)) else str(text).strip().lower().split(",")
+    if len(items) == 1 and str(items[0]).strip() in ("none", "balanced"):
+        return str(items[0]).strip()
+    weights = []
+    for item in items:
+        try:
+            weight = parse_float(item)
+        except (TypeError, ValueError):
+            raise InvalidValue(f"{str(item).strip()!r} is not a number (--class_weights takes none, balanced or "
+                               f"comma-separated numbers > 0)") from None
+        if not 0 < weight < float("inf"):
+            raise InvalidValue(f"{str(item).strip()!r}: a class weight must be a number > 0")
+        weights.append(weight)
+    return ",".join(format(weight, "g") for weight in weights)
+
+
+def parse_threshold(text: Any) -> Optional[float]:
+    """--threshold: 'tune' (None: tuned per label on validation) or a probability strictly between 0 and 1."""
+    if text is None or str(text).strip().lower() in ("tune", "none"):
+        return None
+    value = parse_float(text)
+    if not 0 < value < 1:
+        raise ValueError
+    return value
 
 
 

@@ -50,7 +50,7 @@ def _cost_point(method: str, size: int, summary: Summary, models: dict[str, Flop
     """One configuration's seeds as a point of the cost frontiers: the means of their test accuracy, training
     seconds, training FLOPs and inference cost. `method` as the curve names it (`svm` for the baseline)."""
     records = summary.group.records
-    return fit.CostPoint(method, size, float(np.mean(summary.test_accuracy)),
+    return fit.CostPoint(method, size, float(np.mean(summary.test_score)),
                          float(np.mean([r.train_seconds for r in records])), _flops(method, records, models),
                          fit.inference_ms_per_1000(records))
 
@@ -69,7 +69,8 @@ def _verdicts(curves: list[fit.MethodCurve]) -> dict[int, dict[str, Any]]:
     out = {}
     for size in sorted({size for curve in curves for size in curve.sizes}):
         here = {curve.method: curve.summaries[curve.sizes.index(size)] for curve in curves if size in curve.sizes}
-        best = max(here, key=lambda method: np.mean(here[method].test_accuracy))
+        sign = 1.0 if next(iter(here.values())).task.higher_is_better else -1.0  # MSE: the lowest is best
+        best = max(here, key=lambda method: sign * np.mean(here[method].test_score))
         outcomes = compare(list(here.values()), here[best])
         rows = {}
         for method, summary in here.items():
@@ -91,7 +92,8 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
     models: dict[str, FlopsModel] = {}
     costs = [_cost_point(curve.method, size, summary, models)
              for curve in curves for size, summary in zip(curve.sizes, curve.summaries)]
-    fit.mark_fronts(costs)
+    fit.mark_fronts(costs, higher_is_better=not curves or not curves[0].summaries
+                    or curves[0].summaries[0].task.higher_is_better)
     point_summaries = [summary for curve in curves for summary in curve.summaries]  # in the order of costs
     result = {
         "curve_dir": str(args.curve_dir), "train_argv": args.train_argv, "training_split_rows": rows,
@@ -105,8 +107,8 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
     }
     for curve in curves:
         entry: dict[str, Any] = {
-            "points": [{"size": size, "test_accuracy": summary.test_accuracy, "mean": float(np.mean(
-                summary.test_accuracy)), "interval": summary.interval, "seeds": summary.n, "notes": summary.notes}
+            "points": [{"size": size, "test_accuracy": summary.test_score, "mean": float(np.mean(
+                summary.test_score)), "interval": summary.interval, "seeds": summary.n, "notes": summary.notes}
                 for size, summary in zip(curve.sizes, curve.summaries)],
             "fit": None if curve.params is None else dict(zip("abc", map(float, curve.params))),
             "no_fit": curve.no_fit,

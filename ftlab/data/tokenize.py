@@ -8,6 +8,7 @@ import datasets
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from ftlab.assets import cache_root
+from ftlab.data.pairs import encode_pairs, pair_template
 from ftlab.data.truncation import encode as encode_texts
 from ftlab.data.truncation import set_truncation_side
 
@@ -29,12 +30,15 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int,
                     pad_to_max_length: bool, truncation: str = "head") -> datasets.DatasetDict:
-    """Tokenise each split once per (tokenizer, max length, truncation, padding, split fingerprint); later runs
-    reuse it. The tokenizer is left cutting the `truncation` way (ftlab.data.truncation), also on a cache hit.
+    """Tokenise each split (its text, or its pairs of texts: ftlab.data.pairs) once per (tokenizer, max length,
+    truncation, padding, split fingerprint); later runs reuse it. The tokenizer is left cutting the `truncation` way (ftlab.data.truncation), also on a cache hit.
 
     We key the cache ourselves instead of relying on datasets' hashing of the map function, which pickles the
     tokenizer and is not stable across processes for every tokenizer.
     """
+    pairs = "text_pair" in splits["train"].column_names
+    if pairs:
+        pair_template(tokenizer)  # a decoder's stated template is installed before the tokenizer is fingerprinted
     tok_key = tokenizer_fingerprint(tokenizer)
     cache_dir = cache_root() / "tokenized"
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -42,8 +46,12 @@ def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
     set_truncation_side(tokenizer, truncation)
 
     def encode(batch: dict) -> dict:
-        encoded = encode_texts(tokenizer, batch["text"], max_length=max_length, truncation=truncation,
-                               padding=padding)
+        if pairs:
+            encoded = encode_pairs(tokenizer, batch["text"], batch["text_pair"], max_length=max_length,
+                                   truncation=truncation, padding=padding)
+        else:
+            encoded = encode_texts(tokenizer, batch["text"], max_length=max_length, truncation=truncation,
+                                   padding=padding)
         # The real (non-pad) length: the Trainer's length grouping and the tokens/s figures both read it.
         encoded["length"] = [sum(mask) for mask in encoded["attention_mask"]]
         return encoded
@@ -52,7 +60,8 @@ def tokenize_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
     for name, split in splits.items():
         key_text = f"{tok_key}|{max_length}|{truncation}|{padding}|{split._fingerprint}"
         key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
-        out[name] = split.map(encode, batched=True, remove_columns=["text"], new_fingerprint=key,
+        out[name] = split.map(encode, batched=True, remove_columns=["text", "text_pair"] if pairs else ["text"],
+                              new_fingerprint=key,
                               cache_file_name=str(cache_dir / f"{key}.arrow"), load_from_cache_file=True,
                               desc=f"tokenising {name}")
     return datasets.DatasetDict(out)

@@ -19,6 +19,10 @@ HEAD_SHARE = 0.25  # of the token budget (max_length less the special tokens) th
 # config.json attributes of a saved model: predict cuts texts the way the run did unless told otherwise.
 TRUNCATION_KEY = "ftlab_truncation"
 MAX_LENGTH_KEY = "ftlab_max_length"
+# config.json attributes of what a task's outputs mean: a regression's (mean, sd) to map outputs back to the targets'
+# scale, a multi-label run's thresholds (one per label) tuned on validation.
+LABEL_SCALING_KEY = "ftlab_label_scaling"
+THRESHOLDS_KEY = "ftlab_thresholds"
 _SPECIAL_MASK = "special_tokens_mask"
 
 

@@ -8,7 +8,7 @@ from typing import Any, Iterator, Optional
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
-from ftlab import methods
+from ftlab import methods, tasks
 from ftlab.config import MethodArgs
 from ftlab.distributed import process_state
 from ftlab.errors import ConfigError, ModelSourceError
@@ -94,14 +94,21 @@ def quantization_config(config: PreTrainedConfig, args: MethodArgs, keep: list[s
 
 def load_classifier(source: ModelSource, label_names: list[str], args: MethodArgs,
                     attention_dropout: Optional[float] = None,
-                    hidden_dropout: Optional[float] = None, trust_remote_code: bool = False) -> PreTrainedModel:
+                    hidden_dropout: Optional[float] = None, trust_remote_code: bool = False,
+                    problem_type: str = tasks.SINGLE_LABEL) -> PreTrainedModel:
     """The classifier for `label_names`, in 4 bits for QLoRA; `attention_dropout` and `hidden_dropout` (None: the
     checkpoint's own) replace the dropout on attention probabilities and on the encoder's hidden states
     (ftlab.training.speed.resolve_dropout) where the model has such a setting. The head's dropout stays the
-    checkpoint's."""
-    config = load_config(source, trust_remote_code, num_labels=len(label_names),
-                         id2label=dict(enumerate(label_names)),
-                         label2id={name: i for i, name in enumerate(label_names)})
+    checkpoint's. `problem_type` becomes the config's, which picks the model's own loss (cross-entropy, binary
+    cross-entropy per label, mean squared error) and travels with every saved model; a regression has one output
+    named after its target."""
+    config = load_config(source, trust_remote_code)
+    # Set one by one: as load_config's overrides, a fine-tuned checkpoint's saved problem_type is checked against
+    # the new label count before it is replaced (single-label with one output fails).
+    config.problem_type = None
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {name: i for i, name in enumerate(label_names)}
+    config.problem_type = problem_type
     attention_key, hidden_key = dropout_attributes(config)
     if attention_dropout is not None and attention_key:
         setattr(config, attention_key, attention_dropout)

@@ -27,6 +27,16 @@ def _interval(accuracy: float, texts: int) -> str:
 
 
 def _metrics(record: RunRecord) -> list[str]:
+    task = record.task
+    if not task.mcnemar:  # multi-label F1 or an MSE: not a share of texts right, so no binomial interval
+        lines = [f"| split | texts | {task.primary_label} | {task.secondary_label} |", "|---|---:|---:|---:|"]
+        for split in ("validation", "test"):
+            if split in record.splits:
+                metrics = record.metrics(split)
+                texts = metrics.get("num_samples") or record.split_size(split)
+                lines.append(f"| {split} | {texts:,} | {metrics[task.primary]:.4f} "
+                             f"| {metrics.get(task.secondary, float('nan')):.4f} |")
+        return lines
     # The record's F1 is the positive class's for two labels, macro-averaged otherwise (ftlab.training.metrics).
     f1 = f"F1 ({record.label_names[1]})" if len(record.label_names) == 2 else "macro F1"
     lines = [f"| split | texts | accuracy ({CONFIDENCE:.0%} Wilson interval) | {f1} |", "|---|---:|---|---:|"]

@@ -12,18 +12,24 @@ if TYPE_CHECKING:
     from ftlab.models.onnx import OnnxClassifier
 
 
-def _batches(tokenizer: PreTrainedTokenizerBase, config: Any, texts: Sequence[str], batch_size: int,
+def _batches(tokenizer: PreTrainedTokenizerBase, config: Any, texts: Sequence[Any], batch_size: int,
              max_length: Optional[int], truncation: Optional[str], tensors: str) -> Iterator[Any]:
     """Tokenised batches: the run's saved truncation and max length (head and DEFAULT_MAX_LENGTH tokens when it
-    saved none) unless `max_length` / `truncation` say otherwise; each batch padded to its own longest text."""
+    saved none) unless `max_length` / `truncation` say otherwise; each batch padded to its own longest text. A
+    (text, second text) pair is encoded with the tokenizer's pair template, the budget shared."""
+    from ftlab.data.pairs import encode_pairs
     from ftlab.data.truncation import encode, saved_truncation
     from ftlab.models.inference import DEFAULT_MAX_LENGTH
 
     saved_strategy, saved_length = saved_truncation(config)
+    cut = {"max_length": max_length or saved_length or DEFAULT_MAX_LENGTH, "truncation": truncation or saved_strategy,
+           "padding": True, "return_tensors": tensors}
     for start in range(0, len(texts), batch_size):
-        yield encode(tokenizer, list(texts[start:start + batch_size]),
-                     max_length=max_length or saved_length or DEFAULT_MAX_LENGTH,
-                     truncation=truncation or saved_strategy, padding=True, return_tensors=tensors)
+        batch = list(texts[start:start + batch_size])
+        if batch and isinstance(batch[0], tuple):
+            yield encode_pairs(tokenizer, [a for a, _ in batch], [b for _, b in batch], **cut)
+        else:
+            yield encode(tokenizer, batch, **cut)
 
 
 def logits(model: Union[PreTrainedModel, OnnxClassifier], tokenizer: Optional[PreTrainedTokenizerBase],
@@ -50,15 +56,31 @@ def logits(model: Union[PreTrainedModel, OnnxClassifier], tokenizer: Optional[Pr
     return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), dtype=np.float32)
 
 
-def label_records(scores: np.ndarray, texts: Sequence[str], id2label: dict[int, str]) -> list[dict[str, Any]]:
-    """One record per text: {"text", "label" (name), "label_id", "probabilities": {name: p}} (softmax of the
-    logits)."""
+def label_records(scores: np.ndarray, texts: Sequence[Any], config: Any) -> list[dict[str, Any]]:
+    """One record per text (a pair shown as "text | second text"), as the model's task has it (its config's
+    problem_type): single-label {"text", "label" (name), "label_id", "probabilities": {name: p}} (softmax);
+    multi-label {"text", "labels" (the names at or above their thresholds, tuned on validation by the run),
+    "probabilities"} (sigmoid); regression {"text", "score"} on the targets' scale."""
     import numpy as np
-    from scipy.special import softmax
+    from scipy.special import expit, softmax
 
-    probabilities = softmax(np.asarray(scores, dtype=np.float64), axis=-1)
+    from ftlab import tasks
+    from ftlab.data.truncation import LABEL_SCALING_KEY, THRESHOLDS_KEY
+
+    id2label = {int(i): name for i, name in config.id2label.items()}
+    problem_type = getattr(config, "problem_type", None) or tasks.SINGLE_LABEL
+    scores = np.asarray(scores, dtype=np.float64)
+    shown = [" | ".join(text) if isinstance(text, tuple) else text for text in texts]
+    if problem_type == tasks.REGRESSION:
+        mean, std = getattr(config, LABEL_SCALING_KEY, None) or (0.0, 1.0)
+        return [{"text": text, "score": float(row[0]) * std + mean} for text, row in zip(shown, scores)]
+    if problem_type == tasks.MULTI_LABEL:
+        thresholds = getattr(config, THRESHOLDS_KEY, None) or [0.5] * len(id2label)
+        return [{"text": text, "labels": [id2label[i] for i, p in enumerate(probs) if p >= thresholds[i]],
+                 "probabilities": {id2label[i]: float(p) for i, p in enumerate(probs)}}
+                for text, probs in zip(shown, expit(scores))]
     records = []
-    for text, probs in zip(texts, probabilities):
+    for text, probs in zip(shown, softmax(scores, axis=-1)):
         label_id = int(probs.argmax())
         records.append({"text": text, "label": id2label[label_id], "label_id": label_id,
                         "probabilities": {id2label[i]: float(p) for i, p in enumerate(probs)}})

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
 
+from ftlab import tasks
 from ftlab.config import Config, config_from_record, group_id
 from ftlab.errors import DataError
 
@@ -174,6 +175,18 @@ class RunRecord:
     def metrics(self, split: str) -> dict[str, Any]:
         """accuracy, precision, recall, f1, loss, num_samples, confusion_matrix, samples_per_second of a split."""
         return self.data["metrics"][split]
+
+    @property
+    def task(self) -> tasks.Task:
+        """What the run was (ftlab.tasks); a record from before tasks were recorded was single-label."""
+        return tasks.of_record(self.data)
+
+    def score(self, split: str = "test") -> float:
+        """The task's primary metric on `split` (accuracy, example-based F1 or MSE)."""
+        return self.metrics(split)[self.task.primary]
+
+    def secondary(self, split: str = "test") -> float:
+        return self.metrics(split).get(self.task.secondary, float("nan"))
 
     def accuracy(self, split: str = "test") -> float:
         return self.metrics(split)["accuracy"]

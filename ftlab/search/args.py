@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
+from ftlab import tasks
 from ftlab.config import FIELDS, POSITIVE_INT, Config, OneLineParser, explicit_options, unused_flags
 from ftlab.config.values import InvalidValue, parse_seeds
 from ftlab.errors import ConfigError
@@ -40,9 +42,19 @@ class SearchArgs:
     # Values of the study's first trial (e.g. a method's registry default), queued when the study is created.
     first_trial: Optional[dict] = None
 
-    @property
+    @cached_property
     def metric(self) -> str:
-        return self.base.run.metric_for_best
+        """The objective: --metric_for_best, else the task's primary metric (maximised, or minimised where lower
+        is better: loss, MSE). Without --problem_type the task is the data's to say, which reads the dataset once
+        (the trials read it again from the cache); called once the study starts, not while the flags are checked."""
+        if self.base.run.metric_for_best:
+            return self.base.run.metric_for_best
+        problem_type = self.base.task.problem_type
+        if problem_type is None:
+            from ftlab.data.load import load_data
+
+            problem_type = load_data(self.base).problem_type
+        return tasks.get(problem_type).primary
 
 
 def build_parser(prog: str = "main.py search") -> OneLineParser:

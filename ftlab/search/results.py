@@ -89,9 +89,11 @@ def write_results(study: Any, args: "SearchArgs", storage_display: str) -> None:
         f"{show_params(best.params)}", prefix="[search]")
     record_path = Path(best.user_attrs.get("output_dir", args.study_dir / f"trial-{best.number}")) / RESULT_NAME
     if record_path.is_file():
-        test = RunRecord.load(record_path).metrics("test")
-        say(f"best trial on test ({test['num_samples']} texts, never used to choose): accuracy "
-            f"{test['accuracy']:.4f}, f1 {test['f1']:.4f}, loss {test['loss']:.4f} ({record_path})", prefix="[search]")
+        record = RunRecord.load(record_path)
+        test, task = record.metrics("test"), record.task
+        say(f"best trial on test ({test['num_samples']} texts, never used to choose): {task.primary} "
+            f"{test[task.primary]:.4f}, {task.secondary} {test.get(task.secondary, float('nan')):.4f}, loss "
+            f"{test['loss']:.4f} ({record_path})", prefix="[search]")
     written += write_plots(study, args.img_dir, args.study_name, target_name=f"validation {args.metric}",
                            seed=args.sampler_seed)
     say(f"written: {', '.join(short_path(path) for path in written)}", prefix="[search]")

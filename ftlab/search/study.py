@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
+from ftlab import tasks
 from ftlab.config import FIELDS
 from ftlab.console import say
 from ftlab.errors import ConfigError
@@ -64,7 +65,7 @@ def open_study(args: SearchArgs, storage: Any) -> Any:
     queue lock (so two workers starting together neither both create nor both top up)."""
     import optuna
 
-    direction = "minimize" if args.metric == "loss" else "maximize"
+    direction = "maximize" if tasks.better_larger(args.metric) else "minimize"
     ours = fixed_settings(args)
     with storage.lock:
         study = optuna.create_study(storage=storage.optuna, study_name=args.study_name, direction=direction,

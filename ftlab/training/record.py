@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
+from ftlab import tasks
 from ftlab.config import Config
 from ftlab.console import short_path, wrap
 from ftlab.runs.directory import save_record
@@ -39,7 +40,19 @@ def environment(device: Optional[str] = None) -> dict[str, Any]:
 
 def data_summary(data: Any) -> dict[str, Any]:
     return {"origin": data.origin, "sizes": data.sizes(), "label_names": data.label_names,
-            "test_is_validation": data.test_is_validation, "notes": data.notes}
+            "test_is_validation": data.test_is_validation, "notes": data.notes, "pairs": data.has_pairs}
+
+
+def task_summary(data: Any) -> dict[str, Any]:
+    """The record's `task`: what the run was and why (ftlab.data.labels.TaskDecision), with its class weights."""
+    return {**data.task.as_record(), "class_weights": data.class_weights}
+
+
+# The metrics the console summary shows per task, with their column widths.
+SUMMARY_COLUMNS = {tasks.SINGLE_LABEL: (("accuracy", 10), ("precision", 11), ("recall", 8), ("f1", 8)),
+                   tasks.MULTI_LABEL: (("samples_f1", 12), ("micro_f1", 10), ("macro_f1", 10),
+                                       ("subset_accuracy", 17)),
+                   tasks.REGRESSION: (("mse", 10), ("mae", 10), ("pearson", 10), ("spearman", 10))}
 
 
 def format_summary(record: dict[str, Any]) -> str:
@@ -48,10 +61,11 @@ def format_summary(record: dict[str, Any]) -> str:
     header = f"{record['method']} | {record['model']} | {cfg['data']['dataset']}"
     params = (f"trainable {record['trainable_params']:,} of {record['total_params']:,} parameters "
               f"({record['trainable_percent']:.2f}%)")
-    rows = [f"{'split':<11}{'n':>7}{'accuracy':>10}{'precision':>11}{'recall':>8}{'f1':>8}"]
+    shown = SUMMARY_COLUMNS[tasks.of_record(record).problem_type]
+    rows = [f"{'split':<11}{'n':>7}" + "".join(f"{name:>{width}}" for name, width in shown)]
     for split, m in record["metrics"].items():
-        rows.append(f"{split:<11}{m['num_samples']:>7}{m['accuracy']:>10.4f}{m['precision']:>11.4f}"
-                    f"{m['recall']:>8.4f}{m['f1']:>8.4f}")
+        rows.append(f"{split:<11}{m['num_samples']:>7}" + "".join(f"{m.get(name, float('nan')):>{width}.4f}"
+                                                                 for name, width in shown))
     tokens = record["train_tokens_per_second"]  # None where tokens mean nothing (the TF-IDF baseline)
     footer = (f"train {record['train_seconds']:.1f} s, {record['train_samples_per_second']:.1f} samples/s, "
               f"{'n/a' if tokens is None else format(tokens, '.0f')} tokens/s, "
@@ -79,6 +93,7 @@ def build_record(cfg: Config, *, method: str, model: str, group: str, output_dir
         "config": cfg.to_dict(),
         "output_dir": str(output_dir),
         "data": data_summary(data),
+        "task": task_summary(data),
         "metrics": metrics,
         "predictions": predictions,
         "trainable_params": trainable_params,

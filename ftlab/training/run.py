@@ -16,8 +16,9 @@ from ftlab.config import ADAPTER_PROVENANCE, Config, group_id
 from ftlab.console import say, short_path
 from ftlab.data.load import load_data
 from ftlab.data.splits import PreparedData
+from ftlab.data.pairs import SHARED_BUDGET, pair_template
 from ftlab.data.tokenize import tokenize_splits
-from ftlab.data.truncation import truncation_settings
+from ftlab.data.truncation import LABEL_SCALING_KEY, THRESHOLDS_KEY, truncation_settings
 from ftlab.distributed import distributed_summary, largest, process_state
 from ftlab.models.architectures import discover, dropout_attributes
 from ftlab.models.attention import use_fp32_attention
@@ -55,6 +56,7 @@ class Inputs:
     data: PreparedData
     tokenizer: PreTrainedTokenizerBase
     tokenized: Any
+    pair_template: Optional[str] = None  # the template pairs of texts were encoded with (ftlab.data.pairs)
 
 
 def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
@@ -90,6 +92,9 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
     peak_memory_mb = largest(outcome.peak_memory_mb)
     if not state.is_main_process:
         return None
+    if trainer.scorer.thresholds is not None:  # the thresholds tuned on validation travel with the saved model
+        base = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+        base.config.update({THRESHOLDS_KEY: [float(t) for t in trainer.scorer.thresholds]})
     saved = export_models(trainer.model, inputs.tokenizer, cfg.method, output_dir)
     if "adapter" in saved:  # what trained it, so that runs chained on it group by configuration (ftlab.config.groups)
         write_json_atomic(Path(saved["adapter"]) / ADAPTER_PROVENANCE, {"group": group, "seed": cfg.run.seed})
@@ -104,6 +109,7 @@ def run_training(cfg: Config, callbacks: Sequence[TrainerCallback] = (),
         loss_history=outcome.loss_history, environment=environment(), eval_only=cfg.run.eval_only,
         pooling=inputs.pooling.as_record(),
         truncation=cfg.data.truncation,
+        pairs={"template": inputs.pair_template, "budget": SHARED_BUDGET} if inputs.pair_template else None,
         model_source={"origin": inputs.source.origin, "location": inputs.source.location},
         precision=precision,
         precision_reason=inputs.precision_reason,
@@ -158,7 +164,10 @@ def _read_inputs(cfg: Config, precision: str) -> Inputs:
         tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
         tokenized = tokenize_splits(data.splits, tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length,
                                     cfg.data.truncation)
-    return Inputs(source, pooling, precision, precision_reason, data, tokenizer, tokenized)
+        template = pair_template(tokenizer) if data.has_pairs else None
+    if template:
+        say(f"pairs: {template}, {SHARED_BUDGET}")
+    return Inputs(source, pooling, precision, precision_reason, data, tokenizer, tokenized, template)
 
 
 def _calibration_batches(cfg: Config, inputs: Inputs) -> list[dict]:
@@ -178,7 +187,7 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str, output_dir: Path) 
     the dropouts it trains with and the attention it computes."""
     model = load_classifier(inputs.source, inputs.data.label_names, cfg.method,
                             resolve_dropout(cfg.speed.attention_dropout), resolve_dropout(cfg.speed.hidden_dropout),
-                            cfg.model.trust_remote_code)
+                            cfg.model.trust_remote_code, inputs.data.problem_type)
     match_pad_token(model, inputs.tokenizer)
     if cfg.speed.gradient_checkpointing:
         check_gradient_checkpointing(model)
@@ -199,6 +208,8 @@ def _build_model(cfg: Config, inputs: Inputs, precision: str, output_dir: Path) 
     # Before the method wraps it: the hooks and config attributes then ride along into every save and merge.
     apply_pooling(model, inputs.pooling.used, arch)
     model.config.update(truncation_settings(cfg.data.truncation, cfg.data.max_length))
+    if inputs.data.task.label_scaling is not None:  # predict maps the outputs back to the targets' scale
+        model.config.update({LABEL_SCALING_KEY: list(inputs.data.task.label_scaling)})
     context = ApplyContext(arch=arch, batches=lambda: _calibration_batches(cfg, inputs),
                            model_location=inputs.source.location, run_dir=output_dir,
                            total_steps=optimizer_steps(cfg, len(inputs.tokenized["train"])))

@@ -15,12 +15,13 @@ from transformers import (EarlyStoppingCallback, PreTrainedTokenizerBase, Printe
                           TrainerCallback, TrainerState, TrainingArguments)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from ftlab import methods
+from ftlab import methods, tasks
 from ftlab.config import Config
 from ftlab.console import say
 from ftlab.data.splits import PreparedData
 from ftlab.data.tokenize import make_collator
-from ftlab.training.metrics import find_collapse, split_metrics, trainer_metrics
+from ftlab.training.losses import weighted_loss
+from ftlab.training.metrics import Scorer, find_collapse
 from ftlab.training.optim import TRAINER_SCHEDULERS, SchedulerFactory, optimizer_choice, scheduler_factory
 from ftlab.runs.predictions import SPLITS, SplitPredictions
 from ftlab.training.record import peak_rss_mb
@@ -38,7 +39,7 @@ class Outcome:
     steady_step_seconds: Optional[float]  # mean optimizer step after warm-up, without evaluation/saving steps
     steady_samples_per_second: Optional[float]
     mean_train_tokens: float  # real (non-pad) tokens per training text
-    metrics: dict[str, dict[str, Any]]  # split -> accuracy, precision, recall, f1, loss, confusion_matrix
+    metrics: dict[str, dict[str, Any]]  # split -> the task's metrics, loss, size (ftlab.training.metrics.Scorer)
     loss_history: list[dict[str, float]] = field(default_factory=list)
     eval_history: list[dict[str, float]] = field(default_factory=list)  # validation metrics at each evaluation
     best_checkpoint: Optional[str] = None  # with --load_best: the checkpoint that was tested
@@ -111,12 +112,17 @@ class HarnessTrainer(Trainer):
         return self.eval_order
 
 
+# What an evaluation's console line shows, the first two a task has (ftlab.tasks): its primary metric and one more.
+SHOWN_METRICS = ("accuracy", "f1", "samples_f1", "micro_f1", "mse", "pearson")
+
+
 def log_line(logs: dict[str, Any], state: TrainerState) -> str:
     """One logged event as a line of the console's width: the Trainer prints its dict, 200 characters and more."""
     where = f"step {state.global_step}/{state.max_steps}, epoch {logs.get('epoch', state.epoch or 0):.2f}"
     if "eval_loss" in logs:
-        return (f"validation at {where}: accuracy {logs.get('eval_accuracy', float('nan')):.4f}, "
-                f"f1 {logs.get('eval_f1', float('nan')):.4f}, loss {logs['eval_loss']:.4f}")
+        shown = [f"{name} {logs[f'eval_{name}']:.4f}" for name in SHOWN_METRICS if f"eval_{name}" in logs][:2]
+        shown.append(f"loss {logs['eval_loss']:.4f}")
+        return f"validation at {where}: {', '.join(shown)}"
     if "loss" in logs:
         return (f"{where}: loss {logs['loss']:.4f}, learning rate {logs.get('learning_rate', 0):.3g}, "
                 f"gradient norm {logs.get('grad_norm', float('nan')):.3g}")
@@ -157,7 +163,12 @@ class CheckpointConfig(TrainerCallback):
             model.get_base_model().config.save_pretrained(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
-def _schedule(cfg: Config) -> dict[str, Any]:
+def best_metric(cfg: Config, problem_type: str) -> str:
+    """--metric_for_best, or the task's primary metric."""
+    return cfg.run.metric_for_best or tasks.get(problem_type).primary
+
+
+def _schedule(cfg: Config, problem_type: str) -> dict[str, Any]:
     """When to evaluate and checkpoint. Checkpoints follow evaluations when the best one must be picked."""
     run = cfg.run
     picks_best = run.load_best or run.early_stopping_patience > 0
@@ -176,11 +187,13 @@ def _schedule(cfg: Config) -> dict[str, Any]:
         saving = {"save_strategy": "epoch"}
     best = {"load_best_model_at_end": run.load_best}
     if picks_best:
-        best.update(metric_for_best_model=run.metric_for_best, greater_is_better=run.metric_for_best != "loss")
+        metric = best_metric(cfg, problem_type)
+        best.update(metric_for_best_model=metric, greater_is_better=tasks.better_larger(metric))
     return {**evaluation, **saving, **best, "save_total_limit": run.save_total_limit}
 
 
-def training_arguments(cfg: Config, output_dir: str, optim: str, precision: str) -> TrainingArguments:
+def training_arguments(cfg: Config, output_dir: str, optim: str, precision: str,
+                       problem_type: str = tasks.SINGLE_LABEL) -> TrainingArguments:
     return TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=cfg.optim.epochs,
@@ -194,7 +207,7 @@ def training_arguments(cfg: Config, output_dir: str, optim: str, precision: str)
         optim=optim,
         # Ignored for linearlr/onecycle, which HarnessTrainer builds itself.
         lr_scheduler_type=cfg.optim.scheduler if cfg.optim.scheduler in TRAINER_SCHEDULERS else "linear",
-        **_schedule(cfg),
+        **_schedule(cfg, problem_type),
         logging_steps=cfg.run.logging_steps,
         seed=cfg.run.seed,
         run_name=cfg.tracking.run_name or Path(output_dir).name,
@@ -250,7 +263,8 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
         from ftlab.training.tracking import FailSafeWandbCallback
 
         trainer_callbacks.append(FailSafeWandbCallback())
-    arguments = training_arguments(cfg, output_dir, optim, precision)
+    arguments = training_arguments(cfg, output_dir, optim, precision, data.problem_type)
+    scorer = Scorer(data.problem_type, data.label_names, data.task.label_scaling, cfg.task.threshold)
     optimizer_cls, optimizer_kwargs = custom_optimizer or Trainer.get_optimizer_cls_and_kwargs(arguments, model)
     # A method's own optimizer (LoRA+'s per-matrix learning rates) over the Trainer's choice of class and settings.
     optimizer = methods.get(cfg.method.method).optimizer(model, cfg.method, optimizer_cls,
@@ -261,7 +275,8 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
                              processing_class=tokenizer,
                              data_collator=make_collator(tokenizer, cfg.data.pad_to_max_length,
                                                          cfg.speed.pad_multiple),
-                             compute_metrics=trainer_metrics(data.num_labels),
+                             compute_metrics=scorer.trainer_metrics(),
+                             compute_loss_func=weighted_loss(data.problem_type, data.class_weights),
                              optimizer_cls_and_kwargs=None if optimizer else custom_optimizer,
                              optimizers=(optimizer, None),
                              scheduler_factory=scheduler_factory(cfg.optim))
@@ -270,6 +285,7 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
     elif trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(CompactProgressCallback())
     trainer.step_timer = timer
+    trainer.scorer = scorer
     return trainer
 
 
@@ -277,29 +293,30 @@ def build_trainer(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, to
 METRIC_PREFIX = {"validation": "eval", "test": "test"}
 
 
-def _evaluate_split(trainer: HarnessTrainer, split: Any, name: str,
-                    num_labels: int) -> tuple[dict[str, Any], SplitPredictions]:
-    from scipy.special import softmax
-
+def _evaluate_split(trainer: HarnessTrainer, split: Any, name: str) -> tuple[dict[str, Any], SplitPredictions]:
+    """The split's record entry and per-example predictions. Validation comes first: a multi-label run's thresholds
+    are tuned on it (or fixed), then kept for test."""
     prefix = METRIC_PREFIX[name]
     output = trainer.predict(split, metric_key_prefix=prefix)
     # Back to the split's order (see HarnessTrainer._get_eval_sampler).
     order = np.asarray(trainer.eval_order)
-    logits, labels = np.empty_like(output.predictions), np.empty_like(output.label_ids)
-    logits[order], labels[order] = output.predictions, output.label_ids
-    predictions = np.argmax(logits, axis=-1)
+    logits, raw_labels = np.empty_like(output.predictions), np.empty_like(output.label_ids)
+    logits[order], raw_labels[order] = output.predictions, output.label_ids
+    scorer: Scorer = trainer.scorer
+    if name == "validation":
+        scorer.tune(raw_labels, logits)
+    labels, scores = scorer.labels(raw_labels), scorer.scores(logits)
     # num_samples counts what was scored, gathered from all processes (the duplicates that even out their shards
     # dropped): it must equal the split's size.
-    result = split_metrics(labels, predictions, num_labels)
+    result = scorer.split_record(labels, scores)
     result["loss"] = float(output.metrics.get(f"{prefix}_loss", float("nan")))
     result["samples_per_second"] = float(output.metrics.get(f"{prefix}_samples_per_second", 0.0))
     # Example ids are matched to predictions by position: an order lost on the way would pair every prediction
     # with the wrong example, which the labels would show.
-    if not np.array_equal(labels, np.asarray(split["label"])):
+    if not np.allclose(raw_labels, np.asarray(split["label"], dtype=raw_labels.dtype)):
         raise RuntimeError(f"{name}: the evaluated labels are not in the split's order; per-example predictions "
                            f"cannot be matched to example ids")
-    per_example = SplitPredictions(split["example_id"], labels, predictions,
-                                   softmax(logits.astype(np.float64), axis=-1))
+    per_example = SplitPredictions(split["example_id"], labels, scorer.predictions(scores), scores)
     return result, per_example
 
 
@@ -316,14 +333,15 @@ def train_and_evaluate(trainer: Trainer, tokenized: Any, data: PreparedData, res
     # The Trainer replaces a restored callback with a new instance, so the clock is looked up, not kept.
     clock = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, TrainingClock))
     train_seconds = clock.seconds_before + attempt_seconds if train else 0.0
-    evaluated = {name: _evaluate_split(trainer, tokenized[name], name, data.num_labels) for name in SPLITS}
+    evaluated = {name: _evaluate_split(trainer, tokenized[name], name) for name in SPLITS}
     metrics = {name: result for name, (result, _) in evaluated.items()}
     history = trainer.state.log_history
     losses = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0), "loss": entry["loss"]}
               for entry in history if "loss" in entry]
     evaluations = [{"step": entry["step"], "epoch": entry.get("epoch", 0.0),
-                    **{key[len("eval_"):]: entry[key] for key in ("eval_accuracy", "eval_f1", "eval_loss")}}
-                   for entry in history if "eval_accuracy" in entry]
+                    **{key[len("eval_"):]: value for key, value in entry.items()
+                       if key.startswith("eval_") and not key.endswith(("runtime", "per_second"))}}
+                   for entry in history if "eval_loss" in entry]
     # Tokens of the epochs actually trained (early stopping and resuming both change that count), over the whole
     # split: with several processes each trains on a shard in the same time, so this (like the Trainer's
     # train_samples_per_second) is the throughput of all processes together.
