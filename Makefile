@@ -14,9 +14,10 @@ setup: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(VENV)/bin/python main.py $(ARGS)
 
-# Two workers: most tests wait on a fresh interpreter's imports, so two at a time nearly halve the wall time on
-# two cores (tests/conftest.py gives each worker one OpenMP thread).
-TEST_WORKERS ?= 2
+# Three workers on two cores: most tests wait on a fresh interpreter's imports, and the SLURM, PostgreSQL and
+# two-process tests wait on their servers and ranks, so a third worker fills the cores those waits leave idle
+# (tests/conftest.py gives each worker one OpenMP thread).
+TEST_WORKERS ?= 3
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -44,10 +44,11 @@ CORPUS = {
                          "no row of the train split has a label"),
     "one class": ("one_class.csv", _rows_csv(synthetic_rows(100, classes=("pos",))),
                   "the training split has a single class ('pos')"),
-    "continuous float labels": ("scores.csv", _rows_csv((text, f"{0.013 * i:.3f}")
-                                                         for i, (text, _) in enumerate(synthetic_rows(60))),
-                                "60 distinct labels in 60 rows (e.g. 0, 0.013, 0.026): column 'polarity' looks "
-                                "like a number to predict or an id"),
+    # Numbers that are not class ids are a regression now (ftlab.data.labels); names, one per row, are an id.
+    "an id column as labels": ("ids.csv", _rows_csv((text, f"user{i}")
+                                                    for i, (text, _) in enumerate(synthetic_rows(60))),
+                               "column 'polarity' looks like an id, not classes; choose the class column with "
+                               "--label_column"),
     "two rows": ("two.csv", _rows_csv([("good film", "pos"), ("bad film", "neg")]),
                  "2 training rows are too few to carve validation and test of at least 10 rows each from and keep 2 "
                  "to train on: it needs at least 95 rows"),

@@ -38,6 +38,10 @@ def _rows(seed: int = 0) -> list[dict]:
     return rows
 
 
+# One worker runs the module, so its two module fixtures (the trained runs) are built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("tasks_e2e")
+
+
 @pytest.fixture(scope="module")
 def task_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("tasks")
