@@ -238,3 +238,13 @@ def slurm_env(tmp_path_factory: pytest.TempPathFactory):
     yield {**env, "SLURM_CONF": str(directory / "slurm.conf"), "FTLAB_DIR": str(ROOT),
            "FTLAB_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     subprocess.run(stop, env=env, timeout=60)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: end-to-end runs, several processes, SLURM and every xdist group (whose tests one worker
+    runs in a row). xdist hands out work in collection order, so long tests collected last leave the other workers
+    idle at the end; first, they run beside the many short ones. A stable sort: the order within each part stays."""
+    def short(item: pytest.Item) -> bool:
+        return not any(item.get_closest_marker(name) for name in ("e2e", "distributed", "xdist_group"))
+
+    items.sort(key=short)
