@@ -85,13 +85,18 @@ def _read_imdb_frame() -> tuple[pd.DataFrame, dict[str, int]]:
     return pd.DataFrame({"text": frame["review"], "label": (frame["sentiment"] == "positive").astype(int)}), counts
 
 
-def _read_rotten_tomatoes_frame() -> tuple[pd.DataFrame, dict[str, int]]:
+def _rotten_tomatoes_snippets() -> pd.DataFrame:
+    """The vaderSentiment sdist's movie review snippets: id, mean human rating (-4..+4), text."""
     with tarfile.open(fetch(VADER_SDIST)) as sdist:
         inner = sdist.extractfile(VADER_INNER).read()
     with tarfile.open(fileobj=io.BytesIO(inner)) as archive:
         raw = archive.extractfile(RT_MEMBER).read().decode("utf-8")
-    frame = pd.read_csv(io.StringIO(raw), sep="\t", header=None, names=["id", "rating", "text"],
-                        quoting=csv.QUOTE_NONE)
+    return pd.read_csv(io.StringIO(raw), sep="\t", header=None, names=["id", "rating", "text"],
+                       quoting=csv.QUOTE_NONE)
+
+
+def _read_rotten_tomatoes_frame() -> tuple[pd.DataFrame, dict[str, int]]:
+    frame = _rotten_tomatoes_snippets()
     rated = frame[frame["rating"] != 0]
     counts = {"rows_in": len(frame), "neutral_dropped": len(frame) - len(rated)}
     return pd.DataFrame({"text": rated["text"].str.strip(), "label": (rated["rating"] > 0).astype(int)}), counts
@@ -105,12 +110,7 @@ def _checked(raw: bytes, member: str, sha256: str, artifact: PackageArtifact) ->
 
 def _read_rating_frame() -> tuple[pd.DataFrame, dict[str, int]]:
     """The same snippets as rotten_tomatoes, with their mean human rating (-4..+4) as a regression target."""
-    with tarfile.open(fetch(VADER_SDIST)) as sdist:
-        inner = sdist.extractfile(VADER_INNER).read()
-    with tarfile.open(fileobj=io.BytesIO(inner)) as archive:
-        raw = archive.extractfile(RT_MEMBER).read().decode("utf-8")
-    frame = pd.read_csv(io.StringIO(raw), sep="\t", header=None, names=["id", "rating", "text"],
-                        quoting=csv.QUOTE_NONE)
+    frame = _rotten_tomatoes_snippets()
     return (pd.DataFrame({"text": frame["text"].str.strip(), "label": frame["rating"].astype("float32")}),
             {"rows_in": len(frame)})
 
