@@ -4,11 +4,11 @@ VENV ?= .venv
 ARGS ?=
 PYTEST_ARGS ?=
 
-$(VENV)/.installed: setup.cfg pyproject.toml scripts/setup_env.sh
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt scripts/setup_env.sh
 	PYTHON=$(PYTHON) bash scripts/setup_env.sh $(VENV)
 	touch $@
 
-.PHONY: setup run test docs
+.PHONY: setup run test docs lock
 setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -26,3 +26,8 @@ test: $(VENV)/.installed
 # NO_MKDOCS_2_WARNING quiets mkdocs-material's banner about its successor, which is not about these pages.
 docs: $(VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/python -m mkdocs build --strict
+
+# constraints.txt from the environment as it stands (after upgrading a dependency in it and passing make test).
+lock: $(VENV)/.installed
+	{ sed -n '1,2p' constraints.txt; $(VENV)/bin/pip freeze --local | grep -v '^-e\|^ftlab\|^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt

@@ -17,5 +17,7 @@ else
     "$venv/bin/pip" install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==$torch_version"
 fi
 "$venv/bin/pip" install --quiet --upgrade pip >/dev/null 2>&1 || true
-"$venv/bin/pip" install --quiet -e ".[dev]"
+# The tested versions (constraints.txt): a release of a dependency changes what the lab measures and what its
+# docs say (transformers 5.25 gave Falcon's config the key-value head count that prefix tuning reads).
+"$venv/bin/pip" install --quiet -c constraints.txt -e ".[dev]"
 echo "[setup] ready: $venv"

@@ -40,8 +40,8 @@ class PromptMethod(PeftMethod):
 
     def _check_prefix_shape(self, model: Any, args: Any, arch: Any) -> None:
         """PEFT shapes each layer's prefix keys and values from the config (key-value heads x head size); the model's
-        key and value layers must compute that width (Falcon's multi-query attention and DeepSeek's latent attention
-        do not)."""
+        key and value layers must compute that width (DeepSeek's latent attention does not; Falcon's multi-query
+        attention did not before transformers 5.25 named its key-value head count in the config)."""
         from peft.utils.other import _prepare_prompt_learning_config
 
         config = _prepare_prompt_learning_config(self.peft_config(model, args, arch), model.config.to_dict())
