@@ -126,6 +126,20 @@ def test_the_holdout_check_predicts_a_true_power_law_and_flags_a_curve_that_bend
     assert fit.holdout_check(law, 8000, rounds=0) is None  # nothing held out
 
 
+def test_the_tables_name_the_tasks_metric():
+    """A regression's curve holds MSEs: the tables say so, not "accuracy"."""
+    from ftlab.curve.output import compact_table, format_markdown
+
+    cost = {"method": "lora", "size": 100, "train_seconds": 3.0, "train_flops": None, "on_time_front": True,
+            "on_flops_front": False}
+    result = {"curve_dir": "c", "training_split_rows": 100, "metric": "mse", "cost": [cost], "crossovers": [],
+              "verdicts_by_size": {100: {"against_best": {"lora": None}}},
+              "methods": {"lora": {"points": [{"size": 100, "mean": 2.5, "interval": (2.0, 3.0), "seeds": 3}],
+                                   "fit": None, "no_fit": "mse: lower is better"}}}
+    assert "test mse" in compact_table(result) and "accuracy" not in compact_table(result)
+    assert "| test mse (mean) |" in format_markdown(result)
+
+
 # --- nested training sets ------------------------------------------------------------------------------------------
 
 def _prepared(max_train, subsample="nested", seed=42, classes=("pos", "neg")):

@@ -97,6 +97,7 @@ def analyse(args: CurveArgs, points: list[Point], rows: int) -> tuple[dict[str, 
     point_summaries = [summary for curve in curves for summary in curve.summaries]  # in the order of costs
     result = {
         "curve_dir": str(args.curve_dir), "train_argv": args.train_argv, "training_split_rows": rows,
+        "metric": _metric(curves),
         "seeds": args.seeds, "fit": {"form": "acc(n) = a - b * n^(-c)", "bounds": {"a": [0, 1], "b": [0, None],
                                                                                   "c": [fit.BOUNDS[0][2], 2]},
                                      "bootstrap_rounds": args.bootstrap, "confidence": fit.CONFIDENCE},
@@ -160,9 +161,15 @@ def _interval(pair: Optional[Any], spec: str = ".3f") -> str:
     return "n/a" if pair is None else f"[{pair[0]:{spec}}, {pair[1]:{spec}}]"
 
 
+def _metric(curves: list[fit.MethodCurve]) -> str:
+    """The task's primary metric, which the curve's scores are (accuracy, example-based F1, MSE)."""
+    return next((curve.summaries[0].task.primary for curve in curves if curve.summaries), "accuracy")
+
+
 def format_markdown(result: dict[str, Any]) -> str:
+    metric = result.get("metric", "accuracy")  # curve.json files written before tasks beyond one label lack it
     lines = [f"## Learning curve: {result['curve_dir']} (training split {result['training_split_rows']:,} rows)", "",
-             "| method | size | test accuracy (mean) | 95% CI | seeds | vs best at this size | train s | train TFLOPs "
+             f"| method | size | test {metric} (mean) | 95% CI | seeds | vs best at this size | train s | train TFLOPs "
              "| ms / 1,000 texts | time frontier | FLOPs frontier | inference frontier |",
              "|---|---:|---:|---|---:|---|---:|---:|---:|---|---|---|"]
     cost = {(c["method"], c["size"]): c for c in result["cost"]}
@@ -216,7 +223,7 @@ def format_markdown(result: dict[str, Any]) -> str:
     recipe = result.get("recipe")
     if recipe:
         lines += ["", f"Recipe {recipe['dir']} ({recipe['method']}, {recipe['size']:,} training rows, "
-                  f"{recipe['seeds']} seed(s)): test accuracy {recipe['accuracy']:.4f} {_interval(recipe['interval'])}, "
+                  f"{recipe['seeds']} seed(s)): test {metric} {recipe['accuracy']:.4f} {_interval(recipe['interval'])}, "
                   f"{recipe['train_seconds']:.1f} s of training: "
                   + ("on the time frontier." if recipe["on_time_front"] else "**not** on the time frontier.")]
         if recipe["better_in_no_more_time"]:
@@ -258,14 +265,15 @@ def plot_curves(curves: list[fit.MethodCurve], rows: int, path: Path) -> Path:
             if shaded is not None:
                 ax.fill_between(grid, *shaded, color=color, alpha=0.15, linewidth=0)
     ax.axvline(rows, color="grey", linestyle=":", linewidth=1, label=f"full split ({rows:,})")
-    ax.set(xscale="log", xlabel="training examples (log scale)", ylabel="test accuracy",
+    ax.set(xscale="log", xlabel="training examples (log scale)", ylabel=f"test {_metric(curves)}",
            title="Learning curves: mean over seeds, 95% CI; fit a - b*n^-c with 95% bootstrap band")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     return save_figure(fig, path)
 
 
-def plot_frontier(costs: list[fit.CostPoint], path: Path, recipe: Optional[dict[str, Any]] = None) -> Path:
+def plot_frontier(costs: list[fit.CostPoint], path: Path, recipe: Optional[dict[str, Any]] = None,
+                  metric: str = "accuracy") -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = method_colors(list(dict.fromkeys(point.method for point in costs)))
@@ -281,7 +289,7 @@ def plot_frontier(costs: list[fit.CostPoint], path: Path, recipe: Optional[dict[
         ax.scatter(recipe["train_seconds"], recipe["accuracy"], marker="*", s=160, color="black", zorder=4,
                    label=f"recipe: {recipe['method']} {recipe['size']:,} "
                          f"({'on' if recipe['on_time_front'] else 'off'} the frontier)")
-    ax.set(xscale="log", xlabel="training seconds per run (log scale)", ylabel="test accuracy (mean over seeds)",
+    ax.set(xscale="log", xlabel="training seconds per run (log scale)", ylabel=f"test {metric} (mean over seeds)",
            title="Cost frontier: accuracy against training time")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
@@ -338,8 +346,9 @@ def compact_table(result: dict[str, Any]) -> str:
             front = "time" if c["on_time_front"] else ""
             rows.append([method, f"{point['size']:,}", f"{point['mean']:.4f}", _interval(point["interval"]),
                          shown, f"{c['train_seconds']:.0f}", front])
-    return render_table(("method", "size", "test acc", "95% CI", "vs best", "train s", "front"), rows,
-                        right=("size", "test acc", "train s"), wrap=("vs best",))
+    score = f"test {result.get('metric', 'accuracy')}"
+    return render_table(("method", "size", score, "95% CI", "vs best", "train s", "front"), rows,
+                        right=("size", score, "train s"), wrap=("vs best",))
 
 
 def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str) -> dict[str, Any]:
@@ -347,7 +356,8 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     result["dataset"] = dataset
     name = args.curve_dir.resolve().name
     result["plots"] = [str(plot_curves(curves, rows, args.img_dir / f"{name}_accuracy.png")),
-                       str(plot_frontier(costs, args.img_dir / f"{name}_frontier.png", result.get("recipe")))]
+                       str(plot_frontier(costs, args.img_dir / f"{name}_frontier.png", result.get("recipe"),
+                                     result["metric"]))]
     markdown = format_markdown(result)
     write_atomic(args.curve_dir / "curve.md", lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     result["tracking"] = log_to_wandb(args, result)
@@ -356,7 +366,7 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     recipe = result.get("recipe")
     if recipe:
         better = len(recipe["better_in_no_more_time"])
-        say(f"recipe {recipe['dir']}: test accuracy {recipe['accuracy']:.4f} in {recipe['train_seconds']:.1f} s, "
+        say(f"recipe {recipe['dir']}: test {result['metric']} {recipe['accuracy']:.4f} in {recipe['train_seconds']:.1f} s, "
             + ("on the time frontier" if recipe["on_time_front"] else "not on the time frontier")
             + (f"; {better} frontier point(s) more accurate in no more time, tested in curve.md" if better else ""),
             prefix="[curve]")
