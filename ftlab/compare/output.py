@@ -139,18 +139,23 @@ def format_markdown(result: dict[str, Any]) -> str:
                      f"{tuned['verdict']} | {tuned['p_improvement_over_best']:.2f} | {default['lr']:.2g} | "
                      f"{_cell_score(default)} | {_cell_p(default)} | {default['verdict']} | "
                      f"{'yes' if entry['verdict_flipped'] else ''} |")
-    lines += ["", f"Expected best validation {result['objective']} after k trials "
-              f"({'lowest' if not tasks.better_larger(result['objective']) else 'highest'} is best; 90% band):", "",
-              "| method | " + " | ".join(f"k={k}" for k in (1, 2, 5, result["trials"])) + " |",
-              "|---|" + "---:|" * 4]
+    # The curve is over a study's completed trials (a pruned trial has no final score), so it can end before k = N.
+    lines += ["", f"Expected best validation {result['objective']} after k completed trials "
+              f"({'lowest' if not tasks.better_larger(result['objective']) else 'highest'} is best; 90% band; "
+              f"pruned trials have no final score and are left out, so a curve ends at its completed trials):", "",
+              "| method | completed (pruned) | " + " | ".join(f"k={k}" for k in (1, 2, 5, result["trials"])) + " |",
+              "|---|---:|" + "---:|" * 4]
     for method, entry in result["methods"].items():
         curve = entry["tuning_curve"]
 
         def at(k: int) -> str:
-            i = min(k, len(curve["expected"])) - 1
-            return f"{curve['expected'][i]:.4f} [{_edge(curve['lower'][i])}, {_edge(curve['upper'][i])}]"
+            if k > len(curve["expected"]):
+                return "–"
+            return f"{curve['expected'][k - 1]:.4f} [{_edge(curve['lower'][k - 1])}, {_edge(curve['upper'][k - 1])}]"
 
-        lines.append(f"| {method} | " + " | ".join(at(k) for k in (1, 2, 5, result["trials"])) + " |")
+        states = entry["trial_states"]
+        lines.append(f"| {method} | {states.get('COMPLETE', 0)} ({states.get('PRUNED', 0)}) | "
+                     + " | ".join(at(k) for k in (1, 2, 5, result["trials"])) + " |")
     return "\n".join(lines) + "\n"
 
 
