@@ -72,6 +72,10 @@ def test_a_comparison_tunes_confirms_and_continues(tiny_model_dir, tmp_path, cap
         assert isinstance(entry["verdict_flipped"], bool)
     assert result["tuned_reference"] in ("ia3", "head") and 1 <= result["stable_budget"] <= 2
     assert (out / "compare.md").is_file() and all(Path(p).is_file() for p in result["plots"])
+    # The tuning-curve table counts the completed trials the curve is over; k = 5 lies beyond two trials: empty.
+    lines = (out / "compare.md").read_text().splitlines()
+    curve_row = next(line for line in lines if line.startswith("| ia3 | 2 (0) |"))
+    assert curve_row.split(" | ")[4] == "–"
     printed = capsys.readouterr().out
     # Within 100 columns, but for a path longer than a line (pytest's temporary paths), which stays whole.
     assert [line for line in printed.splitlines() if len(line) > 100 and " " in line.strip()] == []
