@@ -167,10 +167,10 @@ def _metric(curves: list[fit.MethodCurve]) -> str:
 
 
 def format_markdown(result: dict[str, Any]) -> str:
-    metric = result.get("metric", "accuracy")  # curve.json files written before tasks beyond one label lack it
+    metric = result["metric"]
     lines = [f"## Learning curve: {result['curve_dir']} (training split {result['training_split_rows']:,} rows)", "",
-             f"| method | size | test {metric} (mean) | 95% CI | seeds | vs best at this size | train s | train TFLOPs "
-             "| ms / 1,000 texts | time frontier | FLOPs frontier | inference frontier |",
+             f"| method | size | test {metric} (mean) | 95% CI | seeds | vs best at this size | train s "
+             "| train TFLOPs | ms / 1,000 texts | time frontier | FLOPs frontier | inference frontier |",
              "|---|---:|---:|---|---:|---|---:|---:|---:|---|---|---|"]
     cost = {(c["method"], c["size"]): c for c in result["cost"]}
     for method, entry in result["methods"].items():
@@ -223,7 +223,8 @@ def format_markdown(result: dict[str, Any]) -> str:
     recipe = result.get("recipe")
     if recipe:
         lines += ["", f"Recipe {recipe['dir']} ({recipe['method']}, {recipe['size']:,} training rows, "
-                  f"{recipe['seeds']} seed(s)): test {metric} {recipe['accuracy']:.4f} {_interval(recipe['interval'])}, "
+                  f"{recipe['seeds']} seed(s)): test {metric} {recipe['accuracy']:.4f} "
+                  f"{_interval(recipe['interval'])}, "
                   f"{recipe['train_seconds']:.1f} s of training: "
                   + ("on the time frontier." if recipe["on_time_front"] else "**not** on the time frontier.")]
         if recipe["better_in_no_more_time"]:
@@ -248,7 +249,7 @@ def format_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(curves: list[fit.MethodCurve], rows: int, path: Path) -> Path:
+def plot_curves(curves: list[fit.MethodCurve], rows: int, path: Path, metric: str) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = method_colors([curve.method for curve in curves])
@@ -265,15 +266,14 @@ def plot_curves(curves: list[fit.MethodCurve], rows: int, path: Path) -> Path:
             if shaded is not None:
                 ax.fill_between(grid, *shaded, color=color, alpha=0.15, linewidth=0)
     ax.axvline(rows, color="grey", linestyle=":", linewidth=1, label=f"full split ({rows:,})")
-    ax.set(xscale="log", xlabel="training examples (log scale)", ylabel=f"test {_metric(curves)}",
+    ax.set(xscale="log", xlabel="training examples (log scale)", ylabel=f"test {metric}",
            title="Learning curves: mean over seeds, 95% CI; fit a - b*n^-c with 95% bootstrap band")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     return save_figure(fig, path)
 
 
-def plot_frontier(costs: list[fit.CostPoint], path: Path, recipe: Optional[dict[str, Any]] = None,
-                  metric: str = "accuracy") -> Path:
+def plot_frontier(costs: list[fit.CostPoint], path: Path, recipe: Optional[dict[str, Any]], metric: str) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = method_colors(list(dict.fromkeys(point.method for point in costs)))
@@ -346,7 +346,7 @@ def compact_table(result: dict[str, Any]) -> str:
             front = "time" if c["on_time_front"] else ""
             rows.append([method, f"{point['size']:,}", f"{point['mean']:.4f}", _interval(point["interval"]),
                          shown, f"{c['train_seconds']:.0f}", front])
-    score = f"test {result.get('metric', 'accuracy')}"
+    score = f"test {result['metric']}"
     return render_table(("method", "size", score, "95% CI", "vs best", "train s", "front"), rows,
                         right=("size", score, "train s"), wrap=("vs best",))
 
@@ -355,9 +355,9 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     result, curves, costs = analyse(args, points, rows)
     result["dataset"] = dataset
     name = args.curve_dir.resolve().name
-    result["plots"] = [str(plot_curves(curves, rows, args.img_dir / f"{name}_accuracy.png")),
+    result["plots"] = [str(plot_curves(curves, rows, args.img_dir / f"{name}_accuracy.png", result["metric"])),
                        str(plot_frontier(costs, args.img_dir / f"{name}_frontier.png", result.get("recipe"),
-                                     result["metric"]))]
+                                         result["metric"]))]
     markdown = format_markdown(result)
     write_atomic(args.curve_dir / "curve.md", lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     result["tracking"] = log_to_wandb(args, result)
@@ -366,7 +366,8 @@ def write_outputs(args: CurveArgs, points: list[Point], rows: int, dataset: str)
     recipe = result.get("recipe")
     if recipe:
         better = len(recipe["better_in_no_more_time"])
-        say(f"recipe {recipe['dir']}: test {result['metric']} {recipe['accuracy']:.4f} in {recipe['train_seconds']:.1f} s, "
+        say(f"recipe {recipe['dir']}: test {result['metric']} {recipe['accuracy']:.4f} in "
+            f"{recipe['train_seconds']:.1f} s, "
             + ("on the time frontier" if recipe["on_time_front"] else "not on the time frontier")
             + (f"; {better} frontier point(s) more accurate in no more time, tested in curve.md" if better else ""),
             prefix="[curve]")
