@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -238,6 +239,43 @@ def slurm_env(tmp_path_factory: pytest.TempPathFactory):
     yield {**env, "SLURM_CONF": str(directory / "slurm.conf"), "FTLAB_DIR": str(ROOT),
            "FTLAB_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     subprocess.run(stop, env=env, timeout=60)
+
+
+# A job's (or array task's) states after which SLURM will not run it again: a requeued job passes through
+# REQUEUED and PENDING instead.
+SLURM_ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+                         "DEADLINE"})
+
+
+def slurm_records(env: dict, job_id: str) -> list[dict[str, str]]:
+    """`scontrol show job -o JOB`: one record per job, or per task (and pending remainder) of an array."""
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], env=env, capture_output=True, text=True,
+                           timeout=30).stdout
+    return [dict(field.split("=", 1) for field in line.split() if "=" in field) for line in shown.splitlines()
+            if line.strip()]
+
+
+def sbatch(env: dict, *args: str, cwd: Path) -> str:
+    """Submit with the real sbatch; returns the job id (an array's id)."""
+    submitted = subprocess.run(["sbatch", "--parsable", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                               timeout=60)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    return submitted.stdout.strip().split(";")[0]
+
+
+def wait_for_slurm_job(env: dict, job_id: str, timeout: float = 600) -> int:
+    """Wait until the job (every task of an array) has ended; its highest exit code, like `sbatch --wait`'s.
+
+    Not `sbatch --wait` itself: it asks slurmctld after 2, 10, 42, 74 s ... (a back-off to 32 s, capped by
+    MinJobAge / 2), so a 12-s job held its test for 42 s. Half-second polls end the wait within a second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = slurm_records(env, job_id)
+        if records and all(record.get("JobState") in SLURM_ENDED for record in records):
+            return max(int(record.get("ExitCode", "1:0").split(":")[0]) or
+                       (1 if record["JobState"] != "COMPLETED" else 0) for record in records)
+        assert time.monotonic() < deadline, f"job {job_id} still running after {timeout} s: {records}"
+        time.sleep(0.5)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

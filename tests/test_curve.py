@@ -3,7 +3,6 @@ to end on a tiny model (two methods x three sizes x two seeds)."""
 import json
 import re
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from ftlab.cli import main
 from ftlab.data.sources import RawData
 from ftlab.data.splits import nested_order, prepare_splits
 from ftlab.models.flops import flops_model, training_flops
-from tests.conftest import ROOT, run_main, synthetic_rows, write_csv
+from tests.conftest import ROOT, run_main, sbatch, synthetic_rows, wait_for_slurm_job, write_csv
 
 
 # --- the analysis on constructed data ------------------------------------------------------------------------------
@@ -329,11 +328,11 @@ def test_the_curve_array_runs_one_point_per_task_then_the_analysis(slurm_env, fl
     assert [p[:4] for p in points] == [["0", "head", "40", "1"], ["1", "head", "80", "1"]], listed.stdout + listed.stderr
     template = str(ROOT / "scripts" / "slurm" / "curve_array.sbatch")
     for extra in ([f"--array=0-{len(points) - 1}"], []):  # the points, then the analysis
-        job = subprocess.run(["sbatch", "--wait", *extra, "--chdir", str(tmp_path), "--output",
-                              str(tmp_path / "job-%A_%a.out"), template, *argv],
-                             env=slurm_env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        job_id = sbatch(slurm_env, *extra, "--chdir", str(tmp_path), "--output", str(tmp_path / "job-%A_%a.out"),
+                        template, *argv, cwd=tmp_path)
+        code = wait_for_slurm_job(slurm_env, job_id)
         logs = "\n".join(path.read_text()[-1500:] for path in sorted(tmp_path.glob("job-*.out")))
-        assert job.returncode == 0, job.stdout + job.stderr + logs
+        assert code == 0, logs
     logs = [path.read_text() for path in sorted(tmp_path.glob("job-*.out"))]
     assert sum("curve point" in log for log in logs) == 2
     analysis = next(log for log in logs if "the points left, then the analysis" in log)

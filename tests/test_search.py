@@ -19,7 +19,8 @@ from ftlab.cli import main
 from ftlab.runs.plan import plan_run
 from ftlab.errors import ConfigError
 from ftlab.search.space import build_space, parse_spec
-from tests.conftest import ROOT, free_port, infrastructure_missing, synthetic_rows, write_csv
+from tests.conftest import (ROOT, free_port, infrastructure_missing, sbatch, synthetic_rows, wait_for_slurm_job,
+                            write_csv)
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -290,11 +291,11 @@ def test_a_stopped_worker_queues_its_trial_again_and_exits_75(flags, tmp_path, c
 @pytest.mark.xdist_group("slurm")
 def test_search_array_runs_two_workers_of_one_study(slurm_env, flags, tmp_path):
     study_dir = tmp_path / "study"
-    job = subprocess.run(["sbatch", "--wait", "--array=0-1", "--chdir", str(tmp_path), "--output",
-                          str(tmp_path / "job-%A_%a.out"), str(ROOT / "scripts" / "slurm" / "search_array.sbatch"),
-                          *flags, "--study_dir", str(study_dir), "--n_trials", "2"],
-                         env=slurm_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    job_id = sbatch(slurm_env, "--array=0-1", "--chdir", str(tmp_path), "--output", str(tmp_path / "job-%A_%a.out"),
+                    str(ROOT / "scripts" / "slurm" / "search_array.sbatch"), *flags, "--study_dir", str(study_dir),
+                    "--n_trials", "2", cwd=tmp_path)
+    code = wait_for_slurm_job(slurm_env, job_id, timeout=300)
     logs = [path.read_text() for path in sorted(tmp_path.glob("job-*.out"))]
-    assert job.returncode == 0, job.stdout + job.stderr + "\n".join(log[-2000:] for log in logs)
+    assert code == 0, "\n".join(log[-2000:] for log in logs)
     assert len(logs) == 2 and all("search worker" in log and "[search] study study" in log for log in logs)
     _assert_exactly(2, study_dir)

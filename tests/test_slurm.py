@@ -14,23 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, synthetic_rows, write_csv
+from tests.conftest import ROOT, SLURM_ENDED, sbatch, slurm_records, synthetic_rows, wait_for_slurm_job, write_csv
 
 # One worker runs every test that uses the local SLURM (the `slurm` xdist group), so one cluster serves them all.
 pytestmark = [pytest.mark.distributed, pytest.mark.xdist_group("slurm")]
 SLURM = ROOT / "scripts" / "slurm"
 
 
-def _submit(env: dict, cwd: Path, *args: str) -> subprocess.Popen:
-    """`sbatch --wait`: returns when the job has ended, with the job's exit code."""
-    return subprocess.Popen(["sbatch", "--wait", "--chdir", str(cwd), "--output", str(cwd / "job-%j.out"), *args],
-                            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _finish(job: subprocess.Popen, cwd: Path) -> str:
-    output = job.communicate(timeout=300)[0]
+def _finish(env: dict, job_id: str, cwd: Path) -> str:
+    code = wait_for_slurm_job(env, job_id, timeout=300)
     logs = "\n".join(path.read_text() for path in sorted(cwd.glob("job-*.out")))
-    assert job.returncode == 0, f"{output}\n{logs[-4000:]}"
+    assert code == 0, f"job {job_id} exited {code}\n{logs[-4000:]}"
     return logs
 
 
@@ -44,10 +38,11 @@ def test_single_and_multi_node_templates_run_a_training_job(slurm_env, tiny_mode
         # The arguments after the script are main.py's; the allocation has no GPU, so one CPU process each.
         cwd = tmp_path / template
         cwd.mkdir()
-        jobs[template] = (_submit(slurm_env, cwd, *extra, str(SLURM / f"{template}.sbatch"), *flags,
-                                  "--output_dir", str(cwd / "exp" / "run")), cwd)
-    for template, (job, cwd) in jobs.items():
-        logs = _finish(job, cwd)
+        jobs[template] = (sbatch(slurm_env, "--chdir", str(cwd), "--output", str(cwd / "job-%j.out"), *extra,
+                                 str(SLURM / f"{template}.sbatch"), *flags, "--output_dir", str(cwd / "exp" / "run"),
+                                 cwd=cwd), cwd)
+    for template, (job_id, cwd) in jobs.items():
+        logs = _finish(slurm_env, job_id, cwd)
         assert "WANDB_MODE=offline" in logs and "1 process(es) per node" in logs
         record = json.loads((cwd / "exp" / "run" / "result.json").read_text())
         assert record["distributed"]["world_size"] == 1
@@ -70,11 +65,13 @@ if [[ $RUN_INDEX == 1 && $attempt == 1 ]]; then exit 75; fi
 def test_array_runs_each_suite_configuration_once(slurm_env, tmp_path):
     suite = tmp_path / "suite.sh"
     suite.write_text(SUITE)
-    submitted = subprocess.run(["bash", str(SLURM / "submit_array.sh"), str(suite), "--wait", "--chdir",
+    submitted = subprocess.run(["bash", str(SLURM / "submit_array.sh"), str(suite), "--parsable", "--chdir",
                                 str(tmp_path), "--output", str(tmp_path / "job-%A_%a.out")],
                                env={**slurm_env, "SUITE_OUT": str(tmp_path)}, cwd=tmp_path, capture_output=True,
-                               text=True, timeout=120)
+                               text=True, timeout=60)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    array_job = submitted.stdout.strip().split(";")[0]
+    assert wait_for_slurm_job(slurm_env, array_job, timeout=120) == 0
     ran = sorted(path.name for path in tmp_path.glob("ran-*"))
     # The array was sized from LIST_RUNS: 3 runs, 3 tasks; the interrupted task was requeued and ran again.
     assert ran == ["ran-0-1", "ran-1-1", "ran-1-2", "ran-2-1"]
@@ -82,19 +79,14 @@ def test_array_runs_each_suite_configuration_once(slurm_env, tmp_path):
     for index, name in enumerate(("alpha", "beta", "gamma")):
         assert (tmp_path / f"ran-{index}-1").read_text().split() == [
             name, str(index), "offline", str(Path(python_dir) / "python")]
-    assert "requeueing job" in (tmp_path / f"job-{_array_job(submitted.stdout)}_1.out").read_text()
-
-
-def _array_job(sbatch_output: str) -> str:
-    return sbatch_output.split("Submitted batch job ")[1].split()[0]
+    assert "requeueing job" in (tmp_path / f"job-{array_job}_1.out").read_text()
 
 
 # --- preemption and time limits ---------------------------------------------------------------------------------
 
 def _job(env: dict, job: str) -> dict[str, str]:
-    shown = subprocess.run(["scontrol", "show", "job", "-o", job], env=env, capture_output=True, text=True,
-                           timeout=30).stdout
-    return dict(field.split("=", 1) for field in shown.split() if "=" in field)
+    [record] = slurm_records(env, job)
+    return record
 
 
 def _wait_for(condition, what: str, log: Path, timeout: float = 240, ended=lambda: False) -> None:
@@ -142,7 +134,7 @@ def test_time_limit_and_scancel_checkpoint_requeue_and_resume_to_the_uninterrupt
     _wait_for(lambda: log.exists() and "attempt 2: resuming from" in log.read_text(), "the second attempt", log)
     subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], env=slurm_env, check=True, timeout=30)
     _wait_for(lambda: _job(slurm_env, job_id).get("Restarts") == "2", "the requeue after scancel", log)
-    _wait_for(lambda: _job(slurm_env, job_id).get("JobState") in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"),
+    _wait_for(lambda: _job(slurm_env, job_id).get("JobState") in SLURM_ENDED,
               "the job to end", log)
 
     text = log.read_text()
