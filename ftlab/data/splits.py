@@ -9,7 +9,7 @@ import numpy as np
 
 from ftlab import tasks
 from ftlab.config.schema import MIN_EVAL_ROWS
-from ftlab.data.labels import (TaskDecision, check_trainable, encode, infer, is_unlabelled, keep_rows,
+from ftlab.data.labels import (TaskDecision, check_trainable, column_values, encode, infer, is_unlabelled, keep_rows,
                                scale_targets)
 from ftlab.data.sources import RawData
 from ftlab.data.textfile import delimiter_hint
@@ -128,7 +128,7 @@ def _nested_take(split: datasets.Dataset, n: Optional[int], seed: int) -> datase
     data order under a given training seed, depend on the set only)."""
     if n is None or n >= len(split):
         return split
-    strata = split["label"] if _stratified(split) else np.zeros(len(split), dtype=int)
+    strata = column_values(split, "label") if _stratified(split) else np.zeros(len(split), dtype=int)
     return split.select(np.sort(nested_order(strata, seed)[:n]))
 
 
