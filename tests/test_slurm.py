@@ -110,11 +110,9 @@ def test_time_limit_and_scancel_checkpoint_requeue_and_resume_to_the_uninterrupt
              "--label_column", "polarity", "--method", "lora", "--epochs", "60", "--lr", "2e-3",
              "--batch_size", "16", "--max_length", "32", "--logging_steps", "50", "--save_steps", "600"]
     run = tmp_path / "exp" / "run"
-    job = subprocess.run(["sbatch", "--parsable", "--chdir", str(tmp_path), "--output", str(tmp_path / "job.out"),
-                          "--time=1", "--signal=B:USR1@60", str(SLURM / "single_node.sbatch"), *flags,
-                          "--output_dir", str(run)], env=slurm_env, capture_output=True, text=True, timeout=60)
-    assert job.returncode == 0, job.stderr
-    job_id = job.stdout.strip()
+    job_id = sbatch(slurm_env, "--chdir", str(tmp_path), "--output", str(tmp_path / "job.out"), "--time=1",
+                    "--signal=B:USR1@60", str(SLURM / "single_node.sbatch"), *flags, "--output_dir", str(run),
+                    cwd=tmp_path)
     log = tmp_path / "job.out"
 
     # The same configuration, uninterrupted, while the job runs.
