@@ -10,8 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
+from unittest import mock
 
 import pytest
+
+from tests import main_fork
 
 if TYPE_CHECKING:
     import torch
@@ -39,17 +42,21 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 # per core each would oversubscribe the cores, which makes small models many times slower, not 2x.
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-
+# The environment every test starts from, and in which run_main's fork server imports the libraries.
+BASE_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture(autouse=True)
-def no_inherited_wandb_service():
-    """A test that runs W&B in this process leaves WANDB_SERVICE (the address of this process's wandb-core) in
-    the environment; a main.py that a later test starts would inherit it and attach to that service, which
-    belongs to another run and writes none of the child's files. Each test starts and ends without it."""
-    os.environ.pop("WANDB_SERVICE", None)
-    yield
-    os.environ.pop("WANDB_SERVICE", None)
+def own_environment():
+    """Each test starts from the environment above and leaves it as it found it. Libraries that a test runs in
+    this process write to os.environ: W&B its service address (WANDB_SERVICE: a main.py that a later test starts
+    would attach to that service, which belongs to another run and writes none of the child's files), ftlab's
+    runtime its progress-bar switches (a variable read on import, which would send every later run_main to a new
+    interpreter)."""
+    with mock.patch.dict(os.environ):
+        os.environ.pop("WANDB_SERVICE", None)
+        yield
+
 
 def word_level_tokenizer(style: str = "bert"):
     """A word-level tokenizer over the fixture vocabulary. style: "bert" ([CLS] text [SEP], a [PAD] token),
@@ -201,11 +208,16 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def run_main(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run main.py as users do, in a fresh interpreter."""
+def run_main(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600,
+             fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run main.py as users do, in a process of its own: forked from a server that imported the heavy libraries
+    once (tests/main_fork.py), or, with `fresh` (a test of what the start of an interpreter costs or imports) or an
+    environment that those libraries read differently on import, a new interpreter."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    if fresh or main_fork.differs_at_import(full_env, BASE_ENV):
+        return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+    return main_fork.run(ROOT / "main.py", list(args), cwd, full_env, timeout, BASE_ENV)
 
 
 def free_port() -> int:

@@ -77,7 +77,7 @@ def test_default_output_dir_names_the_baseline(tmp_path):
 ])
 def test_bad_baseline_flags_fail_fast_with_one_line(flags, message, tmp_path):
     start = time.perf_counter()
-    proc = run_main("baseline", *flags, cwd=tmp_path)
+    proc = run_main("baseline", *flags, cwd=tmp_path, fresh=True)
     assert time.perf_counter() - start < 5  # ~0.2 s: nothing heavy is imported before validation
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ") and message in proc.stderr

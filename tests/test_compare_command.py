@@ -30,7 +30,7 @@ from tests.conftest import run_main, synthetic_rows, write_csv
 ])
 def test_bad_input_stops_before_anything_loads(argv, message, tmp_path):
     start = time.monotonic()
-    proc = run_main("compare", *argv, cwd=tmp_path, timeout=60)
+    proc = run_main("compare", *argv, cwd=tmp_path, timeout=60, fresh=True)
     assert proc.returncode == 2 and time.monotonic() - start < 10
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr

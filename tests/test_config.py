@@ -195,7 +195,7 @@ def test_dataset_name_checked_before_anything_loads():
 def test_bad_flag_fails_fast_with_one_line_and_touches_nothing(argv, expected, tmp_path):
     cache = tmp_path / "cache"
     start = time.monotonic()
-    proc = run_main(*argv, cwd=tmp_path, env={"FTLAB_CACHE": str(cache)}, timeout=60)
+    proc = run_main(*argv, cwd=tmp_path, env={"FTLAB_CACHE": str(cache)}, timeout=60, fresh=True)
     elapsed = time.monotonic() - start
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

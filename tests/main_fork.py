@@ -1,0 +1,101 @@
+"""main.py in a child of a fork server that has the heavy libraries imported already.
+
+A new interpreter spends about 10 s of CPU importing torch, transformers' Trainer, peft and datasets (2-core AMD
+EPYC), which is most of what a small end-to-end test costs, and the suite starts main.py about a hundred times.
+multiprocessing's forkserver imports them once per test worker, in a process of its own that has run nothing else
+(no test's state, no threads, pristine library settings), and forks each run of main.py from it: the run is a
+process of its own as before, with its own environment, directory, output and exit code, and main.py's code runs
+whole, from its first line; only those imports are already done.
+
+What the libraries read from the environment when they are imported cannot change in a forked child, so a run
+whose environment differs from the server's in such a variable (`differs_at_import`) takes a new interpreter.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import runpy
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from unittest import mock
+
+PRELOAD = ["torch", "transformers", "transformers.trainer", "peft", "datasets"]
+# Prefixes of the variables those libraries (and torch's OpenMP, CUDA and allocator) read on import.
+IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "DATASETS_", "PEFT_", "TORCH",
+                        "PYTORCH_", "OMP_", "MKL_", "KMP_", "CUDA_", "BNB_", "WANDB_")
+
+_server_env: dict[str, str] | None = None
+
+
+# torch sets this one itself when inductor is first used (a test process that compiled has it), and reads it then.
+SET_BY_TORCH = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def differs_at_import(env: dict[str, str], base: dict[str, str]) -> bool:
+    """Whether `env` sets, changes or drops a variable that the preloaded libraries read on import."""
+    return any(env.get(name) != base.get(name) for name in set(env) | set(base)
+               if name.startswith(IMPORT_TIME_PREFIXES) and name != SET_BY_TORCH)
+
+
+def _child(main_py: str, argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
+    """Run main.py the way `python main.py ARGV` does from here on, then end the process with its exit status."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.path.insert(0, os.path.dirname(main_py))
+    for fd, path in ((1, out), (2, err)):
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(handle, fd)
+        os.close(handle)
+    sys.argv = [main_py, *argv]
+    code = 0
+    try:
+        runpy.run_path(main_py, run_name="__main__")
+    except SystemExit as exc:  # as the interpreter maps sys.exit's argument to a status
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except BaseException:  # noqa: BLE001 - an uncaught error: its traceback and status 1, as an interpreter gives
+        traceback.print_exc()
+        code = 1
+    # A multiprocessing child skips the interpreter's shutdown; what main.py registered to run at exit must run.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code & 0xFF)
+
+
+def run(main_py: Path, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
+        base_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """main.py ARGS in a forked child of the fork server (started on first use with `base_env`): what
+    subprocess.run(..., capture_output=True, text=True, timeout=timeout) would return."""
+    global _server_env
+    context = multiprocessing.get_context("forkserver")
+    if _server_env is None:
+        context.set_forkserver_preload(PRELOAD)
+        with mock.patch.dict(os.environ, base_env, clear=True):
+            multiprocessing.forkserver.ensure_running()
+        _server_env = dict(base_env)
+    command = [sys.executable, str(main_py), *args]
+    with tempfile.TemporaryDirectory(prefix="ftlab-main-") as directory:
+        out, err = Path(directory, "stdout"), Path(directory, "stderr")
+        process = context.Process(target=_child, args=(str(main_py), list(args), str(cwd), env, str(out), str(err)))
+        process.start()
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join()
+            raise subprocess.TimeoutExpired(command, timeout, _read(out), _read(err))
+        return subprocess.CompletedProcess(command, process.exitcode, _read(out), _read(err))
+
+
+def _read(path: Path) -> str:
+    """What the child wrote there; nothing if it died before it opened the file."""
+    return path.read_text(errors="replace") if path.exists() else ""
