@@ -14,9 +14,9 @@ setup: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(VENV)/bin/python main.py $(ARGS)
 
-# Two workers on two cores (tests/conftest.py gives each one OpenMP thread): measured on a 2-core AVX2 EPYC, the
-# suite took 18.7 min with two and 19.6 min with three, the third's share of the waits (SLURM, servers, ranks)
-# lost to contention.
+# Two workers on two cores (tests/conftest.py gives each one OpenMP thread): measured on a 2-core AVX2 EPYC before
+# run_main's fork server (tests/main_fork.py), the suite took 18.7 min with two and 19.6 min with three, the third's
+# share of the waits (SLURM, servers, ranks) lost to contention.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed
