@@ -56,18 +56,21 @@ def quiet_library_noise(four_bit: bool = False, verbose: bool = False) -> None:
     - peft 0.21 reads PreTrainedModel.is_gradient_checkpointing inside get_peft_model, which transformers 5
       deprecates with a FutureWarning: their mismatch, not a call of ours.
     - bitsandbytes (imported by peft) says on AVX512-BF16 CPUs that its fast 4-bit CPU kernel needs the `kernels`
-      package (which fetches the kernel from the hub): only 4-bit bases use 4-bit kernels, so only they see it.
+      package (which fetches the kernel from the hub), and `kernels` (which transformers 5.25 installs), asked
+      for it offline, that it skips the publisher's trust check: only 4-bit bases use 4-bit kernels, so only they
+      see either.
     - datasets' JSON and CSV readers log their parse error before raising it; ftlab reports the raised one.
     - transformers' bars for loading and writing weights (seconds, even on a terminal), and its notice that file
       times are unreliable when it rotates checkpoints (it then orders them by number, which is what we want).
     - Progress bars off a terminal (a log file, a pipe) are lines of carriage returns, so they are off there, as
       the Trainer's own is (training/trainer.py, disable_tqdm).
     """
+    for logger in ("bitsandbytes.backends.cpu.ops", "kernels"):
+        # Set either way: a process that runs more than one job (tests, notebooks) may go from one kind to another.
+        logging.getLogger(logger).setLevel(logging.NOTSET if four_bit or verbose else logging.ERROR)
     if verbose:
         return
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-    if not four_bit:
-        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     for reader in ("json", "csv"):
         logging.getLogger(f"datasets.packaged_modules.{reader}.{reader}").setLevel(logging.CRITICAL)
     logging.getLogger("transformers.trainer_utils").addFilter(

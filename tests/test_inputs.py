@@ -5,6 +5,7 @@ a label among labelled ones) train.
 In-process through ftlab.cli.main (the whole command, minus a new interpreter); one case runs main.py in a real
 subprocess to show what reaches a terminal."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -117,6 +118,25 @@ def test_what_reaches_the_terminal_is_one_line(tiny_model_dir, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: --dataset {data}: a binary file, not .csv text (NUL byte at offset 8)"
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("four_bit", [False, True])
+def test_the_4bit_kernel_notices_reach_only_a_4bit_run(four_bit, caplog):
+    """On AVX512-BF16 CPUs bitsandbytes asks `kernels` for its 4-bit CPU kernel when peft imports it; offline,
+    kernels warns that it skips the publisher's trust check. The same call here, on any CPU."""
+    from kernels import get_kernel
+
+    from ftlab.runtime import quiet_library_noise
+
+    loggers = {name: logging.getLogger(name).level for name in ("kernels", "bitsandbytes.backends.cpu.ops")}
+    try:
+        quiet_library_noise(four_bit=four_bit)
+        with pytest.raises(ValueError, match="not available in the local cache"):
+            get_kernel("kernels-community/quantization-bitsandbytes", version=1)
+    finally:
+        for name, level in loggers.items():
+            logging.getLogger(name).setLevel(level)
+    assert ("Skipping publisher trust check" in caplog.text) == four_bit
 
 
 def test_long_texts_float_labels_and_unlabelled_rows_are_valid(tiny_model_dir, tmp_path, capsys, cache_dir):
