@@ -220,6 +220,17 @@ def run_main(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60
     return main_fork.run(ROOT / "main.py", list(args), cwd, full_env, timeout, BASE_ENV)
 
 
+def start_main(*args: str, cwd: Path, env: dict | None = None,
+               merge_stderr: bool = False) -> main_fork.Started | subprocess.Popen:
+    """main.py started as run_main starts it, left running: a handle with Popen's pid, poll, wait, send_signal,
+    kill, communicate and returncode, for tests that signal a run or run two at once. `merge_stderr`: 2>&1."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    if main_fork.differs_at_import(full_env, BASE_ENV):
+        return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE)
+    return main_fork.start(ROOT / "main.py", list(args), cwd, full_env, BASE_ENV, merge_stderr)
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now (for rendezvous and daemons that must not meet another test's)."""
     with socket.socket() as sock:

@@ -17,10 +17,12 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import tempfile
 import traceback
+import weakref
 from pathlib import Path
 from unittest import mock
 
@@ -33,7 +35,7 @@ IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "
                         "PYTORCH_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "CUDA_", "BNB_", "WANDB_", "SCIPY_",
                         "SKLEARN_", "JOBLIB_", "LOKY_")
 
-_server_env: dict[str, str] | None = None
+_server_started = False
 
 
 # torch sets this one itself when inductor is first used (a test process that compiled has it), and reads it then.
@@ -52,9 +54,11 @@ def _child(main_py: str, argv: list[str], cwd: str, env: dict[str, str], out: st
     os.environ.update(env)
     os.chdir(cwd)
     sys.path.insert(0, os.path.dirname(main_py))
-    for fd, path in ((1, out), (2, err)):
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(handle, fd)
+    # One open file for both where stderr goes to stdout (2>&1): a shared offset, so neither overwrites the other.
+    handles = {path: os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) for path in {out, err}}
+    os.dup2(handles[out], 1)
+    os.dup2(handles[err], 2)
+    for handle in handles.values():
         os.close(handle)
     sys.argv = [main_py, *argv]
     code = 0
@@ -76,28 +80,102 @@ def _child(main_py: str, argv: list[str], cwd: str, env: dict[str, str], out: st
     os._exit(code & 0xFF)
 
 
-def run(main_py: Path, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
-        base_env: dict[str, str]) -> subprocess.CompletedProcess:
-    """main.py ARGS in a forked child of the fork server (started on first use with `base_env`): what
-    subprocess.run(..., capture_output=True, text=True, timeout=timeout) would return."""
-    global _server_env
+def _ensure_server(base_env: dict[str, str]) -> multiprocessing.context.BaseContext:
+    """The fork-server context, its server started on first use in `base_env`."""
+    global _server_started
     context = multiprocessing.get_context("forkserver")
-    if _server_env is None:
+    if not _server_started:
         context.set_forkserver_preload(PRELOAD)
         with mock.patch.dict(os.environ, base_env, clear=True):
             multiprocessing.forkserver.ensure_running()
-        _server_env = dict(base_env)
-    command = [sys.executable, str(main_py), *args]
-    with tempfile.TemporaryDirectory(prefix="ftlab-main-") as directory:
-        out, err = Path(directory, "stdout"), Path(directory, "stderr")
-        process = context.Process(target=_child, args=(str(main_py), list(args), str(cwd), env, str(out), str(err)))
-        process.start()
-        process.join(timeout)
-        if process.is_alive():
-            process.kill()
-            process.join()
-            raise subprocess.TimeoutExpired(command, timeout, _read(out), _read(err))
-        return subprocess.CompletedProcess(command, process.exitcode, _read(out), _read(err))
+        _server_started = True
+    return context
+
+
+class Started:
+    """A main.py forked from the fork server, with the part of subprocess.Popen's interface that the tests use
+    (pid, poll, wait, send_signal, kill, communicate, returncode). Its output goes to files, so a child that writes
+    much never blocks on a pipe nobody reads."""
+
+    def __init__(self, main_py: Path, args: list[str], cwd: Path, env: dict[str, str], base_env: dict[str, str],
+                 merge_stderr: bool = False):
+        self.args = [sys.executable, str(main_py), *args]
+        directory = tempfile.mkdtemp(prefix="ftlab-main-")
+        weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        self._out = Path(directory, "stdout")
+        self._err = self._out if merge_stderr else Path(directory, "stderr")
+        self._process = _ensure_server(base_env).Process(
+            target=_child, args=(str(main_py), list(args), str(cwd), env, str(self._out), str(self._err)))
+        self._process.start()
+        _running.add(self)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        _running.discard(self)
+        return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str | None]:
+        """(stdout, stderr) once the child has ended; stderr is None where it went to stdout."""
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired as expired:
+            expired.output, expired.stderr = self._read()
+            raise
+        return self._read()
+
+    def _read(self) -> tuple[str, str | None]:
+        return _read(self._out), None if self._err == self._out else _read(self._err)
+
+
+# Children a failed test left running: multiprocessing joins its children at exit, which would hang the test
+# worker, so they are killed first (atexit runs this before multiprocessing's own exit function).
+_running: weakref.WeakSet[Started] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for started in list(_running):
+        started.kill()
+
+
+def start(main_py: Path, args: list[str], cwd: Path, env: dict[str, str], base_env: dict[str, str],
+          merge_stderr: bool = False) -> Started:
+    """main.py ARGS in a forked child of the fork server (started on first use with `base_env`), running."""
+    return Started(main_py, args, cwd, env, base_env, merge_stderr)
+
+
+def run(main_py: Path, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
+        base_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """main.py ARGS in a forked child: what subprocess.run(..., capture_output=True, text=True, timeout=timeout)
+    would return."""
+    started = start(main_py, args, cwd, env, base_env)
+    try:
+        out, err = started.communicate(timeout)
+    except subprocess.TimeoutExpired:
+        started.kill()
+        started.wait()
+        raise
+    return subprocess.CompletedProcess(started.args, started.returncode, out, err)
 
 
 def _read(path: Path) -> str:

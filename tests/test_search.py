@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +18,8 @@ from ftlab.cli import main
 from ftlab.runs.plan import plan_run
 from ftlab.errors import ConfigError
 from ftlab.search.space import build_space, parse_spec
-from tests.conftest import (ROOT, free_port, infrastructure_missing, sbatch, synthetic_rows, wait_for_slurm_job,
-                            write_csv)
+from tests.conftest import (ROOT, free_port, infrastructure_missing, sbatch, start_main, synthetic_rows,
+                            wait_for_slurm_job, write_csv)
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -142,10 +141,8 @@ def test_a_pruned_trial_is_recorded_as_pruned(flags, tmp_path, capsys):
 
 # --- several workers on one study ---------------------------------------------------------------------------------
 
-def _worker(flags: list[str], cwd: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "search", *flags, *extra], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _worker(flags: list[str], cwd: Path, *extra: str):
+    return start_main("search", *flags, *extra, cwd=cwd, merge_stderr=True)
 
 
 def _worker_in_trial_0(argv, tmp_path, study_dir):
@@ -158,7 +155,7 @@ def _worker_in_trial_0(argv, tmp_path, study_dir):
     return worker
 
 
-def _finish(worker: subprocess.Popen) -> str:
+def _finish(worker) -> str:
     output = worker.communicate(timeout=300)[0]
     assert worker.returncode == 0, output[-3000:]
     return output

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ftlab.training.metrics import find_collapse
-from tests.conftest import ROOT, noisy_rows, run_main, synthetic_rows, write_csv
+from tests.conftest import noisy_rows, run_main, start_main, synthetic_rows, write_csv
 
 TINY = ("--text_column", "sentence", "--label_column", "polarity", "--max_length", "32", "--batch_size", "16")
 STEPS_PER_EPOCH = 20  # 400 rows -> 320 train rows / batch 16
@@ -192,13 +192,7 @@ def test_tracking_failure_never_stops_the_run(tiny_model_dir, reviews, tmp_path)
 
 # --- resume ------------------------------------------------------------------------------------------------------
 
-def _start(args: list, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def _when_complete(checkpoint: Path, proc: subprocess.Popen) -> None:
+def _when_complete(checkpoint: Path, proc) -> None:
     deadline = time.monotonic() + 300
     while not (checkpoint / "trainer_state.json").exists():
         assert proc.poll() is None, "the run ended before it could be stopped"
@@ -214,21 +208,22 @@ def test_killed_then_terminated_run_resumes_to_the_uninterrupted_result(tiny_mod
 
     # Attempt 1, killed (SIGKILL: no chance to save) mid-epoch, at step 30 of 120 (epoch 1.5).
     run = tmp_path / "exp" / "run"
-    proc = _start([*args, "--output_dir", str(run)], tmp_path)
+    proc = start_main(*args, "--output_dir", str(run), cwd=tmp_path)
     _when_complete(run / "checkpoint-30", proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / "result.json").exists()
 
     # Attempt 2 continues from checkpoint-30; SIGTERM makes it finish its step, save it and exit with 75.
-    proc = _start([*args, "--output_dir", str(run), "--resume", "auto"], tmp_path)
+    proc = start_main(*args, "--output_dir", str(run), "--resume", "auto", cwd=tmp_path)
     _when_complete(run / "checkpoint-40", proc)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 75, proc.stderr.read()[-3000:]
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 75, stderr[-3000:]
     [checkpoint] = run.glob("checkpoint-*")  # complete: the Trainer's own, rotated as usual
     stopped = int(checkpoint.name.split("-")[1])
     assert stopped >= 40 and (checkpoint / "trainer_state.json").exists()
-    assert f"checkpoint {checkpoint} is complete; continue with the same flags and --resume auto" in proc.stderr.read()
+    assert f"checkpoint {checkpoint} is complete; continue with the same flags and --resume auto" in stderr
     assert not (run / "result.json").exists() and not (run.parent / "index.jsonl").exists()
 
     resumed = run_main(*args, "--output_dir", str(run), "--resume", "auto", cwd=tmp_path)
