@@ -38,14 +38,18 @@ IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "
 _server_started = False
 
 
-# torch sets this one itself when inductor is first used (a test process that compiled has it), and reads it then.
-SET_BY_TORCH = "TORCHINDUCTOR_CACHE_DIR"
+# Set by the libraries themselves, so a test process has them once it used them and a new interpreter would set
+# them alike: torch sets the first when inductor is first used (and reads it then); scikit-learn and joblib set the
+# other two with setdefault on import, for Intel's OpenMP, which the Linux wheels of torch and scikit-learn do not
+# load (they use GNU's). Compared, they sent every run_main after a test process's first scikit-learn import to a
+# new interpreter.
+SET_BY_THE_LIBRARIES = frozenset({"TORCHINDUCTOR_CACHE_DIR", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"})
 
 
 def differs_at_import(env: dict[str, str], base: dict[str, str]) -> bool:
     """Whether `env` sets, changes or drops a variable that the preloaded libraries read on import."""
     return any(env.get(name) != base.get(name) for name in set(env) | set(base)
-               if name.startswith(IMPORT_TIME_PREFIXES) and name != SET_BY_TORCH)
+               if name.startswith(IMPORT_TIME_PREFIXES) and name not in SET_BY_THE_LIBRARIES)
 
 
 def _child(main_py: str, argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
