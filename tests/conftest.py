@@ -58,6 +58,17 @@ def own_environment():
         yield
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+    """A fixture that several tests share (module or session scope) is set up outside any test's own_environment,
+    so what it changes in os.environ (an in-process cli.main sets ftlab's progress-bar switches) would stay for the
+    rest of the worker and send every later run_main to a new interpreter; it is undone once the fixture is set up."""
+    if fixturedef.scope == "function":
+        return (yield)
+    with mock.patch.dict(os.environ):
+        return (yield)
+
+
 def word_level_tokenizer(style: str = "bert"):
     """A word-level tokenizer over the fixture vocabulary. style: "bert" ([CLS] text [SEP], a [PAD] token),
     "llama" (<s> text, no pad token: a decoder LM's), "gpt2" (no special tokens added, no pad token), "bart"
@@ -214,7 +225,7 @@ def run_main(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60
     once (tests/main_fork.py), or, with `fresh` (a test of what the start of an interpreter costs or imports) or an
     environment that those libraries read differently on import, a new interpreter."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    if fresh or main_fork.differs_at_import(full_env, BASE_ENV):
+    if fresh or main_fork.import_time_differences(full_env, BASE_ENV):
         return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env,
                               capture_output=True, text=True, timeout=timeout)
     return main_fork.run(ROOT / "main.py", list(args), cwd, full_env, timeout, BASE_ENV)
@@ -225,7 +236,7 @@ def start_main(*args: str, cwd: Path, env: dict | None = None,
     """main.py started as run_main starts it, left running: a handle with Popen's pid, poll, wait, send_signal,
     kill, communicate and returncode, for tests that signal a run or run two at once. `merge_stderr`: 2>&1."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    if main_fork.differs_at_import(full_env, BASE_ENV):
+    if main_fork.import_time_differences(full_env, BASE_ENV):
         return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE)
     return main_fork.start(ROOT / "main.py", list(args), cwd, full_env, BASE_ENV, merge_stderr)

@@ -8,7 +8,7 @@ process of its own as before, with its own environment, directory, output and ex
 whole, from its first line; only those imports are already done.
 
 What the libraries read from the environment when they are imported cannot change in a forked child, so a run
-whose environment differs from the server's in such a variable (`differs_at_import`) takes a new interpreter.
+whose environment differs from the server's in such a variable (`import_time_differences`) takes a new interpreter.
 """
 from __future__ import annotations
 
@@ -46,10 +46,11 @@ _server_started = False
 SET_BY_THE_LIBRARIES = frozenset({"TORCHINDUCTOR_CACHE_DIR", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"})
 
 
-def differs_at_import(env: dict[str, str], base: dict[str, str]) -> bool:
-    """Whether `env` sets, changes or drops a variable that the preloaded libraries read on import."""
-    return any(env.get(name) != base.get(name) for name in set(env) | set(base)
-               if name.startswith(IMPORT_TIME_PREFIXES) and name not in SET_BY_THE_LIBRARIES)
+def import_time_differences(env: dict[str, str], base: dict[str, str]) -> list[str]:
+    """The variables that the preloaded libraries read on import and that `env` sets, changes or drops from `base`
+    (a run with any takes a new interpreter)."""
+    return sorted(name for name in set(env) | set(base) if env.get(name) != base.get(name)
+                  and name.startswith(IMPORT_TIME_PREFIXES) and name not in SET_BY_THE_LIBRARIES)
 
 
 def _child(main_py: str, argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
