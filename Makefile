@@ -16,7 +16,8 @@ run: $(VENV)/.installed
 
 # Two workers on two cores (tests/conftest.py gives each one OpenMP thread): measured on a 2-core AVX2 EPYC before
 # run_main's fork server (tests/main_fork.py), the suite took 18.7 min with two and 19.6 min with three, the third's
-# share of the waits (SLURM, servers, ranks) lost to contention.
+# share of the waits (SLURM, servers, ranks) lost to contention; on a 2-core AVX512-BF16 EPYC with it (2026-12-04),
+# 365 s with two and 351 s with three, within the run-to-run spread (about 40 s), so two stay.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed
