@@ -112,7 +112,6 @@ class Started:
         self._process = _ensure_server(base_env).Process(
             target=_child, args=(str(main_py), list(args), str(cwd), env, str(self._out), str(self._err)))
         self._process.start()
-        _running.add(self)
 
     @property
     def pid(self) -> int:
@@ -129,7 +128,6 @@ class Started:
         self._process.join(timeout)
         if self._process.exitcode is None:
             raise subprocess.TimeoutExpired(self.args, timeout)
-        _running.discard(self)
         return self._process.exitcode
 
     def send_signal(self, sig: int) -> None:
@@ -152,15 +150,12 @@ class Started:
         return _read(self._out), None if self._err == self._out else _read(self._err)
 
 
-# Children a failed test left running: multiprocessing joins its children at exit, which would hang the test
-# worker, so they are killed first (atexit runs this before multiprocessing's own exit function).
-_running: weakref.WeakSet[Started] = weakref.WeakSet()
-
-
 @atexit.register
 def _kill_leftovers() -> None:
-    for started in list(_running):
-        started.kill()
+    """Kill the runs a failed test left running: multiprocessing joins its children at exit, which would hang the
+    test worker (atexit runs this first, as it was registered after multiprocessing's own exit function)."""
+    for child in multiprocessing.active_children():
+        child.kill()
 
 
 def start(main_py: Path, args: list[str], cwd: Path, env: dict[str, str], base_env: dict[str, str],
