@@ -219,27 +219,31 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def run_main(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600,
-             fresh: bool = False) -> subprocess.CompletedProcess:
-    """Run main.py as users do, in a process of its own: forked from a server that imported the heavy libraries
-    once (tests/main_fork.py), or, with `fresh` (a test of what the start of an interpreter costs or imports) or an
-    environment that those libraries read differently on import, a new interpreter."""
+def start_main(*args: str, cwd: Path, env: dict | None = None, fresh: bool = False,
+               merge_stderr: bool = False) -> main_fork.Started | subprocess.Popen:
+    """main.py as users run it, in a process of its own, left running: forked from a server that imported the heavy
+    libraries once (tests/main_fork.py), or, with `fresh` (a test of what the start of an interpreter costs or
+    imports) or an environment that those libraries read differently on import, a new interpreter. Either way a
+    handle with Popen's pid, poll, wait, send_signal, kill, communicate and returncode. `merge_stderr`: 2>&1."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     if fresh or main_fork.import_time_differences(full_env, BASE_ENV):
-        return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env,
-                              capture_output=True, text=True, timeout=timeout)
-    return main_fork.run(ROOT / "main.py", list(args), cwd, full_env, timeout, BASE_ENV)
-
-
-def start_main(*args: str, cwd: Path, env: dict | None = None,
-               merge_stderr: bool = False) -> main_fork.Started | subprocess.Popen:
-    """main.py started as run_main starts it, left running: a handle with Popen's pid, poll, wait, send_signal,
-    kill, communicate and returncode, for tests that signal a run or run two at once. `merge_stderr`: 2>&1."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    if main_fork.import_time_differences(full_env, BASE_ENV):
         return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=full_env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE)
-    return main_fork.start(ROOT / "main.py", list(args), cwd, full_env, BASE_ENV, merge_stderr)
+    return main_fork.Started(ROOT / "main.py", list(args), cwd, full_env, BASE_ENV, merge_stderr)
+
+
+def run_main(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600,
+             fresh: bool = False) -> subprocess.CompletedProcess:
+    """main.py ARGS started as start_main starts it, run to its end: what subprocess.run(..., capture_output=True,
+    text=True, timeout=timeout) returns (a run past `timeout` is killed and TimeoutExpired raised)."""
+    started = start_main(*args, cwd=cwd, env=env, fresh=fresh)
+    try:
+        out, err = started.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        started.kill()
+        started.wait()
+        raise
+    return subprocess.CompletedProcess(started.args, started.returncode, out, err)
 
 
 def free_port() -> int:

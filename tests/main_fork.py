@@ -158,26 +158,6 @@ def _kill_leftovers() -> None:
         child.kill()
 
 
-def start(main_py: Path, args: list[str], cwd: Path, env: dict[str, str], base_env: dict[str, str],
-          merge_stderr: bool = False) -> Started:
-    """main.py ARGS in a forked child of the fork server (started on first use with `base_env`), running."""
-    return Started(main_py, args, cwd, env, base_env, merge_stderr)
-
-
-def run(main_py: Path, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
-        base_env: dict[str, str]) -> subprocess.CompletedProcess:
-    """main.py ARGS in a forked child: what subprocess.run(..., capture_output=True, text=True, timeout=timeout)
-    would return."""
-    started = start(main_py, args, cwd, env, base_env)
-    try:
-        out, err = started.communicate(timeout)
-    except subprocess.TimeoutExpired:
-        started.kill()
-        started.wait()
-        raise
-    return subprocess.CompletedProcess(started.args, started.returncode, out, err)
-
-
 def _read(path: Path) -> str:
     """What the child wrote there; nothing if it died before it opened the file."""
     return path.read_text(errors="replace") if path.exists() else ""
